@@ -1,0 +1,168 @@
+"""The Python SDK: train on a numpy array or DataFrame, detect, get numpy arrays back.
+
+    from pynomaly import Client
+    with Client("127.0.0.1:50051") as client:
+        model = client.train("cardio", X, algorithm="iforest", params={"random_state": 0})
+        result = client.detect("cardio", X_new)
+        result.anomaly_scores, result.is_anomaly
+
+Errors are `grpc.RpcError`s carrying the server's status code and message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+
+from pynomaly.v1 import common_pb2, detect_pb2, detect_pb2_grpc, model_pb2, model_pb2_grpc, train_pb2, train_pb2_grpc
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class TrainingError(RuntimeError):
+    """A training job ended FAILED or CANCELLED."""
+
+    def __init__(self, job: train_pb2.TrainingJob):
+        state = train_pb2.TrainingJobState.Name(job.state).removeprefix("TRAINING_JOB_STATE_")
+        super().__init__(f"training job {job.id} {state.lower()}: {job.message}")
+        self.job = job
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    anomaly_scores: np.ndarray  # float32, one per row, higher = more anomalous
+    is_anomaly: np.ndarray  # bool, anomaly_score > threshold
+    threshold: float
+    model_name: str
+    model_version: int
+
+
+def to_matrix(X: Any) -> tuple[common_pb2.Matrix, list[str]]:
+    """A Matrix (raw little-endian float32) and the column names if X is a DataFrame."""
+    names = [str(c) for c in X.columns] if hasattr(X, "columns") else []
+    array = np.asarray(X, dtype=np.float32)
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D array (rows × features), got shape {array.shape}")
+    array = np.ascontiguousarray(array, dtype="<f4")
+    return common_pb2.Matrix(rows=array.shape[0], columns=array.shape[1], raw_values=array.tobytes()), names
+
+
+def _value(v: Any) -> Any:
+    from google.protobuf import json_format, struct_pb2
+
+    return json_format.ParseDict(v.item() if isinstance(v, np.generic) else v, struct_pb2.Value())
+
+
+class Client:
+    def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float | None = 60.0,
+                 channel: grpc.Channel | None = None):
+        self.timeout = timeout
+        self._channel = channel or grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self.train_stub = train_pb2_grpc.TrainServiceStub(self._channel)
+        self.model_stub = model_pb2_grpc.ModelServiceStub(self._channel)
+        self.detect_stub = detect_pb2_grpc.DetectServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- training ---
+
+    def start_training(
+        self,
+        name: str,
+        X: Any,
+        *,
+        algorithm: str = "iforest",
+        params: Mapping[str, Any] | None = None,
+        contamination: float = 0.1,
+        feature_names: Sequence[str] | None = None,
+        description: str = "",
+    ) -> train_pb2.TrainingJob:
+        """Start a training job on rows X (array or DataFrame) and return it without waiting."""
+        matrix, names = to_matrix(X)
+        request = train_pb2.CreateTrainingJobRequest(
+            model_name=name,
+            algorithm=algorithm,
+            params={k: _value(v) for k, v in (params or {}).items()},
+            contamination=contamination,
+            matrix=matrix,
+            feature_names=list(feature_names or names),
+            description=description,
+        )
+        return self.train_stub.CreateTrainingJob(request, timeout=self.timeout).job
+
+    def wait(self, job_id: str, on_update: Callable[[train_pb2.TrainingJob], None] | None = None,
+             timeout: float | None = None) -> train_pb2.TrainingJob:
+        """Follow a job until it ends; return it if it succeeded, else raise TrainingError."""
+        job = None
+        for event in self.train_stub.WatchTrainingJob(train_pb2.WatchTrainingJobRequest(id=job_id), timeout=timeout):
+            job = event.job
+            if on_update:
+                on_update(job)
+        assert job is not None
+        if job.state != train_pb2.TRAINING_JOB_STATE_SUCCEEDED:
+            raise TrainingError(job)
+        return job
+
+    def train(self, name: str, X: Any, *, on_update: Callable[[train_pb2.TrainingJob], None] | None = None,
+              wait_timeout: float | None = None, **kwargs: Any) -> model_pb2.ModelVersion:
+        """Train a new version of model `name` on X and wait for it; return its model card."""
+        job = self.wait(self.start_training(name, X, **kwargs).id, on_update, wait_timeout)
+        return self.get_model(f"{job.model_name}@{job.model_version}")
+
+    def list_algorithms(self) -> list[train_pb2.Algorithm]:
+        return list(self.train_stub.ListAlgorithms(train_pb2.ListAlgorithmsRequest(), timeout=self.timeout).algorithms)
+
+    # --- models ---
+
+    def get_model(self, model: str) -> model_pb2.ModelVersion:
+        request = model_pb2.GetModelVersionRequest(model=model)
+        return self.model_stub.GetModelVersion(request, timeout=self.timeout).model_version
+
+    def list_models(self) -> list[model_pb2.ModelVersion]:
+        return list(self.model_stub.ListModels(model_pb2.ListModelsRequest(), timeout=self.timeout).models)
+
+    def delete_model(self, model: str) -> None:
+        self.model_stub.DeleteModelVersion(model_pb2.DeleteModelVersionRequest(model=model), timeout=self.timeout)
+
+    def set_alias(self, name: str, alias: str, version: int) -> model_pb2.ModelVersion:
+        request = model_pb2.SetModelAliasRequest(name=name, alias=alias, version=version)
+        return self.model_stub.SetModelAlias(request, timeout=self.timeout).model_version
+
+    def download_model(self, model: str) -> bytes:
+        chunks = self.model_stub.DownloadModel(model_pb2.DownloadModelRequest(model=model), timeout=self.timeout)
+        return b"".join(c.chunk for c in chunks)
+
+    # --- detection ---
+
+    def detect(self, model: str, X: Any, *, threshold: float | None = None) -> DetectResult:
+        """Score rows X with `model` ("name", "name@3" or "name:alias")."""
+        matrix, _ = to_matrix(X)
+        request = detect_pb2.DetectRequest(model=model, rows=matrix, threshold=threshold)
+        r = self.detect_stub.Detect(request, timeout=self.timeout)
+        return DetectResult(
+            anomaly_scores=np.array(r.anomaly_scores, dtype=np.float32),
+            is_anomaly=np.array(r.is_anomaly, dtype=bool),
+            threshold=r.threshold,
+            model_name=r.model_name,
+            model_version=r.model_version,
+        )

@@ -1,0 +1,46 @@
+"""Reading tabular files: .csv (header row = feature names), .parquet, .npz (array "X")."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from pynomaly.errors import InvalidArgument
+
+SUFFIXES = (".csv", ".parquet", ".npz")
+
+
+def read_table(path: str | Path, field: str = "data") -> tuple[np.ndarray, list[str]]:
+    """Return (float64 matrix, feature names). Errors are InvalidArgument naming the file and the problem."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InvalidArgument(f"{field}: {path.name}: unsupported file type {suffix or '(none)'!r}; "
+                              f"use one of {', '.join(SUFFIXES)}")
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as npz:
+                if "X" not in npz.files:
+                    raise InvalidArgument(f"{field}: {path.name} has no array 'X' (it has: {', '.join(npz.files)})")
+                X = np.asarray(npz["X"])
+            if X.ndim != 2:
+                raise InvalidArgument(f"{field}: {path.name}: array 'X' must be 2-D, got shape {X.shape}")
+            if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+                raise InvalidArgument(f"{field}: {path.name}: array 'X' must be numeric, got {X.dtype}")
+            return X.astype(np.float64), [f"f{i}" for i in range(X.shape[1])]
+        import pandas as pd
+
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except InvalidArgument:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, ImportError) as e:
+        raise InvalidArgument(f"{field}: cannot read {path.name}: {e}") from None
+    except Exception as e:  # pandas/pyarrow raise a zoo of parser errors
+        raise InvalidArgument(f"{field}: cannot read {path.name}: {type(e).__name__}: {e}") from None
+    bad = [str(c) for c, t in frame.dtypes.items() if t.kind not in "biuf"]
+    if bad:
+        raise InvalidArgument(f"{field}: {path.name}: column {bad[0]!r} is not numeric "
+                              f"({len(bad)} non-numeric column(s) in all)")
+    return frame.to_numpy(dtype=np.float64), [str(c) for c in frame.columns]

@@ -1,0 +1,27 @@
+"""Domain errors. Each maps to one gRPC status in `pynomaly.server.status` (the only place that knows gRPC)."""
+
+from __future__ import annotations
+
+
+class PynomalyError(Exception):
+    """Base class: a failure the client caused or can act on. Its message is shown to the client."""
+
+
+class InvalidArgument(PynomalyError):
+    """Malformed input: wrong width, NaN/inf, empty, bad hyperparameter, unknown algorithm."""
+
+
+class NotFound(PynomalyError):
+    """Unknown model, version, alias or job."""
+
+
+class FailedPrecondition(PynomalyError):
+    """The request is well-formed but the system is not in a state to serve it."""
+
+
+class ResourceExhausted(PynomalyError):
+    """A payload or quota over its configured limit."""
+
+
+class PermissionDenied(PynomalyError):
+    """The caller may not do this (e.g. read a file outside the data root)."""

@@ -1,0 +1,60 @@
+import pytest
+
+from pynomaly import algorithms
+from pynomaly.errors import InvalidArgument
+
+
+def test_defaults_fill_in():
+    params = algorithms.get("iforest").resolve_params({"n_estimators": 200.0})
+    assert params == {"n_estimators": 200, "max_samples": "auto", "max_features": 1.0, "bootstrap": False,
+                      "random_state": None}
+    assert isinstance(params["n_estimators"], int)
+
+
+@pytest.mark.parametrize(
+    "algorithm, given, expected",
+    [
+        ("iforest", {"max_samples": 0.5}, 0.5),
+        ("iforest", {"max_samples": 128.0}, 128),
+        ("iforest", {"max_samples": "auto"}, "auto"),
+        ("hbos", {"n_bins": "auto"}, "auto"),
+        ("hbos", {"n_bins": 20}, 20),
+    ],
+)
+def test_accepted_values(algorithm, given, expected):
+    (name,) = given
+    assert algorithms.get(algorithm).resolve_params(given)[name] == expected
+
+
+@pytest.mark.parametrize(
+    "algorithm, given, message",
+    [
+        ("iforest", {"n_trees": 10}, "params: unknown hyperparameter 'n_trees' for algorithm 'iforest'"),
+        ("iforest", {"n_estimators": 0}, r"params.n_estimators: must be an integer in \[1, 10000\]"),
+        ("iforest", {"n_estimators": 2.5}, "params.n_estimators: must be an integer"),
+        ("iforest", {"n_estimators": "many"}, "params.n_estimators: must be an integer"),
+        ("iforest", {"n_estimators": True}, "params.n_estimators: must be an integer"),
+        ("iforest", {"max_samples": -1}, "params.max_samples: must be 'auto', an integer"),
+        ("iforest", {"max_features": 0.0}, "params.max_features: must be an integer ≥ 1 or a fraction"),
+        ("iforest", {"bootstrap": "yes"}, "params.bootstrap: must be true or false"),
+        ("iforest", {"random_state": -3}, "params.random_state"),
+        ("hbos", {"n_bins": 1}, "params.n_bins: must be an integer ≥ 2 or 'auto'"),
+        ("hbos", {"alpha": 1.0}, r"params.alpha: must be in \(0.0, 1.0\)"),
+        ("hbos", {"tol": float("nan")}, "params.tol: must be a finite number"),
+        ("sklearn.isolation_forest", {"contamination": 0.1}, "unknown hyperparameter 'contamination'"),
+    ],
+)
+def test_rejected_values_name_the_parameter(algorithm, given, message):
+    with pytest.raises(InvalidArgument, match=message):
+        algorithms.get(algorithm).resolve_params(given)
+
+
+def test_unknown_algorithm_lists_the_known_ones():
+    with pytest.raises(InvalidArgument, match=r"unknown algorithm 'forest'; available: hbos, iforest"):
+        algorithms.get("forest")
+
+
+def test_every_default_passes_its_own_check():
+    for algo in algorithms.ALGORITHMS.values():
+        for p in algo.params:
+            assert p.check(p.default) == p.default, (algo.name, p.name)
