@@ -1,0 +1,173 @@
+"""Fit → export → verify: what a training worker does. Plain functions, run in a worker process.
+
+The result is the ONNX graph and its manifest; the caller writes them to the registry, so a cancelled or
+failed job never leaves a version behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import version as _pkg_version
+from typing import Any
+
+import numpy as np
+
+from pynomaly import algorithms
+
+QUANTILE_LEVELS = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+# Served scores are float32: relative rounding is 6e-8. 1e-5 leaves room for float32 inputs in the graph
+# while catching any real divergence.
+EXPORT_TOLERANCE = 1e-5
+VERIFY_SAMPLE_ROWS = 2000
+VERIFY_SYNTHETIC_ROWS = 256
+
+# Stages reported through `progress`, in order.
+FIT, EXPORT, VERIFY = "fit", "export", "verify"
+
+
+class TrainingFailed(Exception):
+    """The job cannot produce a servable model; the message says why, for the user."""
+
+
+@dataclass
+class TrainSpec:
+    model_name: str
+    algorithm: str
+    params: dict[str, Any]
+    contamination: float
+    feature_names: list[str]
+    description: str = ""
+    job_id: str = ""
+    given_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainedModel:
+    onnx_model: bytes
+    manifest: dict[str, Any]
+
+
+def verification_rows(X: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A sample of training rows plus synthetic rows up to half a range beyond each feature's bounds.
+
+    Float32, as served: the native model then scores exactly the values the graph sees.
+    """
+    rng = np.random.default_rng(seed)
+    sample = X[rng.choice(len(X), size=min(len(X), VERIFY_SAMPLE_ROWS), replace=False)]
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    synthetic = rng.uniform(lo - span / 2, hi + span / 2, size=(VERIFY_SYNTHETIC_ROWS, X.shape[1]))
+    return np.vstack([sample, synthetic]).astype(np.float32)
+
+
+def compare(onnx_scores: np.ndarray, native: np.ndarray) -> tuple[float, float]:
+    """(max abs error, max relative error); relative to |native|, floored at 1e-6 of the largest |native|."""
+    abs_err = np.abs(onnx_scores.astype(np.float64) - native)
+    scale = max(float(np.max(np.abs(native))), 1e-30)
+    rel_err = abs_err / np.maximum(np.abs(native), 1e-6 * scale)
+    return float(abs_err.max()), float(rel_err.max())
+
+
+def summarize(scores: np.ndarray) -> dict[str, Any]:
+    return {
+        "min": float(scores.min()),
+        "max": float(scores.max()),
+        "mean": float(scores.mean()),
+        "quantile_levels": list(QUANTILE_LEVELS),
+        "quantiles": [float(q) for q in np.quantile(scores, QUANTILE_LEVELS)],
+    }
+
+
+def _libraries(implementation: str) -> str:
+    top = implementation.split(".")[0]
+    dist = {"sklearn": "scikit-learn"}.get(top, top)
+    return f"{dist} {_pkg_version(dist)}, onnxruntime {_pkg_version('onnxruntime')}"
+
+
+def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lambda stage: None) -> TrainedModel:
+    """Fit the detector on X (rows × features), export it, verify the export, and return graph + manifest."""
+    import onnxruntime as ort
+
+    from pynomaly import export
+
+    algo = algorithms.get(spec.algorithm)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+
+    progress(FIT)
+    detector = algo.build(spec.params, spec.contamination)
+    try:
+        detector.fit(X)
+    except (ValueError, TypeError) as e:
+        raise TrainingFailed(f"{algo.implementation} could not fit the data: {e}") from e
+    training_scores = algo.score(detector, X)
+    if not np.all(np.isfinite(training_scores)):
+        bad = int(np.sum(~np.isfinite(training_scores)))
+        raise TrainingFailed(
+            f"{algo.implementation} produced {bad} non-finite training scores (NaN or inf); such a model "
+            "cannot be served. Check for constant or duplicated features, or choose other parameters."
+        )
+
+    progress(EXPORT)
+    try:
+        graph = export.to_onnx(detector, X.shape[1]).SerializeToString()
+    except export.ExportError as e:
+        raise TrainingFailed(f"export to ONNX failed: {e}") from e
+
+    progress(VERIFY)
+    rows = verification_rows(X)
+    native = algo.score(detector, rows.astype(np.float64))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    served = session.run(None, {"X": rows})[0]
+    if not np.all(np.isfinite(served)) or not np.all(np.isfinite(native)):
+        raise TrainingFailed("verification rows produced non-finite scores; the model cannot be served")
+    max_abs, max_rel = compare(served, native)
+    if max_rel > EXPORT_TOLERANCE:
+        raise TrainingFailed(
+            f"ONNX export does not match {algo.implementation}: max relative error {max_rel:.3g} "
+            f"(max abs {max_abs:.3g}) over {len(rows)} verification rows exceeds the tolerance {EXPORT_TOLERANCE:g}"
+        )
+
+    threshold = float(np.percentile(training_scores, 100 * (1 - spec.contamination)))
+    manifest = {
+        "format": 1,
+        "algorithm": spec.algorithm,
+        "implementation": algo.implementation,
+        "params": spec.params,
+        "feature_names": spec.feature_names,
+        "threshold": threshold,
+        "contamination": spec.contamination,
+        "training_scores": summarize(training_scores),
+        "export_check": {
+            "rows": len(rows),
+            "max_abs_error": max_abs,
+            "max_rel_error": max_rel,
+            "tolerance": EXPORT_TOLERANCE,
+            "libraries": _libraries(algo.implementation),
+        },
+        "create_time": time.time(),
+        "data_sha256": hashlib.sha256(X.tobytes()).hexdigest(),
+        "training_rows": len(X),
+        "job_id": spec.job_id,
+        "description": spec.description,
+        "onnx_size_bytes": len(graph),
+        "input_name": "X",
+        "output_name": "anomaly_score",
+    }
+    return TrainedModel(graph, manifest)
+
+
+def warm_up() -> None:
+    """Import the libraries and compile HBOS's numba kernels, so the first real job does not pay for it."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    for name in ("iforest", "hbos"):
+        algo = algorithms.get(name)
+        algo.build(algo.resolve_params({"n_estimators": 2} if name == "iforest" else {}), 0.1).fit(X)
+    import onnxruntime  # noqa: F401
+
+    from pynomaly import export  # noqa: F401

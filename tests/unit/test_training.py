@@ -1,0 +1,59 @@
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from pynomaly import algorithms, training
+
+RNG = np.random.default_rng(3)
+X = RNG.normal(size=(300, 4))
+
+
+def _spec(algorithm, **params):
+    algo = algorithms.get(algorithm)
+    return training.TrainSpec(model_name="m", algorithm=algorithm, params=algo.resolve_params(params),
+                              contamination=0.05, feature_names=["a", "b", "c", "d"])
+
+
+@pytest.mark.parametrize(
+    "algorithm, params",
+    [("iforest", {"random_state": 1, "n_estimators": 30}), ("hbos", {}),
+     ("sklearn.isolation_forest", {"random_state": 1})],
+)
+def test_train_exports_verified_graph_and_manifest(algorithm, params):
+    stages = []
+    result = training.train(_spec(algorithm, **params), X, progress=stages.append)
+    assert stages == ["fit", "export", "verify"]
+    m = result.manifest
+    check = m["export_check"]
+    assert check["rows"] == 300 + training.VERIFY_SYNTHETIC_ROWS
+    assert check["max_rel_error"] <= training.EXPORT_TOLERANCE
+    assert m["feature_names"] == ["a", "b", "c", "d"] and m["training_rows"] == 300
+    # The threshold is the training-score quantile at 1 - contamination, as PyOD sets threshold_.
+    algo = algorithms.get(algorithm)
+    native = algo.build(algo.resolve_params(params), 0.05).fit(X)
+    scores = algo.score(native, X)
+    assert m["threshold"] == pytest.approx(np.percentile(scores, 95), rel=1e-12)
+    assert np.mean(scores > m["threshold"]) == pytest.approx(0.05, abs=0.01)
+    session = ort.InferenceSession(result.onnx_model, providers=["CPUExecutionProvider"])
+    served = session.run(None, {"X": X.astype(np.float32)})[0]
+    np.testing.assert_allclose(served, algo.score(native, X.astype(np.float32).astype(np.float64)), rtol=1e-5,
+                               atol=1e-7)
+
+
+def test_fit_error_fails_the_job_with_the_library_message():
+    with pytest.raises(training.TrainingFailed, match="pyod.models.iforest.IForest could not fit the data"):
+        training.train(_spec("iforest", max_features=9), X)
+
+
+def test_compare_is_relative_with_a_floor():
+    native = np.array([1.0, -2.0, 1e-12])
+    abs_err, rel_err = training.compare(np.array([1.0, -2.0, 0.0], np.float32), native)
+    assert abs_err == pytest.approx(1e-12)
+    # the near-zero score is judged against 1e-6 × the largest |score|, not against itself
+    assert rel_err == pytest.approx(1e-12 / 2e-6)
+
+
+def test_verification_rows_cover_beyond_the_training_range():
+    rows = training.verification_rows(X)
+    assert rows.dtype == np.float32
+    assert (rows.max(axis=0) > X.max(axis=0)).all() and (rows.min(axis=0) < X.min(axis=0)).all()
