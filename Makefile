@@ -1,0 +1,52 @@
+# Pynomaly — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+LISTEN ?= 127.0.0.1:50051
+STORE ?= var/store
+PROTOS := $(wildcard proto/pynomaly/v1/*.proto)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test lint proto proto-check buf-lint bench clean
+
+help: ## show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the pinned dependencies
+
+run: setup ## start the embedded platform on $(LISTEN) (store: $(STORE))
+	$(VENV)/bin/pynomaly serve --listen $(LISTEN) --store $(STORE)
+
+test: setup ## run the test suite
+	$(PY) -m pytest -q
+
+lint: setup ## ruff, the stubs-match-proto check and buf lint
+	$(VENV)/bin/ruff check .
+	$(MAKE) proto-check buf-lint
+
+proto: setup ## regenerate services/pynomaly/v1 from proto/
+	$(PY) -m grpc_tools.protoc -I proto --python_out=services --pyi_out=services --grpc_python_out=services $(PROTOS)
+
+proto-check: setup ## fail if the committed stubs differ from proto/
+	@tmp=$$(mktemp -d); \
+	$(PY) -m grpc_tools.protoc -I proto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS); \
+	if diff -r -x __init__.py -x __pycache__ $$tmp/pynomaly/v1 services/pynomaly/v1; then echo "stubs match proto/"; \
+	else echo "stubs differ from proto/: run 'make proto' and commit" >&2; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
+
+buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
+	@test -x .tools/node_modules/.bin/buf || npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1.75.0
+	cd proto && ../.tools/node_modules/.bin/buf lint
+
+bench: setup ## ONNX vs native PyOD, Detect vs echo RPC: ratios from one run
+	$(PY) -m pynomaly.bench
+
+clean: ## remove the venv and local model store
+	rm -rf $(VENV) var

@@ -1,0 +1,234 @@
+"""`pynomaly` command line: serve, train, detect, models, algorithms. Built on the SDK."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from pynomaly.client import DEFAULT_TARGET, Client, TrainingError
+from pynomaly.errors import InvalidArgument
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--param {text!r}: expected NAME=VALUE, e.g. n_estimators=200")
+    try:
+        value = json.loads(raw)  # 200 → int, 0.5 → float, true → bool, null → None
+    except json.JSONDecodeError:
+        value = raw  # a bare word such as auto
+    return name, value
+
+
+def _stage(job: Any) -> str:
+    from pynomaly.v1 import train_pb2
+
+    state = train_pb2.TrainingJobState.Name(job.state).removeprefix("TRAINING_JOB_STATE_").lower()
+    stage = train_pb2.TrainingStage.Name(job.stage).removeprefix("TRAINING_STAGE_").lower()
+    return state if stage == "unspecified" else f"{state}: {stage}"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pynomaly.server.app import ServerConfig, serve
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServerConfig(
+        listen=args.listen,
+        store=Path(args.store),
+        data_root=Path(args.data_root) if args.data_root else None,
+        train_workers=args.train_workers,
+        intra_op_threads=args.threads,
+        max_message_bytes=int(args.max_message_mb * 1024 * 1024),
+    )
+    try:
+        asyncio.run(serve(config))
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pynomaly.data import read_table
+
+    X, names = read_table(args.data, "--data")
+    with Client(args.server) as client:
+        job = client.start_training(
+            args.name, X, algorithm=args.algorithm, params=dict(args.param), contamination=args.contamination,
+            feature_names=names, description=args.description,
+        )
+        if not args.json:
+            print(f"training job {job.id}: {args.algorithm} on {len(X)} rows × {X.shape[1]} features", file=sys.stderr)
+        last = ""
+
+        def show(j: Any) -> None:
+            nonlocal last
+            if not args.json and _stage(j) != last:
+                last = _stage(j)
+                print(f"  {last}", file=sys.stderr)
+
+        job = client.wait(job.id, show)
+        card = client.get_model(f"{job.model_name}@{job.model_version}")
+    if args.json:
+        print(json.dumps({
+            "model": card.name, "version": card.version, "threshold": card.threshold,
+            "export_max_abs_error": card.export_check.max_abs_error,
+            "export_max_rel_error": card.export_check.max_rel_error, "job_id": job.id,
+        }))
+    else:
+        print(f"{card.name}@{card.version}")
+        print(f"  threshold {card.threshold:.6g}; ONNX vs {card.algorithm}: max abs error "
+              f"{card.export_check.max_abs_error:.3g} over {card.export_check.rows} rows", file=sys.stderr)
+    return 0
+
+
+def _align(X: np.ndarray, names: list[str], features: list[str], has_header: bool) -> np.ndarray:
+    """Pick the model's features by name when the file names them all; otherwise keep the column order."""
+    if has_header and set(features) <= set(names) and names != features:
+        index = {n: i for i, n in enumerate(names)}
+        return X[:, [index[f] for f in features]]
+    return X
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from pynomaly.data import read_table
+
+    X, names = read_table(args.data, "--data")
+    with Client(args.server) as client:
+        card = client.get_model(args.model)
+        X = _align(X, names, list(card.feature_names), Path(args.data).suffix.lower() != ".npz")
+        # Pin the version resolved above so both calls see the same model.
+        result = client.detect(f"{card.name}@{card.version}", X, threshold=args.threshold)
+    if args.json:
+        out = json.dumps({
+            "model": result.model_name, "version": result.model_version, "threshold": result.threshold,
+            "anomaly_scores": result.anomaly_scores.tolist(), "is_anomaly": result.is_anomaly.tolist(),
+        })
+        if args.output:
+            Path(args.output).write_text(out + "\n")
+        else:
+            print(out)
+    else:
+        import pandas as pd
+
+        frame = pd.DataFrame({"anomaly_score": result.anomaly_scores, "is_anomaly": result.is_anomaly})
+        frame.to_csv(args.output or sys.stdout, index=False)
+        print(f"{result.model_name}@{result.model_version}: {int(result.is_anomaly.sum())} of {len(X)} rows "
+              f"anomalous (score > threshold {result.threshold:.6g})", file=sys.stderr)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+
+    with Client(args.server) as client:
+        if args.action == "list":
+            for card in client.list_models():
+                print(f"{card.name}@{card.version}\t{card.algorithm}\t{len(card.feature_names)} features\t"
+                      f"threshold {card.threshold:.6g}")
+        elif args.action == "get":
+            print(json_format.MessageToJson(client.get_model(args.ref)))
+        elif args.action == "delete":
+            client.delete_model(args.ref)
+            print(f"deleted {args.ref}")
+        elif args.action == "alias":
+            card = client.set_alias(args.name, args.alias, args.version)
+            print(f"{card.name}:{args.alias} -> {card.name}@{card.version}")
+    return 0
+
+
+def cmd_algorithms(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+
+    with Client(args.server) as client:
+        for a in client.list_algorithms():
+            if args.json:
+                print(json_format.MessageToJson(a, indent=None))
+                continue
+            params = ", ".join(f"{p.name}={json_format.MessageToDict(p.default_value)!r}" for p in a.parameters)
+            print(f"{a.name:28} {a.implementation}\n{'':28} params: {params}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pynomaly", description="Anomaly-detection model serving over gRPC.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def client_parser(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--server", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})")
+        return p
+
+    p = sub.add_parser("serve", help="run the embedded server", description="Run the embedded server.")
+    p.add_argument("--listen", default="127.0.0.1:50051", help="host:port to listen on (default 127.0.0.1:50051)")
+    p.add_argument("--store", default="var/store", help="model store directory (default var/store)")
+    p.add_argument("--data-root", help="directory that CreateTrainingJob data_uri may read (default: none)")
+    p.add_argument("--train-workers", type=int, default=1, help="training worker processes (default 1)")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads per model (default 2)")
+    p.add_argument("--max-message-mb", type=float, default=64, help="largest request in MiB (default 64)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_serve)
+
+    p = client_parser("train", "train a detector on a file and wait for the model version")
+    p.add_argument("--name", required=True, help="model name")
+    p.add_argument("--algorithm", default="iforest", help="algorithm (see `pynomaly algorithms`)")
+    p.add_argument("--data", required=True, help="training data: .csv (header row), .parquet or .npz (array X)")
+    p.add_argument("--param", action="append", default=[], type=_parse_param, metavar="NAME=VALUE",
+                   help="hyperparameter, repeatable; VALUE is JSON (200, 0.5, true, null) or a bare word (auto)")
+    p.add_argument("--contamination", type=float, default=0.1, help="expected anomaly share (default 0.1)")
+    p.add_argument("--description", default="", help="free text kept with the model version")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(func=cmd_train)
+
+    p = client_parser("detect", "score the rows of a file")
+    p.add_argument("--model", required=True, help="model reference: name, name@3 or name:alias")
+    p.add_argument("--data", required=True, help="rows to score: .csv, .parquet or .npz")
+    p.add_argument("--output", help="write results here (CSV, or JSON with --json); default stdout")
+    p.add_argument("--threshold", type=float, help="override the model's threshold")
+    p.add_argument("--json", action="store_true", help="write JSON instead of CSV")
+    p.set_defaults(func=cmd_detect)
+
+    p = client_parser("models", "list, show, delete or alias model versions")
+    actions = p.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="latest version of every model")
+    actions.add_parser("get", help="a model card as JSON").add_argument("ref")
+    actions.add_parser("delete", help="delete one version (name@N)").add_argument("ref")
+    alias = actions.add_parser("alias", help="point NAME:ALIAS at a version")
+    alias.add_argument("name")
+    alias.add_argument("alias")
+    alias.add_argument("version", type=int)
+    p.set_defaults(func=cmd_models)
+
+    p = client_parser("algorithms", "list the algorithms the server trains")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_algorithms)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InvalidArgument as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as e:
+        print(f"error: {e.code().name}: {e.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
+    except TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

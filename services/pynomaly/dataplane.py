@@ -1,0 +1,183 @@
+"""The transport-neutral core of the API: every RPC is one method here. No gRPC in this module."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pynomaly import algorithms
+from pynomaly.data import read_table
+from pynomaly.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from pynomaly.jobs import JobManager
+from pynomaly.refs import check_alias, check_name, parse_ref
+from pynomaly.registry import LocalStore
+from pynomaly.rows import check_rows
+from pynomaly.runtime import SessionCache
+from pynomaly.training import TrainSpec
+
+DEFAULT_CONTAMINATION = 0.1
+# Above this many rows, onnxruntime runs in a thread so the event loop keeps answering other calls.
+INLINE_ROWS = 512
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    scores: np.ndarray
+    is_anomaly: np.ndarray
+    threshold: float
+    model_name: str
+    model_version: int
+
+
+class DataPlane:
+    def __init__(self, store: LocalStore, sessions: SessionCache, jobs: JobManager, data_root: Path | None = None):
+        self.store = store
+        self.sessions = sessions
+        self.jobs = jobs
+        self.data_root = data_root.resolve() if data_root else None
+
+    # --- detect ---
+
+    async def detect(self, model: str, X: np.ndarray, threshold: float | None = None) -> DetectResult:
+        name, version = self.store.resolve(parse_ref(model))
+        loaded = self.sessions.get(name, version)
+        check_rows(X, "rows", loaded.n_features)
+        if threshold is not None and not math.isfinite(threshold):
+            raise InvalidArgument(f"threshold must be finite, got {threshold}")
+        if len(X) <= INLINE_ROWS:
+            scores = loaded.score(X)
+        else:
+            scores = await asyncio.to_thread(loaded.score, X)
+        used = loaded.threshold if threshold is None else threshold
+        return DetectResult(scores, scores > used, used, name, version)
+
+    # --- training ---
+
+    def create_training_job(
+        self,
+        model_name: str,
+        algorithm: str,
+        params: Mapping[str, Any],
+        contamination: float,
+        matrix: np.ndarray | None,
+        data_uri: str,
+        feature_names: list[str],
+        description: str = "",
+    ) -> dict[str, Any]:
+        check_name(model_name)
+        algo = algorithms.get(algorithm)
+        resolved = algo.resolve_params(params)
+        if contamination == 0:
+            contamination = DEFAULT_CONTAMINATION
+        if not (0 < contamination <= 0.5):
+            raise InvalidArgument(f"contamination must be in (0, 0.5], got {contamination}")
+        if not algo.exportable:
+            raise FailedPrecondition(f"algorithm {algorithm!r} cannot be exported to ONNX: {algo.export_note}")
+        if matrix is not None:
+            X = matrix
+        elif data_uri:
+            X, header = read_table(self._data_path(data_uri), "data_uri")
+            feature_names = feature_names or header
+        else:
+            raise InvalidArgument("data: set either matrix or data_uri")
+        check_rows(X, "matrix" if matrix is not None else "data_uri")
+        if len(X) < 2:
+            raise InvalidArgument(f"{'matrix' if matrix is not None else 'data_uri'}: training needs at least "
+                                  f"2 rows, got {len(X)}")
+        if not feature_names:
+            feature_names = [f"f{i}" for i in range(X.shape[1])]
+        if len(feature_names) != X.shape[1]:
+            raise InvalidArgument(f"feature_names: {len(feature_names)} names for {X.shape[1]} columns")
+        if len(set(feature_names)) != len(feature_names) or not all(feature_names):
+            raise InvalidArgument("feature_names: names must be non-empty and unique")
+        spec = TrainSpec(model_name=model_name, algorithm=algorithm, params=resolved, contamination=contamination,
+                         feature_names=list(feature_names), description=description, given_params=dict(params))
+        return self.jobs.submit(spec, X)
+
+    def _data_path(self, uri: str) -> Path:
+        if self.data_root is None:
+            raise FailedPrecondition("data_uri: this server reads no files; start it with --data-root DIR, "
+                                     "or send the rows inline")
+        path = Path(uri.removeprefix("file://"))
+        if "://" in uri and not uri.startswith("file://"):
+            raise InvalidArgument(f"data_uri: unsupported scheme in {uri!r}; use file:// or a plain path")
+        path = (self.data_root / path).resolve()
+        if not path.is_relative_to(self.data_root):
+            raise PermissionDenied(f"data_uri: {uri!r} is outside the server's data root")
+        if not path.is_file():
+            raise InvalidArgument(f"data_uri: {uri!r} does not exist or is not a file")
+        return path
+
+    # --- models ---
+
+    def model_card(self, name: str, version: int) -> dict[str, Any]:
+        manifest = self.store.manifest(name, version)
+        aliases = sorted(a for a, v in self.store.aliases(name).items() if v == version)
+        return {**manifest, "aliases": aliases}
+
+    def get_model_version(self, model: str) -> dict[str, Any]:
+        return self.model_card(*self.store.resolve(parse_ref(model)))
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return [self.model_card(name, self.store.versions(name)[-1]) for name in self.store.model_names()]
+
+    def list_model_versions(self, name: str) -> list[dict[str, Any]]:
+        check_name(name, "name")
+        versions = self.store.versions(name)
+        if not versions:
+            raise NotFound(f"model {name!r} not found")
+        return [self.model_card(name, v) for v in reversed(versions)]
+
+    def delete_model_version(self, model: str) -> None:
+        ref = parse_ref(model)
+        if ref.version is None:
+            raise InvalidArgument(f"model: name an explicit version to delete, e.g. '{ref.name}@1'")
+        name, version = self.store.resolve(ref)
+        self.store.delete_version(name, version)
+        self.sessions.evict(name, version)
+
+    def set_model_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
+        check_name(name, "name")
+        check_alias(alias)
+        if version < 1:
+            raise InvalidArgument(f"version must be ≥ 1, got {version}")
+        self.store.set_alias(name, alias, version)
+        return self.model_card(name, version)
+
+    def delete_model_alias(self, name: str, alias: str) -> None:
+        check_name(name, "name")
+        check_alias(alias)
+        self.store.delete_alias(name, alias)
+
+    def model_file(self, model: str) -> tuple[dict[str, Any], Path]:
+        name, version = self.store.resolve(parse_ref(model))
+        return self.model_card(name, version), self.store.onnx_path(name, version)
+
+    # --- jobs ---
+
+    def get_training_job(self, job_id: str) -> dict[str, Any]:
+        if not job_id:
+            raise InvalidArgument("id is required")
+        return self.jobs.get(job_id)
+
+    def list_training_jobs(self, model_name: str, page_size: int) -> list[dict[str, Any]]:
+        if page_size < 0:
+            raise InvalidArgument(f"page_size must be ≥ 0, got {page_size}")
+        return self.jobs.list(model_name, page_size or 100)
+
+    def cancel_training_job(self, job_id: str) -> dict[str, Any]:
+        if not job_id:
+            raise InvalidArgument("id is required")
+        return self.jobs.cancel(job_id)
+
+    def watch_training_job(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
+        if not job_id:
+            raise InvalidArgument("id is required")
+        self.jobs.get(job_id)  # NotFound before the stream starts
+        return self.jobs.watch(job_id)

@@ -1,0 +1,189 @@
+"""Training jobs of the embedded engine: a process pool off the event loop, job records in the store.
+
+Workers report their stage through a multiprocessing queue; a reader thread hands events to the event loop.
+Only the event loop changes job records, so there is a single writer. The worker returns graph + manifest and
+the loop writes the version, so a cancelled job's result is simply dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import numpy as np
+
+from pynomaly import training
+from pynomaly.errors import NotFound
+from pynomaly.registry import LocalStore
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+_progress: Any = None  # the worker's end of the progress queue
+
+
+def _init_worker(queue: Any) -> None:
+    global _progress
+    _progress = queue
+
+
+def _run(job_id: str, spec: training.TrainSpec, X: np.ndarray) -> training.TrainedModel:
+    _progress.put((job_id, "start"))
+    return training.train(spec, X, progress=lambda stage: _progress.put((job_id, stage)))
+
+
+def _warm_up() -> None:
+    training.warm_up()
+
+
+class JobManager:
+    def __init__(self, store: LocalStore, workers: int = 1):
+        self._store = store
+        self._workers = workers
+        self._ctx = multiprocessing.get_context("spawn")
+        self._events = self._ctx.Queue()
+        self._pool = self._new_pool()
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._futures: dict[str, Future[training.TrainedModel]] = {}
+        self._watchers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reader: threading.Thread | None = None
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self._workers, mp_context=self._ctx, initializer=_init_worker, initargs=(self._events,)
+        )
+
+    async def start(self, warm_up: bool = True) -> None:
+        """Recover job records left by a previous process, start the event reader, warm the workers."""
+        self._loop = asyncio.get_running_loop()
+        for job in self._store.list_jobs():
+            if job["state"] not in TERMINAL:
+                self._update(job, state=FAILED, stage="", end_time=time.time(),
+                             message="interrupted by a server restart; submit the job again")
+            self._jobs[job["id"]] = job
+        self._reader = threading.Thread(target=self._read_events, name="pynomaly-job-events", daemon=True)
+        self._reader.start()
+        if warm_up:
+            for _ in range(self._workers):
+                self._pool.submit(_warm_up)
+
+    async def stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._events.put(None)
+
+    def _read_events(self) -> None:
+        while (event := self._events.get()) is not None:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._on_event, *event)
+
+    def _on_event(self, job_id: str, what: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is None or job["state"] in TERMINAL:
+            return
+        if what == "start":
+            self._update(job, state=RUNNING, start_time=time.time())
+        else:
+            self._update(job, stage=what)
+
+    def _update(self, job: dict[str, Any], **changes: Any) -> None:
+        job.update(changes)
+        self._store.save_job(job)
+        for q in self._watchers.get(job["id"], ()):
+            q.put_nowait(dict(job))
+
+    def submit(self, spec: training.TrainSpec, X: np.ndarray) -> dict[str, Any]:
+        job_id = f"job-{uuid.uuid4().hex[:16]}"
+        spec.job_id = job_id
+        job = {
+            "id": job_id, "model_name": spec.model_name, "algorithm": spec.algorithm,
+            "params": spec.given_params, "state": QUEUED, "stage": "", "message": "", "model_version": 0,
+            "rows": int(X.shape[0]), "columns": int(X.shape[1]),
+            "create_time": time.time(), "start_time": 0.0, "end_time": 0.0,
+        }
+        self._jobs[job_id] = job
+        self._store.save_job(job)
+        future = self._pool.submit(_run, job_id, spec, X)
+        self._futures[job_id] = future
+        assert self._loop is not None
+        loop = self._loop
+        future.add_done_callback(
+            lambda f: asyncio.run_coroutine_threadsafe(self._finish(job_id, f), loop)
+        )
+        return dict(job)
+
+    async def _finish(self, job_id: str, future: Future[training.TrainedModel]) -> None:
+        self._futures.pop(job_id, None)
+        job = self._jobs[job_id]
+        if job["state"] in TERMINAL or future.cancelled():
+            return
+        try:
+            result = future.result()
+        except training.TrainingFailed as e:
+            self._update(job, state=FAILED, stage="", message=str(e), end_time=time.time())
+            return
+        except BrokenProcessPool:
+            self._pool = self._new_pool()
+            self._update(job, state=FAILED, stage="", end_time=time.time(),
+                         message="the training worker died (out of memory?); submit the job again")
+            return
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("training job %s failed (error id %s)", job_id, error_id)
+            self._update(job, state=FAILED, stage="", end_time=time.time(),
+                         message=f"internal error during training (error id {error_id}, see the server log)")
+            return
+        self._update(job, stage="register")
+        version = await asyncio.to_thread(self._store.create_version, job["model_name"], result.onnx_model,
+                                          result.manifest)
+        if job["state"] == CANCELLED:  # cancelled while the version was being written: take it back
+            await asyncio.to_thread(self._store.delete_version, job["model_name"], version)
+            return
+        self._update(job, state=SUCCEEDED, stage="", model_version=version, end_time=time.time(),
+                     message=f"trained {job['model_name']}@{version}")
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        job = self._jobs.get(job_id)
+        if job is None:
+            job = self._store.load_job(job_id)
+        return dict(job)
+
+    def list(self, model_name: str = "", limit: int = 100) -> list[dict[str, Any]]:
+        jobs = [j for j in self._jobs.values() if not model_name or j["model_name"] == model_name]
+        jobs.sort(key=lambda j: j["create_time"], reverse=True)
+        return [dict(j) for j in jobs[:limit]]
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"training job {job_id!r} not found")
+        if job["state"] not in TERMINAL:
+            future = self._futures.get(job_id)
+            if future is not None:
+                future.cancel()  # stops a queued job; a running one finishes and its result is dropped
+            self._update(job, state=CANCELLED, stage="", end_time=time.time(), message="cancelled by a client")
+        return dict(job)
+
+    async def watch(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
+        job = self.get(job_id)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._watchers.setdefault(job_id, set()).add(queue)
+        try:
+            yield job
+            while job["state"] not in TERMINAL:
+                job = await queue.get()
+                yield job
+        finally:
+            self._watchers[job_id].discard(queue)
+            if not self._watchers[job_id]:
+                del self._watchers[job_id]

@@ -1,0 +1,1 @@
+"""The gRPC front end: converters, servicers, error mapping and the embedded composition."""

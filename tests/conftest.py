@@ -1,0 +1,122 @@
+"""Shared fixtures: a real `pynomaly serve` process on 127.0.0.1, small seeded data, the benchmark datasets."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from pynomaly import Client
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("PYNOMALY_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """X, y of one benchmark set; skips (or fails, under PYNOMALY_REQUIRE_DATASETS=1) when the directory is absent."""
+    path = DATASETS / f"{name}.npz"
+    if not path.is_file():
+        reason = (f"benchmark dataset {path} not found: set PYNOMALY_DATASETS to the directory holding the "
+                  "ADBench .npz files (default ../shared/datasets)")
+        if os.environ.get("PYNOMALY_REQUIRE_DATASETS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with np.load(path, allow_pickle=False) as data:
+        return data["X"], data["y"]
+
+
+class ServerProcess:
+    """`python -m pynomaly.cli serve` on an ephemeral loopback port."""
+
+    def __init__(self, store: Path, *extra: str):
+        self.store = store
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pynomaly.cli", "serve", "--listen", "127.0.0.1:0", "--store", str(store),
+             "--log-level", "warning", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        assert self.proc.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("server exited during start-up:\n" + "".join(lines))
+            lines.append(line)
+            if m := re.search(r"serving on (127\.0\.0\.1:\d+)", line):
+                self.address = m.group(1)
+                break
+        else:
+            raise RuntimeError("server did not start in 60 s:\n" + "".join(lines))
+        self.channel = grpc.insecure_channel(self.address)
+        status = health_pb2_grpc.HealthStub(self.channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+
+    def alive(self) -> bool:
+        check = health_pb2_grpc.HealthStub(self.channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        return self.proc.poll() is None and check.status == health_pb2.HealthCheckResponse.SERVING
+
+    def stop(self) -> str:
+        self.channel.close()
+        self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return out
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data_root = tmp_path_factory.mktemp("data-root")
+    srv = ServerProcess(tmp_path_factory.mktemp("store"), "--data-root", str(data_root), "--max-message-mb", "8")
+    srv.data_root = data_root  # type: ignore[attr-defined]
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def client(server: ServerProcess) -> Iterator[Client]:
+    with Client(server.address, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def blobs() -> tuple[np.ndarray, np.ndarray]:
+    """Seeded training rows (N(0,1), 400 × 5) and scoring rows with 10 planted outliers at the end."""
+    rng = np.random.default_rng(7)
+    train = rng.normal(size=(400, 5))
+    score = np.vstack([rng.normal(size=(40, 5)), rng.uniform(5, 8, size=(10, 5))])
+    return train, score
+
+
+@pytest.fixture(scope="session")
+def trained(client: Client, blobs: tuple[np.ndarray, np.ndarray]) -> str:
+    """A small IForest model 'blobs' trained once per session; returns its reference."""
+    card = client.train("blobs", blobs[0], algorithm="iforest", params={"n_estimators": 50, "random_state": 0})
+    return f"{card.name}@{card.version}"
+
+
+def assert_scores_close(served: np.ndarray, native: np.ndarray, rtol: float = 1e-5) -> None:
+    """Relative error ≤ rtol per row, with the denominator floored at 1e-6 × the largest |score|.
+
+    The floor matters only for scores that are 0 up to rounding: PyOD's IForest subtracts a training-score
+    percentile, so the row that defines it scores exactly 0.0 natively and ±1e-17 in any other summation
+    order. This is the export check's own metric (pynomaly.training.compare).
+    """
+    from pynomaly.training import compare
+
+    served, native = np.asarray(served), np.asarray(native, dtype=np.float64)
+    assert served.shape == native.shape
+    max_abs, max_rel = compare(served, native)
+    assert max_rel <= rtol, f"max relative error {max_rel:.3g} > {rtol:g} (max abs {max_abs:.3g})"

@@ -1,0 +1,121 @@
+"""The `pynomaly` command line against the real server, as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyod.models.hbos import HBOS
+
+from pynomaly.cli import main
+
+X = np.random.default_rng(11).normal(size=(300, 3))
+NEW = np.vstack([X[:20], [[9.0, 9.0, 9.0]]])
+COLUMNS = ["temp", "pressure", "flow"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    pd.DataFrame(X, columns=COLUMNS).to_csv(d / "train.csv", index=False)
+    pd.DataFrame(X, columns=COLUMNS).to_parquet(d / "train.parquet")
+    np.savez(d / "train.npz", X=X, y=np.zeros(len(X)))
+    # New rows with the columns in another order: detect picks them by name.
+    pd.DataFrame(NEW, columns=COLUMNS)[["flow", "temp", "pressure"]].to_csv(d / "new.csv", index=False)
+    return d
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet", "npz"])
+def test_train_json_from_each_format(server, files, capsys, suffix):
+    code, out, err = _run(capsys, "train", "--server", server.address, "--name", f"cli-{suffix}",
+                          "--algorithm", "hbos", "--data", str(files / f"train.{suffix}"), "--param", "n_bins=12",
+                          "--contamination", "0.05", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["model"] == f"cli-{suffix}" and result["version"] == 1
+    # Rows travel as float32 (the wire format): the server trains on exactly those values.
+    native = HBOS(n_bins=12, contamination=0.05).fit(X.astype(np.float32).astype(np.float64))
+    assert result["threshold"] == pytest.approx(native.threshold_, rel=1e-9)
+    assert 0 <= result["export_max_abs_error"] < 1e-4
+
+
+def test_train_text_shows_progress_and_prints_the_reference(server, files, capsys):
+    code, out, err = _run(capsys, "train", "--server", server.address, "--name", "cli-text", "--data",
+                          str(files / "train.csv"), "--param", "random_state=0", "--param", "max_samples=auto")
+    assert code == 0, err
+    assert out.strip() == "cli-text@1"
+    # The watch starts after the job may already be running, so its first lines vary; the last ones do not.
+    assert err.index("running: verify") < err.index("running: register") < err.index("succeeded")
+
+
+def test_detect_csv_output_aligns_columns_by_name(server, files, capsys, tmp_path):
+    assert _run(capsys, "train", "--server", server.address, "--name", "cli-detect", "--algorithm", "hbos",
+                "--data", str(files / "train.csv"))[0] == 0
+    out_file = tmp_path / "scores.csv"
+    code, _, err = _run(capsys, "detect", "--server", server.address, "--model", "cli-detect", "--data",
+                        str(files / "new.csv"), "--output", str(out_file))
+    assert code == 0, err
+    scores = pd.read_csv(out_file)
+    assert list(scores.columns) == ["anomaly_score", "is_anomaly"] and len(scores) == len(NEW)
+    X32 = X.astype(np.float32).astype(np.float64)
+    native = HBOS().fit(X32).decision_function(NEW.astype(np.float32).astype(np.float64))
+    np.testing.assert_allclose(scores["anomaly_score"], native, rtol=1e-5)
+    assert scores["is_anomaly"].iloc[-1]
+    assert "cli-detect@1: " in err and "threshold" in err
+
+    code, out, _ = _run(capsys, "detect", "--server", server.address, "--model", "cli-detect@1", "--data",
+                        str(files / "new.csv"), "--json", "--threshold", "1000")
+    result = json.loads(out)
+    assert result["version"] == 1 and result["threshold"] == 1000 and not any(result["is_anomaly"])
+    np.testing.assert_allclose(result["anomaly_scores"], native, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "argv, code, message",
+    [
+        (["train", "--name", "x", "--data", "/nonexistent/data.csv"], 2, "error: --data: cannot read data.csv"),
+        (["train", "--name", "x", "--data", "{files}/train.csv", "--algorithm", "nope"], 1,
+         "error: INVALID_ARGUMENT: algorithm: unknown algorithm 'nope'"),
+        (["train", "--name", "x", "--data", "{files}/train.csv", "--param", "n_estimators=-1"], 1,
+         "error: INVALID_ARGUMENT: params.n_estimators: must be an integer"),
+        (["detect", "--model", "ghost", "--data", "{files}/new.csv"], 1, "error: NOT_FOUND: model 'ghost' not found"),
+        (["detect", "--model", "cli-npz", "--data", "{files}/bad.txt"], 2, "unsupported file type '.txt'"),
+    ],
+)
+def test_cli_errors(server, files, capsys, argv, code, message):
+    (files / "bad.txt").write_text("1,2,3\n")
+    argv = [a.replace("{files}", str(files)) for a in argv]
+    got, out, err = _run(capsys, argv[0], "--server", server.address, *argv[1:])
+    assert got == code
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_bad_param_syntax_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--name", "x", "--data", "d.csv", "--param", "n_estimators"])
+    assert e.value.code == 2
+    assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+def test_console_script_end_to_end(server, files):
+    """The installed `pynomaly` entry point in a child process, as a shell user calls it."""
+    exe = [sys.executable, "-m", "pynomaly.cli"]
+    done = subprocess.run([*exe, "train", "--server", server.address, "--name", "cli-proc", "--data",
+                           str(files / "train.csv"), "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["model"] == "cli-proc"
+    done = subprocess.run([*exe, "models", "--server", server.address, "list"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "cli-proc@1\tiforest\t3 features" in done.stdout
+    done = subprocess.run([*exe, "algorithms", "--server", server.address], capture_output=True, text=True,
+                          timeout=60)
+    assert "pyod.models.iforest.IForest" in done.stdout
