@@ -1,0 +1,175 @@
+"""`make bench`: ratios measured side by side in one run (this machine is shared and noisy; compare only ratios).
+
+1. ONNX (onnxruntime) vs native PyOD / scikit-learn scoring, 1 row and 10,000 rows × 20 features.
+2. Detect over gRPC vs a bare echo RPC with the same request payload on the same server (p50 / p99).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+N_TRAIN, N_SCORE, N_FEATURES = 10_000, 10_000, 20
+ECHO_METHOD = "/pynomaly.bench.EchoService/Echo"
+
+
+def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """10k training rows N(0,1); 10k scoring rows, 95 % N(0,1) and 5 % U(−6, 6) (as in shared/ONNX_NOTES.md)."""
+    rng = np.random.default_rng(seed)
+    train = rng.normal(size=(N_TRAIN, N_FEATURES))
+    n_out = N_SCORE // 20
+    score = np.vstack([rng.normal(size=(N_SCORE - n_out, N_FEATURES)), rng.uniform(-6, 6, (n_out, N_FEATURES))])
+    return train, score
+
+
+def median_time(fn: Callable[[], object], repeat: int, budget_s: float = 3.0) -> float:
+    fn()  # warm-up
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < repeat and (len(times) < 3 or time.perf_counter() < deadline):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1e6:,.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:,.2f} ms"
+
+
+def bench_export() -> None:
+    import onnxruntime as ort
+
+    from pynomaly import algorithms, export
+    from pynomaly.runtime import session_options
+
+    train, score = data()
+    score32 = score.astype(np.float32)
+    one32, one64 = score32[:1], score32[:1].astype(np.float64)
+    print(f"ONNX vs native scoring ({N_TRAIN:,} training rows × {N_FEATURES} features; "
+          f"onnxruntime {ort.__version__}, 2 intra-op threads)")
+    print(f"{'detector':26} {'native 1 row':>13} {'onnx 1 row':>12} {'ratio':>8}   "
+          f"{'native 10k':>11} {'onnx 10k':>10} {'ratio':>7}  max rel err")
+    configs = [("iforest", {"n_estimators": 100, "random_state": 0}), ("hbos", {}),
+               ("sklearn.isolation_forest", {"random_state": 0})]
+    for name, params in configs:
+        algo = algorithms.get(name)
+        det = algo.build(algo.resolve_params(params), 0.1).fit(train)
+        session = ort.InferenceSession(export.to_onnx(det, N_FEATURES).SerializeToString(), session_options(2),
+                                       providers=["CPUExecutionProvider"])
+        native_1 = median_time(lambda det=det, algo=algo: algo.score(det, one64), 200)
+        onnx_1 = median_time(lambda s=session: s.run(None, {"X": one32}), 3000)
+        native_n = median_time(lambda det=det, algo=algo: algo.score(det, score32.astype(np.float64)), 7)
+        onnx_n = median_time(lambda s=session: s.run(None, {"X": score32}), 30)
+        served = session.run(None, {"X": score32})[0].astype(np.float64)
+        native = algo.score(det, score32.astype(np.float64))
+        rel = np.max(np.abs(served - native) / np.maximum(np.abs(native), 1e-6 * np.abs(native).max()))
+        print(f"{name:26} {_fmt(native_1):>13} {_fmt(onnx_1):>12} {native_1 / onnx_1:>7.0f}×   "
+              f"{_fmt(native_n):>11} {_fmt(onnx_n):>10} {native_n / onnx_n:>6.1f}×  {rel:.1e}")
+
+
+# --- gRPC: Detect vs echo on one server ---
+
+
+def _echo_handler() -> grpc.GenericRpcHandler:
+    from pynomaly.v1 import detect_pb2
+
+    async def echo(request: detect_pb2.DetectRequest, context: grpc.aio.ServicerContext) -> detect_pb2.DetectResponse:
+        # Same payload in and a same-shaped response out; no model work.
+        n = request.rows.rows
+        return detect_pb2.DetectResponse(anomaly_scores=[0.0] * n, is_anomaly=[False] * n, threshold=0.0,
+                                         model_name=request.model, model_version=1)
+
+    return grpc.method_handlers_generic_handler("pynomaly.bench.EchoService", {
+        "Echo": grpc.unary_unary_rpc_method_handler(
+            echo, request_deserializer=detect_pb2.DetectRequest.FromString,
+            response_serializer=detect_pb2.DetectResponse.SerializeToString),
+    })
+
+
+async def _serve_with_echo(store: str) -> None:
+    from pynomaly.server.app import ServerConfig, start
+
+    running = await start(ServerConfig(listen="127.0.0.1:0", store=Path(store)), extra_handlers=[_echo_handler()])
+    print(f"serving on 127.0.0.1:{running.port}", flush=True)
+    await running.server.wait_for_termination()
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.99)]
+
+
+def bench_grpc(calls: int = 3000) -> None:
+    from pynomaly import Client
+    from pynomaly.client import to_matrix
+    from pynomaly.v1 import detect_pb2
+
+    train, score = data()
+    with tempfile.TemporaryDirectory() as store:
+        proc = subprocess.Popen([sys.executable, "-m", "pynomaly.bench", "--serve-echo", store],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            address = re.search(r"127\.0\.0\.1:\d+", line)
+            if address is None:
+                raise RuntimeError(f"bench server did not start: {line!r}")
+            with Client(address.group(0)) as client:
+                client.train("bench", train, algorithm="iforest", params={"n_estimators": 100, "random_state": 0})
+                channel = grpc.insecure_channel(address.group(0))
+                echo = channel.unary_unary(ECHO_METHOD, request_serializer=detect_pb2.DetectRequest.SerializeToString,
+                                           response_deserializer=detect_pb2.DetectResponse.FromString)
+                detect = client.detect_stub.Detect
+                print(f"\nDetect vs a bare echo RPC (same request, same server; {calls} calls each, interleaved)")
+                print(f"{'rows':>6} {'echo p50':>10} {'detect p50':>11} {'ratio':>6}   {'echo p99':>10} "
+                      f"{'detect p99':>11} {'ratio':>6}")
+                for rows in (1, 1000):
+                    request = detect_pb2.DetectRequest(model="bench@1", rows=to_matrix(score[:rows])[0])
+                    n = calls if rows == 1 else calls // 10
+                    t_echo, t_detect = [], []
+                    for _ in range(50):
+                        echo(request)
+                        detect(request)
+                    for _ in range(n):  # interleave so drift hits both equally
+                        t0 = time.perf_counter()
+                        echo(request)
+                        t1 = time.perf_counter()
+                        detect(request)
+                        t2 = time.perf_counter()
+                        t_echo.append(t1 - t0)
+                        t_detect.append(t2 - t1)
+                    (e50, e99), (d50, d99) = _percentiles(t_echo), _percentiles(t_detect)
+                    print(f"{rows:>6} {_fmt(e50):>10} {_fmt(d50):>11} {d50 / e50:>5.2f}×   {_fmt(e99):>10} "
+                          f"{_fmt(d99):>11} {d99 / e99:>5.2f}×")
+                channel.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serve-echo", metavar="STORE", help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, default=3000, help="Detect/echo calls per payload (default 3000)")
+    args = parser.parse_args()
+    if args.serve_echo:
+        asyncio.run(_serve_with_echo(args.serve_echo))
+        return
+    bench_export()
+    bench_grpc(args.calls)
+
+
+if __name__ == "__main__":
+    main()
