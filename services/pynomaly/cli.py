@@ -45,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         store=Path(args.store),
         data_root=Path(args.data_root) if args.data_root else None,
         train_workers=args.train_workers,
-        intra_op_threads=args.threads,
+        threads=args.threads,
         max_message_bytes=int(args.max_message_mb * 1024 * 1024),
     )
     try:
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="var/store", help="model store directory (default var/store)")
     p.add_argument("--data-root", help="directory that CreateTrainingJob data_uri may read (default: none)")
     p.add_argument("--train-workers", type=int, default=1, help="training worker processes (default 1)")
-    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads per model (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="threads scoring one large batch in parallel (default 2)")
     p.add_argument("--max-message-mb", type=float, default=64, help="largest request in MiB (default 64)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)

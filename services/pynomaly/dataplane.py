@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pynomaly.runtime import SessionCache
 from pynomaly.training import TrainSpec
 
 DEFAULT_CONTAMINATION = 0.1
-# Above this many rows, onnxruntime runs in a thread so the event loop keeps answering other calls.
+# Above this many rows, onnxruntime runs in worker threads so the event loop keeps answering other calls.
 INLINE_ROWS = 512
 
 
@@ -53,7 +52,7 @@ class DataPlane:
         if len(X) <= INLINE_ROWS:
             scores = loaded.score(X)
         else:
-            scores = await asyncio.to_thread(loaded.score, X)
+            scores = await self.sessions.score_parallel(loaded, X)
         used = loaded.threshold if threshold is None else threshold
         return DetectResult(scores, scores > used, used, name, version)
 

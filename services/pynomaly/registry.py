@@ -80,7 +80,7 @@ class LocalStore:
 
     def versions(self, name: str) -> list[int]:
         try:
-            entries = os.listdir(self._versions_dir(name))
+            entries = os.listdir(f"{self._models}/{name}/versions")
         except FileNotFoundError:
             return []
         return sorted(int(e) for e in entries if e.isdigit())
@@ -132,7 +132,8 @@ class LocalStore:
     def resolve(self, ref: ModelRef) -> tuple[str, int]:
         """Resolve a reference to (name, version); NotFound names what is missing."""
         if ref.version is not None:
-            if not (self._versions_dir(ref.name) / str(ref.version)).is_dir():
+            # os.path on strings, not pathlib: this runs on every Detect call.
+            if not os.path.isdir(f"{self._models}/{ref.name}/versions/{ref.version}"):
                 if not self.versions(ref.name):
                     raise NotFound(f"model {ref.name!r} not found")
                 raise NotFound(f"model {ref.name!r} has no version {ref.version}")

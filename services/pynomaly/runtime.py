@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +30,10 @@ class LoadedModel:
         return self.session.run(None, {self.input_name: X})[0]
 
 
-def session_options(intra_op_threads: int) -> ort.SessionOptions:
-    # Thread counts are explicit: onnxruntime ignores OMP_NUM_THREADS, and on a shared machine its default
-    # (one thread per core) oversubscribes. More than one intra-op thread only helps large batches.
+def session_options(intra_op_threads: int = 1) -> ort.SessionOptions:
+    # Thread counts are explicit: onnxruntime ignores OMP_NUM_THREADS, and its default (one thread per core)
+    # oversubscribes a shared machine. Sessions are single-threaded: a 1-row call then never waits for a worker
+    # thread to wake; large batches are split across `SessionCache.threads` instead (rows are independent).
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
@@ -42,9 +45,11 @@ def session_options(intra_op_threads: int) -> ort.SessionOptions:
 
 
 class SessionCache:
-    def __init__(self, store: LocalStore, intra_op_threads: int = 2, max_models: int = 64):
+    def __init__(self, store: LocalStore, threads: int = 2, max_models: int = 64):
         self._store = store
-        self._options = session_options(intra_op_threads)
+        self._options = session_options(1)
+        self.threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pynomaly-ort")
         self._max = max_models
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
@@ -86,3 +91,10 @@ class SessionCache:
     def evict(self, name: str, version: int) -> None:
         with self._lock:
             self._models.pop((name, version), None)
+
+    async def score_parallel(self, model: LoadedModel, X: np.ndarray) -> np.ndarray:
+        """Score a large batch off the event loop, in `threads` chunks at once (onnxruntime releases the GIL)."""
+        loop = asyncio.get_running_loop()
+        chunks = np.array_split(X, min(self.threads, len(X)))
+        parts = await asyncio.gather(*(loop.run_in_executor(self._pool, model.score, c) for c in chunks))
+        return np.concatenate(parts)

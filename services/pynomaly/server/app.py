@@ -52,8 +52,8 @@ class ServerConfig:
     # Directory that CreateTrainingJob's data_uri may read from; None disables data_uri.
     data_root: Path | None = None
     train_workers: int = 1
-    # onnxruntime intra-op threads per session (explicit: ORT ignores OMP_NUM_THREADS).
-    intra_op_threads: int = min(2, os.cpu_count() or 1)
+    # Threads scoring one large batch in parallel chunks (onnxruntime sessions themselves are single-threaded).
+    threads: int = min(2, os.cpu_count() or 1)
     max_models: int = 64
     # Larger requests get RESOURCE_EXHAUSTED from gRPC itself.
     max_message_bytes: int = 64 * 1024 * 1024
@@ -79,7 +79,7 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     store.sweep_staging()
     jobs = JobManager(store, workers=config.train_workers)
     await jobs.start(warm_up=config.warm_up)
-    dataplane = DataPlane(store, SessionCache(store, config.intra_op_threads, config.max_models), jobs,
+    dataplane = DataPlane(store, SessionCache(store, config.threads, config.max_models), jobs,
                           config.data_root)
     server = grpc.aio.server(
         options=[
