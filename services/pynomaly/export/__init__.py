@@ -1,7 +1,8 @@
 """Fitted detector -> ONNX graph: X float[N, F] -> anomaly_score float[N], higher = more anomalous.
 
-CONVERTERS is the one registry of supported estimator classes (exact class, no subclass matching: a subclass
-may score differently).
+CONVERTERS is the one registry of supported estimator classes, by "module.QualifiedName" (exact class, no
+subclass matching: a subclass may score differently). Each family module keeps its own `CONVERTERS` dict;
+they are merged here, in one place. Keys are strings so that registering torch detectors imports no torch.
 """
 
 from __future__ import annotations
@@ -10,12 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import onnx
-from pyod.models.hbos import HBOS
-from pyod.models.iforest import IForest
-from sklearn.ensemble import IsolationForest
 
-from .hbos import hbos_to_onnx
-from .iforest import pyod_iforest_to_onnx, sklearn_iforest_to_onnx
+from . import cluster, covariance, deep, ecdf, ensemble, hbos, iforest, linear, neighbors, svm
 
 __all__ = ["CONVERTERS", "ExportError", "supports", "to_onnx"]
 
@@ -24,23 +21,26 @@ class ExportError(Exception):
     """The estimator cannot be exported (unsupported class, not fitted, or wrong feature count)."""
 
 
-CONVERTERS: dict[type, Callable[[Any, int], onnx.ModelProto]] = {
-    IForest: pyod_iforest_to_onnx,
-    IsolationForest: sklearn_iforest_to_onnx,
-    HBOS: hbos_to_onnx,
+_FAMILIES = (iforest, hbos, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep)
+
+CONVERTERS: dict[str, Callable[[Any, int], onnx.ModelProto]] = {
+    path: converter for family in _FAMILIES for path, converter in family.CONVERTERS.items()
 }
 
 
+def class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def supports(estimator_class: type) -> bool:
-    return estimator_class in CONVERTERS
+    return class_path(estimator_class) in CONVERTERS
 
 
 def to_onnx(estimator: Any, n_features: int) -> onnx.ModelProto:
     cls = type(estimator)
-    converter = CONVERTERS.get(cls)
+    converter = CONVERTERS.get(class_path(cls))
     if converter is None:
-        names = ", ".join(sorted(f"{c.__module__}.{c.__qualname__}" for c in CONVERTERS))
-        raise ExportError(f"no ONNX converter for {cls.__module__}.{cls.__qualname__}; supported: {names}")
+        raise ExportError(f"no ONNX converter for {class_path(cls)}; supported: {', '.join(sorted(CONVERTERS))}")
     try:
         return converter(estimator, n_features)
     # Converters signal bad input (not fitted, wrong feature count) with ValueError, NotFittedError included;

@@ -106,3 +106,6 @@ def hbos_to_onnx(det: HBOS, n_features: int) -> onnx.ModelProto:
     nodes, inits = tree_sum(trees, n_features, "score64")
     nodes.append(helper.make_node("Cast", ["score64"], [OUTPUT_NAME], to=onnx.TensorProto.FLOAT))
     return make_model(nodes, inits, n_features, "hbos")
+
+
+CONVERTERS = {"pyod.models.hbos.HBOS": hbos_to_onnx}

@@ -103,3 +103,9 @@ def pyod_iforest_to_onnx(det: IForest, n_features: int) -> onnx.ModelProto:
     """Graph whose output equals det.decision_function(X) (PyOD negates sklearn's decision_function)."""
     check_is_fitted(det, ["detector_"])
     return sklearn_iforest_to_onnx(det.detector_, n_features)
+
+
+CONVERTERS = {
+    "pyod.models.iforest.IForest": pyod_iforest_to_onnx,
+    "sklearn.ensemble._iforest.IsolationForest": sklearn_iforest_to_onnx,
+}

@@ -1,0 +1,134 @@
+"""Algorithm specs: hyperparameters with their checks, how to build a detector, how it scores natively.
+
+Every algorithm scores with one convention: higher = more anomalous (PyOD's `decision_function`).
+scikit-learn detectors, which score the other way round, are negated here, in their adapter.
+Libraries are imported lazily: listing algorithms must not pay for importing PyOD.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pynomaly.errors import InvalidArgument
+
+Check = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    default: Any
+    description: str
+    check: Check
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    implementation: str
+    description: str
+    params: tuple[Param, ...]
+    build: Callable[[dict[str, Any], float], Any]
+    score: Callable[[Any, np.ndarray], np.ndarray]
+    exportable: bool = True
+    export_note: str = ""
+    exact_explanation: bool = False
+
+    def resolve_params(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate `given` against the spec and fill in defaults; raise InvalidArgument naming the parameter."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise InvalidArgument(
+                f"params: unknown hyperparameter {unknown[0]!r} for algorithm {self.name!r}; "
+                f"known: {', '.join(known) or 'none'}"
+            )
+        resolved = {}
+        for p in self.params:
+            if p.name not in given:
+                resolved[p.name] = p.default
+                continue
+            try:
+                resolved[p.name] = p.check(given[p.name])
+            except ValueError as e:
+                raise InvalidArgument(f"params.{p.name}: {e} (got {given[p.name]!r})") from None
+        return resolved
+
+
+# --- value checks: each returns the coerced value or raises ValueError saying what is valid ---
+
+
+def integer(lo: int | None = None, hi: int | None = None, *, none_ok: bool = False) -> Check:
+    def check(v: Any) -> Any:
+        if v is None and none_ok:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int | float) or not float(v).is_integer():
+            raise ValueError("must be an integer" + (" or null" if none_ok else ""))
+        v = int(v)
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ValueError(f"must be an integer in [{lo}, {'∞' if hi is None else hi}]")
+        return v
+
+    return check
+
+
+def number(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Check:
+    def check(v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        v = float(v)
+        if (v < lo or (lo_open and v == lo)) or (v > hi or (hi_open and v == hi)):
+            raise ValueError(f"must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}")
+        return v
+
+    return check
+
+
+def boolean(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
+
+
+def either(*checks: Check, what: str) -> Check:
+    def check(v: Any) -> Any:
+        for c in checks:
+            try:
+                return c(v)
+            except ValueError:
+                pass
+        raise ValueError(f"must be {what}")
+
+    return check
+
+
+def literal(*options: str) -> Check:
+    def check(v: Any) -> Any:
+        if v not in options:
+            raise ValueError(f"must be one of {', '.join(repr(o) for o in options)}")
+        return v
+
+    return check
+
+
+def fraction_or_count(v: Any) -> Any:
+    """sklearn's int-or-float convention: an int counts, a non-integral float is a fraction in (0, 1]."""
+    if isinstance(v, float) and not v.is_integer():
+        return number(0.0, 1.0, lo_open=True)(v)
+    return integer(1)(v)
+
+
+def pyod_score(det: Any, X: np.ndarray) -> np.ndarray:
+    """PyOD's own convention: decision_function, higher = more anomalous."""
+    return np.asarray(det.decision_function(X), dtype=np.float64)
+
+
+def sklearn_score(est: Any, X: np.ndarray) -> np.ndarray:
+    """scikit-learn scores inliers high: negate, so higher = more anomalous."""
+    return -np.asarray(est.decision_function(X), dtype=np.float64)
