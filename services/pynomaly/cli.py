@@ -139,6 +139,19 @@ def cmd_models(args: argparse.Namespace) -> int:
         elif args.action == "delete":
             client.delete_model(args.ref)
             print(f"deleted {args.ref}")
+        elif args.action == "import":
+            reference = None
+            if args.reference:
+                from pynomaly.data import read_table
+
+                reference = read_table(args.reference, "--reference")[0]
+            card = client.import_model(
+                args.name, Path(args.onnx).read_bytes(), score_output=args.score_output,
+                feature_names=args.feature_names.split(",") if args.feature_names else None,
+                threshold=args.threshold, reference_rows=reference, contamination=args.contamination,
+                lower_is_anomalous=args.lower_is_anomalous,
+            )
+            print(f"{card.name}@{card.version}")
         elif args.action == "alias":
             card = client.set_alias(args.name, args.alias, args.version)
             print(f"{card.name}:{args.alias} -> {card.name}@{card.version}")
@@ -201,6 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="latest version of every model")
     actions.add_parser("get", help="a model card as JSON").add_argument("ref")
     actions.add_parser("delete", help="delete one version (name@N)").add_argument("ref")
+    imp = actions.add_parser("import", help="import an ONNX model trained elsewhere as a new version")
+    imp.add_argument("--name", required=True, help="model name")
+    imp.add_argument("--onnx", required=True, help="the .onnx file")
+    imp.add_argument("--score-output", default="", help="graph output holding the scores (default: the only one)")
+    imp.add_argument("--feature-names", help="comma-separated feature names (needed for a dynamic input width)")
+    imp.add_argument("--threshold", type=float, help="anomalous when score > threshold")
+    imp.add_argument("--reference", help="rows (.csv/.parquet/.npz) to set the threshold from --contamination")
+    imp.add_argument("--contamination", type=float, default=0.1, help="anomaly share of --reference (default 0.1)")
+    imp.add_argument("--lower-is-anomalous", action="store_true", help="the model scores anomalies low: negate")
     alias = actions.add_parser("alias", help="point NAME:ALIAS at a version")
     alias.add_argument("name")
     alias.add_argument("alias")
@@ -217,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except InvalidArgument as e:
+    except (InvalidArgument, FileNotFoundError, IsADirectoryError, PermissionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except grpc.RpcError as e:

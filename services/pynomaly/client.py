@@ -148,6 +148,29 @@ class Client:
         request = model_pb2.SetModelAliasRequest(name=name, alias=alias, version=version)
         return self.model_stub.SetModelAlias(request, timeout=self.timeout).model_version
 
+    def import_model(
+        self,
+        name: str,
+        onnx_model: bytes,
+        *,
+        score_output: str = "",
+        feature_names: Sequence[str] | None = None,
+        threshold: float | None = None,
+        reference_rows: Any = None,
+        contamination: float = 0.1,
+        lower_is_anomalous: bool = False,
+        description: str = "",
+    ) -> model_pb2.ModelVersion:
+        """Import an ONNX model trained anywhere as the next version of `name`; give a threshold or reference rows."""
+        request = model_pb2.ImportModelRequest(
+            name=name, onnx_model=onnx_model, score_output=score_output, feature_names=list(feature_names or []),
+            threshold=threshold, contamination=contamination, lower_is_anomalous=lower_is_anomalous,
+            description=description,
+        )
+        if reference_rows is not None:
+            request.reference_rows.CopyFrom(to_matrix(reference_rows)[0])
+        return self.model_stub.ImportModel(request, timeout=self.timeout).model_version
+
     def download_model(self, model: str) -> bytes:
         chunks = self.model_stub.DownloadModel(model_pb2.DownloadModelRequest(model=model), timeout=self.timeout)
         return b"".join(c.chunk for c in chunks)

@@ -13,6 +13,7 @@ import numpy as np
 from pynomaly import algorithms
 from pynomaly.data import read_table
 from pynomaly.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from pynomaly.imports import ImportSpec, import_model
 from pynomaly.jobs import JobManager
 from pynomaly.refs import check_alias, check_name, parse_ref
 from pynomaly.registry import LocalStore
@@ -153,6 +154,14 @@ class DataPlane:
         check_name(name, "name")
         check_alias(alias)
         self.store.delete_alias(name, alias)
+
+    def import_model(self, spec: ImportSpec) -> dict[str, Any]:
+        check_name(spec.name, "name")
+        if spec.contamination == 0:
+            spec.contamination = DEFAULT_CONTAMINATION
+        graph, manifest = import_model(spec)
+        version = self.store.create_version(spec.name, graph, manifest)
+        return self.model_card(spec.name, version)
 
     def model_file(self, model: str) -> tuple[dict[str, Any], Path]:
         name, version = self.store.resolve(parse_ref(model))

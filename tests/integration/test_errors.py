@@ -143,7 +143,7 @@ MODEL_CASES = [
     ("DeleteModelAlias", model_pb2.DeleteModelAliasRequest(name="blobs", alias="nope"), NOT_FOUND,
      "model 'blobs' has no alias 'nope'"),
     ("ListModelVersions", model_pb2.ListModelVersionsRequest(name="ghost"), NOT_FOUND, "model 'ghost' not found"),
-    ("ImportModel", model_pb2.ImportModelRequest(name="x"), grpc.StatusCode.UNIMPLEMENTED, "not implemented yet"),
+    ("ImportModel", model_pb2.ImportModelRequest(name="x"), INVALID, "onnx_model is required"),
 ]
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 
 from pynomaly import algorithms
 from pynomaly.dataplane import DataPlane, DetectResult
+from pynomaly.imports import ImportSpec
 from pynomaly.server.convert import (
     algorithm_to_proto,
     card_to_proto,
@@ -116,8 +118,23 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         self.dp.delete_model_alias(request.name, request.alias)
         return model_pb2.DeleteModelAliasResponse()
 
+    @grpc_errors
     async def ImportModel(self, request: model_pb2.ImportModelRequest, context: Context):
-        await _unimplemented(context, "ModelService.ImportModel")
+        spec = ImportSpec(
+            name=request.name,
+            onnx_model=request.onnx_model,
+            score_output=request.score_output,
+            feature_names=list(request.feature_names),
+            threshold=request.threshold if request.HasField("threshold") else None,
+            contamination=request.contamination,
+            lower_is_anomalous=request.lower_is_anomalous,
+            reference_rows=(matrix_to_array(request.reference_rows, "reference_rows")
+                            if request.HasField("reference_rows") else None),
+            description=request.description,
+        )
+        # Validation runs onnxruntime on probe rows: keep it off the event loop.
+        card = await asyncio.to_thread(self.dp.import_model, spec)
+        return model_pb2.ImportModelResponse(model_version=card_to_proto(card))
 
     @grpc_errors
     async def DownloadModel(

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from pynomaly.v1 import common_pb2 as pynomaly_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pynomaly/v1/model.proto\x12\x0bpynomaly.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x04\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12\x11\n\talgorithm\x18\x04 \x01(\t\x12\x35\n\x06params\x18\x05 \x03(\x0b\x32%.pynomaly.v1.ModelVersion.ParamsEntry\x12\x15\n\rfeature_names\x18\x06 \x03(\t\x12\x11\n\tthreshold\x18\x07 \x01(\x01\x12\x15\n\rcontamination\x18\x08 \x01(\x01\x12\x32\n\x0ftraining_scores\x18\t \x01(\x0b\x32\x19.pynomaly.v1.ScoreSummary\x12.\n\x0c\x65xport_check\x18\n \x01(\x0b\x32\x18.pynomaly.v1.ExportCheck\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x61ta_sha256\x18\x0c \x01(\t\x12\x15\n\rtraining_rows\x18\r \x01(\x03\x12\x0e\n\x06job_id\x18\x0e \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x0f \x01(\t\x12\x17\n\x0fonnx_size_bytes\x18\x10 \x01(\x03\x1a\x45\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value:\x02\x38\x01\"b\n\x0cScoreSummary\x12\x0b\n\x03min\x18\x01 \x01(\x01\x12\x0b\n\x03max\x18\x02 \x01(\x01\x12\x0c\n\x04mean\x18\x03 \x01(\x01\x12\x11\n\tquantiles\x18\x04 \x03(\x01\x12\x17\n\x0fquantile_levels\x18\x05 \x03(\x01\"o\n\x0b\x45xportCheck\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x15\n\rmax_abs_error\x18\x02 \x01(\x01\x12\x15\n\rmax_rel_error\x18\x03 \x01(\x01\x12\x11\n\ttolerance\x18\x04 \x01(\x01\x12\x11\n\tlibraries\x18\x05 \x01(\t\"\x13\n\x11ListModelsRequest\"?\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.pynomaly.v1.ModelVersion\"(\n\x18ListModelVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"H\n\x19ListModelVersionsResponse\x12+\n\x08versions\x18\x01 \x03(\x0b\x32\x19.pynomaly.v1.ModelVersion\"\'\n\x16GetModelVersionRequest\x12\r\n\x05model\x18\x01 \x01(\t\"K\n\x17GetModelVersionResponse\x12\x30\n\rmodel_version\x18\x01 \x01(\x0b\x32\x19.pynomaly.v1.ModelVersion\"*\n\x19\x44\x65leteModelVersionRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\x1c\n\x1a\x44\x65leteModelVersionResponse\"D\n\x14SetModelAliasRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\"I\n\x15SetModelAliasResponse\x12\x30\n\rmodel_version\x18\x01 \x01(\x0b\x32\x19.pynomaly.v1.ModelVersion\"6\n\x17\x44\x65leteModelAliasRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\"\x1a\n\x18\x44\x65leteModelAliasResponse\"\xaa\x01\n\x12ImportModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nonnx_model\x18\x02 \x01(\x0c\x12\x14\n\x0cscore_output\x18\x03 \x01(\t\x12\x15\n\rfeature_names\x18\x04 \x03(\t\x12\x11\n\tthreshold\x18\x05 \x01(\x01\x12\x15\n\rcontamination\x18\x06 \x01(\x01\x12\x1b\n\x13higher_is_anomalous\x18\x07 \x01(\x08\"G\n\x13ImportModelResponse\x12\x30\n\rmodel_version\x18\x01 \x01(\x0b\x32\x19.pynomaly.v1.ModelVersion\"%\n\x14\x44ownloadModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\"X\n\x15\x44ownloadModelResponse\x12\x30\n\rmodel_version\x18\x01 \x01(\x0b\x32\x19.pynomaly.v1.ModelVersion\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x32\xeb\x05\n\x0cModelService\x12M\n\nListModels\x12\x1e.pynomaly.v1.ListModelsRequest\x1a\x1f.pynomaly.v1.ListModelsResponse\x12\x62\n\x11ListModelVersions\x12%.pynomaly.v1.ListModelVersionsRequest\x1a&.pynomaly.v1.ListModelVersionsResponse\x12\\\n\x0fGetModelVersion\x12#.pynomaly.v1.GetModelVersionRequest\x1a$.pynomaly.v1.GetModelVersionResponse\x12\x65\n\x12\x44\x65leteModelVersion\x12&.pynomaly.v1.DeleteModelVersionRequest\x1a\'.pynomaly.v1.DeleteModelVersionResponse\x12V\n\rSetModelAlias\x12!.pynomaly.v1.SetModelAliasRequest\x1a\".pynomaly.v1.SetModelAliasResponse\x12_\n\x10\x44\x65leteModelAlias\x12$.pynomaly.v1.DeleteModelAliasRequest\x1a%.pynomaly.v1.DeleteModelAliasResponse\x12P\n\x0bImportModel\x12\x1f.pynomaly.v1.ImportModelRequest\x1a .pynomaly.v1.ImportModelResponse\x12X\n\rDownloadModel\x12!.pynomaly.v1.DownloadModelRequest\x1a\".pynomaly.v1.DownloadModelResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pynomaly/v1/model.proto\x12\x0bpynomaly.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pynomaly/v1/common.proto\"\x8f\x04\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12\x11\n\talgorithm\x18\x04 \x01(\t\x12\x35\n\x06params\x18\x05 \x03(\x0b\x32%.pynomaly.v1.ModelVersion.ParamsEntry\x12\x15\n\rfeature_names\x18\x06 \x03(\t\x12\x11\n\tthreshold\x18\x07 \x01(\x01\x12\x15\n\rcontamination\x18\x08 \x01(\x01\x12\x32\n\x0ftraining_scores\x18\t \x01(\x0b\x32\x19.pynomaly.v1.ScoreSummary\x12.\n\x0c\x65xport_check\x18\n \x01(\x0b\x32\x18.pynomaly.v1.ExportCheck\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x61ta_sha256\x18\x0c \x01(\t\x12\x15\n\rtraining_rows\x18\r \x01(\x03\x12\x0e\n\x06job_id\x18\x0e \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x0f \x01(\t\x12\x17\n\x0fonnx_size_bytes\x18\x10 \x01(\x03\x1a\x45\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value:\x02\x38\x01\"b\n\x0cScoreSummary\x12\x0b\n\x03min\x18\x01 \x01(\x01\x12\x0b\n\x03max\x18\x02 \x01(\x01\x12\x0c\n\x04mean\x18\x03 \x01(\x01\x12\x11\n\tquantiles\x18\x04 \x03(\x01\x12\x17\n\x0fquantile_levels\x18\x05 \x03(\x01\"o\n\x0b\x45xportCheck\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x15\n\rmax_abs_error\x18\x02 \x01(\x01\x12\x15\n\rmax_rel_error\x18\x03 \x01(\x01\x12\x11\n\ttolerance\x18\x04 \x01(\x01\x12\x11\n\tlibraries\x18\x05 \x01(\t\"\x13\n\x11ListModelsRequest\"?\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.pynomaly.v1.ModelVersion\"(\n\x18ListModelVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"H\n\x19ListModelVersionsResponse\x12+\n\x08versions\x18\x01 \x03(\x0b\x32\x19.pynomaly.v1.ModelVersion\"\'\n\x16GetModelVersionRequest\x12\r\n\x05model\x18\x01 \x01(\t\"K\n\x17GetModelVersionResponse\x12\x30\n\rmodel_version\x18\x01 \x01(\x0b\x32\x19.pynomaly.v1.ModelVersion\"*\n\x19\x44\x65leteModelVersionRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\x1c\n\x1a\x44\x65leteModelVersionResponse\"D\n\x14SetModelAliasRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\"I\n\x15SetModelAliasResponse\x12\x30\n\rmodel_version\x18\x01 \x01(\x0b\x32\x19.pynomaly.v1.ModelVersion\"6\n\x17\x44\x65leteModelAliasRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x61lias\x18\x02 \x01(\t\"\x1a\n\x18\x44\x65leteModelAliasResponse\"\xfe\x01\n\x12ImportModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nonnx_model\x18\x02 \x01(\x0c\x12\x14\n\x0cscore_output\x18\x03 \x01(\t\x12\x15\n\rfeature_names\x18\x04 \x03(\t\x12\x16\n\tthreshold\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\rcontamination\x18\x06 \x01(\x01\x12\x1a\n\x12lower_is_anomalous\x18\x07 \x01(\x08\x12+\n\x0ereference_rows\x18\x08 \x01(\x0b\x32\x13.pynomaly.v1.Matrix\x12\x13\n\x0b\x64\x65scription\x18\t \x01(\tB\x0c\n\n_threshold\"G\n\x13ImportModelResponse\x12\x30\n\rmodel_version\x18\x01 \x01(\x0b\x32\x19.pynomaly.v1.ModelVersion\"%\n\x14\x44ownloadModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\"X\n\x15\x44ownloadModelResponse\x12\x30\n\rmodel_version\x18\x01 \x01(\x0b\x32\x19.pynomaly.v1.ModelVersion\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x32\xeb\x05\n\x0cModelService\x12M\n\nListModels\x12\x1e.pynomaly.v1.ListModelsRequest\x1a\x1f.pynomaly.v1.ListModelsResponse\x12\x62\n\x11ListModelVersions\x12%.pynomaly.v1.ListModelVersionsRequest\x1a&.pynomaly.v1.ListModelVersionsResponse\x12\\\n\x0fGetModelVersion\x12#.pynomaly.v1.GetModelVersionRequest\x1a$.pynomaly.v1.GetModelVersionResponse\x12\x65\n\x12\x44\x65leteModelVersion\x12&.pynomaly.v1.DeleteModelVersionRequest\x1a\'.pynomaly.v1.DeleteModelVersionResponse\x12V\n\rSetModelAlias\x12!.pynomaly.v1.SetModelAliasRequest\x1a\".pynomaly.v1.SetModelAliasResponse\x12_\n\x10\x44\x65leteModelAlias\x12$.pynomaly.v1.DeleteModelAliasRequest\x1a%.pynomaly.v1.DeleteModelAliasResponse\x12P\n\x0bImportModel\x12\x1f.pynomaly.v1.ImportModelRequest\x1a .pynomaly.v1.ImportModelResponse\x12X\n\rDownloadModel\x12!.pynomaly.v1.DownloadModelRequest\x1a\".pynomaly.v1.DownloadModelResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,46 +36,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELVERSION_PARAMSENTRY']._loaded_options = None
   _globals['_MODELVERSION_PARAMSENTRY']._serialized_options = b'8\001'
-  _globals['_MODELVERSION']._serialized_start=104
-  _globals['_MODELVERSION']._serialized_end=631
-  _globals['_MODELVERSION_PARAMSENTRY']._serialized_start=562
-  _globals['_MODELVERSION_PARAMSENTRY']._serialized_end=631
-  _globals['_SCORESUMMARY']._serialized_start=633
-  _globals['_SCORESUMMARY']._serialized_end=731
-  _globals['_EXPORTCHECK']._serialized_start=733
-  _globals['_EXPORTCHECK']._serialized_end=844
-  _globals['_LISTMODELSREQUEST']._serialized_start=846
-  _globals['_LISTMODELSREQUEST']._serialized_end=865
-  _globals['_LISTMODELSRESPONSE']._serialized_start=867
-  _globals['_LISTMODELSRESPONSE']._serialized_end=930
-  _globals['_LISTMODELVERSIONSREQUEST']._serialized_start=932
-  _globals['_LISTMODELVERSIONSREQUEST']._serialized_end=972
-  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_start=974
-  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_end=1046
-  _globals['_GETMODELVERSIONREQUEST']._serialized_start=1048
-  _globals['_GETMODELVERSIONREQUEST']._serialized_end=1087
-  _globals['_GETMODELVERSIONRESPONSE']._serialized_start=1089
-  _globals['_GETMODELVERSIONRESPONSE']._serialized_end=1164
-  _globals['_DELETEMODELVERSIONREQUEST']._serialized_start=1166
-  _globals['_DELETEMODELVERSIONREQUEST']._serialized_end=1208
-  _globals['_DELETEMODELVERSIONRESPONSE']._serialized_start=1210
-  _globals['_DELETEMODELVERSIONRESPONSE']._serialized_end=1238
-  _globals['_SETMODELALIASREQUEST']._serialized_start=1240
-  _globals['_SETMODELALIASREQUEST']._serialized_end=1308
-  _globals['_SETMODELALIASRESPONSE']._serialized_start=1310
-  _globals['_SETMODELALIASRESPONSE']._serialized_end=1383
-  _globals['_DELETEMODELALIASREQUEST']._serialized_start=1385
-  _globals['_DELETEMODELALIASREQUEST']._serialized_end=1439
-  _globals['_DELETEMODELALIASRESPONSE']._serialized_start=1441
-  _globals['_DELETEMODELALIASRESPONSE']._serialized_end=1467
-  _globals['_IMPORTMODELREQUEST']._serialized_start=1470
-  _globals['_IMPORTMODELREQUEST']._serialized_end=1640
-  _globals['_IMPORTMODELRESPONSE']._serialized_start=1642
-  _globals['_IMPORTMODELRESPONSE']._serialized_end=1713
-  _globals['_DOWNLOADMODELREQUEST']._serialized_start=1715
-  _globals['_DOWNLOADMODELREQUEST']._serialized_end=1752
-  _globals['_DOWNLOADMODELRESPONSE']._serialized_start=1754
-  _globals['_DOWNLOADMODELRESPONSE']._serialized_end=1842
-  _globals['_MODELSERVICE']._serialized_start=1845
-  _globals['_MODELSERVICE']._serialized_end=2592
+  _globals['_MODELVERSION']._serialized_start=130
+  _globals['_MODELVERSION']._serialized_end=657
+  _globals['_MODELVERSION_PARAMSENTRY']._serialized_start=588
+  _globals['_MODELVERSION_PARAMSENTRY']._serialized_end=657
+  _globals['_SCORESUMMARY']._serialized_start=659
+  _globals['_SCORESUMMARY']._serialized_end=757
+  _globals['_EXPORTCHECK']._serialized_start=759
+  _globals['_EXPORTCHECK']._serialized_end=870
+  _globals['_LISTMODELSREQUEST']._serialized_start=872
+  _globals['_LISTMODELSREQUEST']._serialized_end=891
+  _globals['_LISTMODELSRESPONSE']._serialized_start=893
+  _globals['_LISTMODELSRESPONSE']._serialized_end=956
+  _globals['_LISTMODELVERSIONSREQUEST']._serialized_start=958
+  _globals['_LISTMODELVERSIONSREQUEST']._serialized_end=998
+  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_start=1000
+  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_end=1072
+  _globals['_GETMODELVERSIONREQUEST']._serialized_start=1074
+  _globals['_GETMODELVERSIONREQUEST']._serialized_end=1113
+  _globals['_GETMODELVERSIONRESPONSE']._serialized_start=1115
+  _globals['_GETMODELVERSIONRESPONSE']._serialized_end=1190
+  _globals['_DELETEMODELVERSIONREQUEST']._serialized_start=1192
+  _globals['_DELETEMODELVERSIONREQUEST']._serialized_end=1234
+  _globals['_DELETEMODELVERSIONRESPONSE']._serialized_start=1236
+  _globals['_DELETEMODELVERSIONRESPONSE']._serialized_end=1264
+  _globals['_SETMODELALIASREQUEST']._serialized_start=1266
+  _globals['_SETMODELALIASREQUEST']._serialized_end=1334
+  _globals['_SETMODELALIASRESPONSE']._serialized_start=1336
+  _globals['_SETMODELALIASRESPONSE']._serialized_end=1409
+  _globals['_DELETEMODELALIASREQUEST']._serialized_start=1411
+  _globals['_DELETEMODELALIASREQUEST']._serialized_end=1465
+  _globals['_DELETEMODELALIASRESPONSE']._serialized_start=1467
+  _globals['_DELETEMODELALIASRESPONSE']._serialized_end=1493
+  _globals['_IMPORTMODELREQUEST']._serialized_start=1496
+  _globals['_IMPORTMODELREQUEST']._serialized_end=1750
+  _globals['_IMPORTMODELRESPONSE']._serialized_start=1752
+  _globals['_IMPORTMODELRESPONSE']._serialized_end=1823
+  _globals['_DOWNLOADMODELREQUEST']._serialized_start=1825
+  _globals['_DOWNLOADMODELREQUEST']._serialized_end=1862
+  _globals['_DOWNLOADMODELRESPONSE']._serialized_start=1864
+  _globals['_DOWNLOADMODELRESPONSE']._serialized_end=1952
+  _globals['_MODELSERVICE']._serialized_start=1955
+  _globals['_MODELSERVICE']._serialized_end=2702
 # @@protoc_insertion_point(module_scope)

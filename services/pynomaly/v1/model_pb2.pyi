@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from pynomaly.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -154,22 +155,26 @@ class DeleteModelAliasResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ImportModelRequest(_message.Message):
-    __slots__ = ("name", "onnx_model", "score_output", "feature_names", "threshold", "contamination", "higher_is_anomalous")
+    __slots__ = ("name", "onnx_model", "score_output", "feature_names", "threshold", "contamination", "lower_is_anomalous", "reference_rows", "description")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ONNX_MODEL_FIELD_NUMBER: _ClassVar[int]
     SCORE_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     CONTAMINATION_FIELD_NUMBER: _ClassVar[int]
-    HIGHER_IS_ANOMALOUS_FIELD_NUMBER: _ClassVar[int]
+    LOWER_IS_ANOMALOUS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_ROWS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     name: str
     onnx_model: bytes
     score_output: str
     feature_names: _containers.RepeatedScalarFieldContainer[str]
     threshold: float
     contamination: float
-    higher_is_anomalous: bool
-    def __init__(self, name: _Optional[str] = ..., onnx_model: _Optional[bytes] = ..., score_output: _Optional[str] = ..., feature_names: _Optional[_Iterable[str]] = ..., threshold: _Optional[float] = ..., contamination: _Optional[float] = ..., higher_is_anomalous: _Optional[bool] = ...) -> None: ...
+    lower_is_anomalous: bool
+    reference_rows: _common_pb2.Matrix
+    description: str
+    def __init__(self, name: _Optional[str] = ..., onnx_model: _Optional[bytes] = ..., score_output: _Optional[str] = ..., feature_names: _Optional[_Iterable[str]] = ..., threshold: _Optional[float] = ..., contamination: _Optional[float] = ..., lower_is_anomalous: _Optional[bool] = ..., reference_rows: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
 
 class ImportModelResponse(_message.Message):
     __slots__ = ("model_version",)

@@ -134,8 +134,10 @@ class ModelServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ImportModel(self, request, context):
-        """Imports an ONNX model trained elsewhere as a new version. Not implemented
-        yet: answers UNIMPLEMENTED.
+        """Imports an ONNX model trained elsewhere as a new version. The graph is
+        validated (it loads, its input is [N, F], the score output is per row and
+        finite on probe rows) and wrapped into the platform's contract before it
+        becomes a version.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,183 @@
+"""Bring your own model: validate an ONNX graph trained anywhere and wrap it into the platform's contract.
+
+The wrapped graph has the same input and output as an exported one: "X" float32 [N, F] → "anomaly_score"
+float32 [N], higher = more anomalous. The original graph is kept intact inside; only a Cast in front (for double
+inputs) and Reshape / Neg / Cast behind the score output are added.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from pynomaly.errors import InvalidArgument
+from pynomaly.training import summarize
+
+PROBE_ROWS = 64
+_FLOAT_TYPES = {TensorProto.FLOAT: "float", TensorProto.DOUBLE: "double"}
+
+
+@dataclass
+class ImportSpec:
+    name: str
+    onnx_model: bytes
+    score_output: str = ""
+    feature_names: list[str] | None = None
+    threshold: float | None = None
+    contamination: float = 0.1
+    lower_is_anomalous: bool = False
+    reference_rows: np.ndarray | None = None
+    description: str = ""
+
+
+def _load(data: bytes) -> onnx.ModelProto:
+    if not data:
+        raise InvalidArgument("onnx_model is required (the serialized ONNX ModelProto)")
+    try:
+        model = onnx.load_model_from_string(data)
+        onnx.checker.check_model(model)
+    except Exception as e:  # onnx raises DecodeError, ValidationError, …
+        raise InvalidArgument(f"onnx_model: not a valid ONNX model: {type(e).__name__}: {e}") from None
+    return model
+
+
+def _input(model: onnx.ModelProto) -> tuple[onnx.ValueInfoProto, int | None]:
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise InvalidArgument(f"onnx_model: the graph must have exactly one input (the rows), it has {len(inputs)}: "
+                              f"{', '.join(i.name for i in inputs)}")
+    (inp,) = inputs
+    t = inp.type.tensor_type
+    if t.elem_type not in _FLOAT_TYPES:
+        raise InvalidArgument(f"onnx_model: input {inp.name!r} must be float or double, got "
+                              f"{TensorProto.DataType.Name(t.elem_type)}")
+    if len(t.shape.dim) != 2:
+        raise InvalidArgument(f"onnx_model: input {inp.name!r} must be 2-D [rows, features], got "
+                              f"{len(t.shape.dim)} dimension(s)")
+    width = t.shape.dim[1]
+    return inp, (width.dim_value if width.HasField("dim_value") else None)
+
+
+def _wrap(model: onnx.ModelProto, inp: onnx.ValueInfoProto, score: str, negate: bool) -> onnx.ModelProto:
+    # Prefix every name of the user's graph so ours ("X", "anomaly_score", the wrapper's) cannot collide.
+    model = onnx.compose.add_prefix(model, "user_")
+    graph = model.graph
+    score = f"user_{score}"
+    prefix = "pynomaly_import_"
+    to = inp.type.tensor_type.elem_type
+    nodes = [helper.make_node("Cast", ["X"], [f"user_{inp.name}"], to=to, name=f"{prefix}input")]
+    tail = [helper.make_node("Reshape", [score, f"{prefix}flat_shape"], [f"{prefix}flat"], name=f"{prefix}reshape")]
+    last = f"{prefix}flat"
+    if negate:
+        tail.append(helper.make_node("Neg", [last], [f"{prefix}neg"], name=f"{prefix}neg"))
+        last = f"{prefix}neg"
+    tail.append(helper.make_node("Cast", [last], ["anomaly_score"], to=TensorProto.FLOAT, name=f"{prefix}output"))
+    new_graph = helper.make_graph(
+        nodes + list(graph.node) + tail,
+        graph.name or "imported",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", inp.type.tensor_type.shape.dim[1].dim_value
+                                                                or "F"])],
+        [helper.make_tensor_value_info("anomaly_score", TensorProto.FLOAT, ["N"])],
+        initializer=[*graph.initializer, helper.make_tensor(f"{prefix}flat_shape", TensorProto.INT64, [1], [-1])],
+        sparse_initializer=graph.sparse_initializer,
+        value_info=graph.value_info,
+    )
+    wrapped = helper.make_model(new_graph, opset_imports=model.opset_import, ir_version=model.ir_version,
+                                producer_name="pynomaly-import")
+    wrapped.functions.extend(model.functions)
+    default_opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if default_opset is not None and default_opset < 5:  # Reshape with a shape input needs opset ≥ 5
+        raise InvalidArgument(f"onnx_model: opset {default_opset} is too old; export with opset ≥ 5")
+    return wrapped
+
+
+def import_model(spec: ImportSpec) -> tuple[bytes, dict]:
+    """Validate and wrap; return (graph bytes, manifest). Raises InvalidArgument naming what is wrong."""
+    import onnxruntime as ort
+
+    from pynomaly.rows import check_rows
+    from pynomaly.runtime import session_options
+
+    model = _load(spec.onnx_model)
+    inp, width = _input(model)
+    names = list(spec.feature_names or [])
+    if width is None and not names:
+        raise InvalidArgument(f"feature_names: input {inp.name!r} has a dynamic width; give one name per feature")
+    if width is not None and names and len(names) != width:
+        raise InvalidArgument(f"feature_names: {len(names)} names, but input {inp.name!r} has {width} columns")
+    n_features = width or len(names)
+    names = names or [f"f{i}" for i in range(n_features)]
+    if len(set(names)) != len(names) or not all(names):
+        raise InvalidArgument("feature_names: names must be non-empty and unique")
+    outputs = [o.name for o in model.graph.output]
+    score = spec.score_output or (outputs[0] if len(outputs) == 1 else "")
+    if not score:
+        raise InvalidArgument(f"score_output is required: the graph has {len(outputs)} outputs: {', '.join(outputs)}")
+    if score not in outputs:
+        raise InvalidArgument(f"score_output: the graph has no output {score!r}; it has: {', '.join(outputs)}")
+    if spec.threshold is None and spec.reference_rows is None:
+        raise InvalidArgument("give a threshold, or reference_rows (with contamination) to set one")
+    if spec.threshold is not None and not np.isfinite(spec.threshold):
+        raise InvalidArgument(f"threshold must be finite, got {spec.threshold}")
+    if not 0 < spec.contamination <= 0.5:
+        raise InvalidArgument(f"contamination must be in (0, 0.5], got {spec.contamination}")
+
+    wrapped = _wrap(model, inp, score, spec.lower_is_anomalous).SerializeToString()
+    try:
+        session = ort.InferenceSession(wrapped, session_options(1), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime reports unsupported ops, type errors, …
+        raise InvalidArgument(f"onnx_model: onnxruntime cannot load it: {e}") from None
+
+    rng = np.random.default_rng(0)
+    probe = np.vstack([np.zeros((1, n_features)), rng.normal(size=(PROBE_ROWS - 1, n_features))]).astype(np.float32)
+    if spec.reference_rows is not None:
+        reference = check_rows(spec.reference_rows, "reference_rows", n_features).astype(np.float32)
+        probe = np.vstack([probe, reference])
+    try:
+        scores = session.run(None, {"X": probe})[0]
+    except Exception as e:
+        raise InvalidArgument(f"onnx_model: scoring probe rows failed: {e}") from None
+    if scores.shape != (len(probe),):
+        raise InvalidArgument(f"score_output {score!r}: expected one score per row ({len(probe)} for "
+                              f"{len(probe)} probe rows), got {scores.size} values")
+    if not np.all(np.isfinite(scores)):
+        raise InvalidArgument(f"score_output {score!r}: non-finite scores (NaN or inf) on probe rows")
+    # Batch invariance: the platform promises a row's score never depends on the other rows.
+    one_by_one = np.concatenate([session.run(None, {"X": probe[i : i + 1]})[0] for i in range(8)])
+    if not np.allclose(one_by_one, scores[:8], rtol=1e-5, atol=1e-6 * max(1.0, float(np.abs(scores).max()))):
+        raise InvalidArgument(f"score_output {score!r}: a row's score depends on the other rows of the batch")
+
+    if spec.reference_rows is not None:
+        ref_scores = scores[PROBE_ROWS:].astype(np.float64)
+        threshold = (float(np.percentile(ref_scores, 100 * (1 - spec.contamination))) if spec.threshold is None
+                     else spec.threshold)
+        training_scores = summarize(ref_scores)
+    else:
+        threshold, training_scores = float(spec.threshold), summarize(scores.astype(np.float64))
+    manifest = {
+        "format": 1,
+        "algorithm": "onnx",
+        "implementation": "imported ONNX model",
+        "params": {"score_output": score, "lower_is_anomalous": spec.lower_is_anomalous},
+        "feature_names": names,
+        "threshold": threshold,
+        "contamination": spec.contamination if spec.reference_rows is not None else 0.0,
+        "training_scores": training_scores,
+        "export_check": {"rows": len(probe), "max_abs_error": 0.0, "max_rel_error": 0.0, "tolerance": 0.0,
+                         "libraries": f"imported (producer: {model.producer_name or 'unknown'} "
+                                      f"{model.producer_version}".rstrip() + ")"},
+        "create_time": time.time(),
+        "data_sha256": "",
+        "training_rows": 0,
+        "job_id": "",
+        "description": spec.description,
+        "onnx_size_bytes": len(wrapped),
+        "input_name": "X",
+        "output_name": "anomaly_score",
+    }
+    return wrapped, manifest
