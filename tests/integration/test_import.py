@@ -92,7 +92,8 @@ BAD = [
                                         [_t("x", TensorProto.INT64, ["n", 3])], [_t("s", TensorProto.INT64, ["n", 3])]),
                        score_output="s"), "input 'x' must be float or double, got INT64"),
     ("3-D input", dict(onnx_model=graph([helper.make_node("Identity", ["x"], ["s"])],
-                                        [_t("x", TensorProto.FLOAT, ["n", 3, 2])], [_t("s", TensorProto.FLOAT, ["n", 3, 2])]),
+                                        [_t("x", TensorProto.FLOAT, ["n", 3, 2])],
+                                        [_t("s", TensorProto.FLOAT, ["n", 3, 2])]),
                        score_output="s"), "input 'x' must be 2-D [rows, features], got 3 dimension(s)"),
     ("dynamic width without names", dict(onnx_model=graph(
         [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0, axes=[1])],

@@ -1,0 +1,162 @@
+"""`make parity`: every exportable detector on every ADBench dataset — ONNX vs native scores, ROC-AUC, finiteness.
+
+    python -m pynomaly.parity --datasets ../shared/datasets --out parity-results
+
+writes parity-results/parity.md (the table) and parity.csv, and exits non-zero if any case fails.
+The fast subset of the same checks runs in `make test` (tests/integration/test_parity.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pynomaly import algorithms
+from pynomaly.training import EXPORT_TOLERANCE, compare
+
+DATASETS = ("annthyroid", "breastw", "cardio", "ionosphere", "mammography", "pendigits", "pima", "satellite",
+            "shuttle", "thyroid", "vowels", "wbc")
+# Native scores are compared on a seeded sample of rows (ECOD/COPOD score natively one row at a time).
+PARITY_SAMPLE = 2000
+AUC_DECIMALS = 3
+
+
+@dataclass
+class ParityRow:
+    dataset: str
+    algorithm: str
+    rows: int
+    features: int
+    max_rel_error: float = float("nan")
+    max_abs_error: float = float("nan")
+    auc_native: float = float("nan")
+    auc_served: float = float("nan")
+    finite: bool = False
+    fit_s: float = 0.0
+    export_s: float = 0.0
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return (not self.error and self.finite and self.max_rel_error <= EXPORT_TOLERANCE
+                and abs(self.auc_served - self.auc_native) <= 0.5 * 10**-AUC_DECIMALS)
+
+
+def exportable() -> list[str]:
+    return [name for name, a in algorithms.ALGORITHMS.items() if a.exportable]
+
+
+def parity_params(algo: algorithms.Algorithm) -> dict[str, Any]:
+    """Library defaults, seeded where the algorithm takes a seed."""
+    given = {"random_state": 0} if any(p.name == "random_state" for p in algo.params) else {}
+    return algo.resolve_params(given)
+
+
+def load(datasets: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(datasets / f"{name}.npz", allow_pickle=False) as data:
+        return data["X"].astype(np.float64), data["y"].astype(int)
+
+
+def run_case(algorithm: str, dataset: str, X: np.ndarray, y: np.ndarray, contamination: float = 0.1) -> ParityRow:
+    """Fit natively on X, export, score every row with onnxruntime; compare with the native reference scores."""
+    import onnxruntime as ort
+    from sklearn.metrics import roc_auc_score
+
+    from pynomaly import export
+    from pynomaly.runtime import session_options
+
+    row = ParityRow(dataset, algorithm, X.shape[0], X.shape[1])
+    algo = algorithms.get(algorithm)
+    try:
+        t0 = time.perf_counter()
+        detector = algo.build(parity_params(algo), contamination).fit(X)
+        t1 = time.perf_counter()
+        graph = export.to_onnx(detector, X.shape[1]).SerializeToString()
+        row.fit_s, row.export_s = t1 - t0, time.perf_counter() - t1
+        session = ort.InferenceSession(graph, session_options(1), providers=["CPUExecutionProvider"])
+        X32 = X.astype(np.float32)
+        served = session.run(None, {"X": X32})[0]
+        row.finite = bool(np.all(np.isfinite(served)))
+        sample = np.random.default_rng(0).choice(len(X), size=min(len(X), PARITY_SAMPLE), replace=False)
+        native_sample = algo.score(detector, X32[sample].astype(np.float64))
+        row.max_abs_error, row.max_rel_error = compare(served[sample], native_sample)
+        if len(sample) == len(X):
+            native_all = np.empty(len(X))
+            native_all[sample] = native_sample
+        else:
+            native_all = algo.score(detector, X32.astype(np.float64))
+        row.auc_native = float(roc_auc_score(y, native_all))
+        row.auc_served = float(roc_auc_score(y, served)) if row.finite else float("nan")
+    except Exception as e:  # a failing case is a row of the report, not the end of the run
+        row.error = f"{type(e).__name__}: {e}"
+    return row
+
+
+def markdown(rows: list[ParityRow]) -> str:
+    lines = [
+        "| dataset | algorithm | rows × features | max rel error | max abs error | ROC-AUC native | ROC-AUC served "
+        "| fit s | export s | ok |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.dataset} | {r.algorithm} | {r.rows} × {r.features} | {r.max_rel_error:.2e} | {r.max_abs_error:.2e} "
+            f"| {r.auc_native:.4f} | {r.auc_served:.4f} | {r.fit_s:.2f} | {r.export_s:.2f} | "
+            f"{'yes' if r.ok else 'NO: ' + (r.error or 'mismatch')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def summary(rows: list[ParityRow]) -> str:
+    by_algo: dict[str, list[ParityRow]] = {}
+    for r in rows:
+        by_algo.setdefault(r.algorithm, []).append(r)
+    lines = ["| algorithm | datasets ok | worst max rel error | worst ROC-AUC gap |", "|---|---|---|---|"]
+    for name, rs in by_algo.items():
+        worst_rel = max((r.max_rel_error for r in rs if not r.error), default=float("nan"))
+        worst_gap = max((abs(r.auc_served - r.auc_native) for r in rs if not r.error), default=float("nan"))
+        lines.append(f"| {name} | {sum(r.ok for r in rs)} / {len(rs)} | {worst_rel:.2e} | {worst_gap:.1e} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="../shared/datasets", help="directory of the ADBench .npz files")
+    parser.add_argument("--out", default="parity-results", help="where to write parity.md and parity.csv")
+    parser.add_argument("--algorithm", action="append", help="only these algorithms (repeatable)")
+    parser.add_argument("--dataset", action="append", help="only these datasets (repeatable)")
+    args = parser.parse_args(argv)
+    datasets = Path(args.datasets)
+    if not datasets.is_dir():
+        print(f"error: datasets directory {datasets} not found (give --datasets DIR)", file=sys.stderr)
+        return 2
+    rows = []
+    for dataset in args.dataset or DATASETS:
+        X, y = load(datasets, dataset)
+        for algorithm in args.algorithm or exportable():
+            row = run_case(algorithm, dataset, X, y)
+            rows.append(row)
+            print(f"{dataset:12} {algorithm:28} rel {row.max_rel_error:.1e}  auc {row.auc_native:.4f}/"
+                  f"{row.auc_served:.4f}  {'ok' if row.ok else 'FAIL ' + row.error}", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "parity.md").write_text("# Parity: ONNX (served) vs native\n\n" + summary(rows) + "\n" + markdown(rows))
+    with open(out / "parity.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(ParityRow)] + ["ok"])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**asdict(r), "ok": r.ok})
+    failed = [r for r in rows if not r.ok]
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} cases ok; table in {out / 'parity.md'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
