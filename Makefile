@@ -9,7 +9,7 @@ STORE ?= var/store
 PROTOS := $(wildcard proto/pynomaly/v1/*.proto)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint proto proto-check buf-lint bench clean
+.PHONY: help setup run test lint proto proto-check buf-lint bench parity clean
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 
 bench: setup ## ONNX vs native PyOD, Detect vs echo RPC: ratios from one run
 	$(PY) -m pynomaly.bench
+
+DATASETS ?= ../shared/datasets
+parity: setup ## every exportable detector × the 12 ADBench sets: parity-results/parity.md
+	$(PY) -m pynomaly.parity --datasets $(DATASETS) --out parity-results
 
 clean: ## remove the venv and local model store
 	rm -rf $(VENV) var
