@@ -118,10 +118,13 @@ def literal(*options: str) -> Check:
 
 
 def fraction_or_count(v: Any) -> Any:
-    """sklearn's int-or-float convention: an int counts, a non-integral float is a fraction in (0, 1]."""
-    if isinstance(v, float) and not v.is_integer():
-        return number(0.0, 1.0, lo_open=True)(v)
-    return integer(1)(v)
+    """sklearn's count-or-fraction, told apart by value: every number reaches us as a JSON/protobuf double, so
+    1 and 1.0 look alike. A value in (0, 1] is a fraction (1 = all rows), an integer ≥ 2 is a count."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError("must be a fraction in (0, 1] or an integer count ≥ 2")
+    if 0 < v <= 1:
+        return float(v)
+    return integer(2)(v)
 
 
 def pyod_score(det: Any, X: np.ndarray) -> np.ndarray:
