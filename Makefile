@@ -6,10 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LISTEN ?= 127.0.0.1:50051
 STORE ?= var/store
+ENGINE ?= embedded
+LOAD_TIME ?= 60
+LOAD_USERS ?= 10
+LOAD_OUT ?= var/load
 PROTOS := $(wildcard proto/pynomaly/v1/*.proto)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint proto proto-check buf-lint bench parity clean
+.PHONY: help setup run test lint proto proto-check buf-lint bench parity load clean
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,6 +55,9 @@ bench: setup ## ONNX vs native PyOD, Detect vs echo RPC: ratios from one run
 DATASETS ?= ../shared/datasets
 parity: setup ## every exportable detector × the 12 ADBench sets: parity-results/parity.md
 	$(PY) -m pynomaly.parity --datasets $(DATASETS) --out parity-results
+
+load: setup ## Locust vs a server on 127.0.0.1: LOAD_USERS=10 users, LOAD_TIME=60 s, ENGINE=embedded|ray; reports in LOAD_OUT
+	$(PY) load_tests/run.py --engine $(ENGINE) --time $(LOAD_TIME) --users $(LOAD_USERS) --out $(LOAD_OUT)
 
 clean: ## remove the venv and local model store
 	rm -rf $(VENV) var

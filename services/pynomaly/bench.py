@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+
+from pynomaly.client import Client
 
 N_TRAIN, N_SCORE, N_FEATURES = 10_000, 10_000, 20
 ECHO_METHOD = "/pynomaly.bench.EchoService/Echo"
@@ -109,8 +112,11 @@ async def _serve_with_echo(store: str) -> None:
     from pynomaly.server.app import ServerConfig, start
 
     running = await start(ServerConfig(listen="127.0.0.1:0", store=Path(store)), extra_handlers=[_echo_handler()])
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print(f"serving on 127.0.0.1:{running.port}", flush=True)
-    await running.server.wait_for_termination()
+    await stop.wait()
+    await running.stop(grace=0)  # also stops the training pool: no orphaned worker
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -119,7 +125,6 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def bench_grpc(calls: int = 3000) -> None:
-    from pynomaly import Client
     from pynomaly.client import to_matrix
     from pynomaly.v1 import detect_pb2
 
@@ -133,7 +138,7 @@ def bench_grpc(calls: int = 3000) -> None:
             address = re.search(r"127\.0\.0\.1:\d+", line)
             if address is None:
                 raise RuntimeError(f"bench server did not start: {line!r}")
-            with Client(address.group(0)) as client:
+            with Client(address.group(0), timeout=600) as client:
                 client.train("bench", train, algorithm="iforest", params={"n_estimators": 100, "random_state": 0})
                 channel = grpc.insecure_channel(address.group(0))
                 echo = channel.unary_unary(ECHO_METHOD, request_serializer=detect_pb2.DetectRequest.SerializeToString,
@@ -160,10 +165,30 @@ def bench_grpc(calls: int = 3000) -> None:
                     (e50, e99), (d50, d99) = _percentiles(t_echo), _percentiles(t_detect)
                     print(f"{rows:>6} {_fmt(e50):>10} {_fmt(d50):>11} {d50 / e50:>5.2f}×   {_fmt(e99):>10} "
                           f"{_fmt(d99):>11} {d99 / e99:>5.2f}×")
+                bench_explain(client, train, score)
                 channel.close()
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+
+
+def bench_explain(client: Client, train: np.ndarray, score: np.ndarray) -> None:
+    """Explain latency per method, as a ratio to Detect on the same model and rows (client-side wall time)."""
+    client.train("bench-hbos", train, algorithm="hbos")
+    print("\nExplain vs Detect on the same model (median wall time per call over gRPC, 20 features)")
+    print(f"{'model':10} {'method':12} {'rows':>5} {'detect':>10} {'explain':>10} {'ratio':>7}  evaluations/row")
+    for model, methods in (("bench@1", ("tree_shap", "kernel_shap")), ("bench-hbos@1", ("exact", "kernel_shap"))):
+        for method in methods:
+            for rows in (1, 1000):
+                X = score[:rows]
+                slow = method != "exact" and rows > 1
+                repeat = 1 if slow else 200
+                detect = median_time(lambda X=X, m=model: client.detect(m, X), repeat)
+                took = median_time(lambda X=X, m=model, k=method: client.explain(m, X, method=k), repeat,
+                                   budget_s=120.0 if slow else 10.0)
+                evals = client.explain(model, X[:1], method=method).evaluations_per_row
+                print(f"{model.split('@')[0]:10} {method:12} {rows:>5} {_fmt(detect):>10} {_fmt(took):>10} "
+                      f"{took / detect:>6.1f}×  {evals}")
 
 
 def main() -> None:

@@ -47,10 +47,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         train_workers=args.train_workers,
         threads=args.threads,
         max_message_bytes=int(args.max_message_mb * 1024 * 1024),
+        metrics_port=args.metrics_port,
     )
     try:
         asyncio.run(serve(config))
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: an OTEL_* variable we cannot honour
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
@@ -126,6 +127,33 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from pynomaly.data import read_table
+
+    X, names = read_table(args.data, "--data")
+    with Client(args.server) as client:
+        card = client.get_model(args.model)
+        X = _align(X, names, list(card.feature_names), Path(args.data).suffix.lower() != ".npz")
+        r = client.explain(f"{card.name}@{card.version}", X, top_k=args.top_k, method=args.method)
+    rows = []
+    for i in range(len(X)):
+        order = [j for j in np.argsort(-np.nan_to_num(r.contributions[i], nan=-np.inf)) if
+                 not np.isnan(r.contributions[i, j])]
+        rows.append({"anomaly_score": float(r.anomaly_scores[i]), "base_value": float(r.base_values[i]),
+                     "attributions": [{"feature": r.feature_names[j], "value": float(X[i, j]),
+                                       "contribution": float(r.contributions[i, j])} for j in order]})
+    if args.json:
+        print(json.dumps({"model": r.model_name, "version": r.model_version, "method": r.method,
+                          "evaluations_per_row": r.evaluations_per_row, "rows": rows}))
+        return 0
+    print(f"{r.model_name}@{r.model_version} — method {r.method}", file=sys.stderr)
+    for i, row in enumerate(rows):
+        print(f"row {i}: anomaly_score {row['anomaly_score']:.6g} = base {row['base_value']:.6g} + contributions")
+        for a in row["attributions"]:
+            print(f"  {a['feature']:>24} = {a['value']:<12.6g} {a['contribution']:+.6g}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
@@ -187,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-workers", type=int, default=1, help="training worker processes (default 1)")
     p.add_argument("--threads", type=int, default=2, help="threads scoring one large batch in parallel (default 2)")
     p.add_argument("--max-message-mb", type=float, default=64, help="largest request in MiB (default 64)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics, HOST from --listen (default: off). "
+                        "Tracing is set by the standard OTEL_* variables, e.g. OTEL_EXPORTER_OTLP_ENDPOINT")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
 
@@ -208,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="override the model's threshold")
     p.add_argument("--json", action="store_true", help="write JSON instead of CSV")
     p.set_defaults(func=cmd_detect)
+
+    p = client_parser("explain", "per-feature contributions to the scores of a file's rows")
+    p.add_argument("--model", required=True, help="model reference: name, name@3 or name:alias")
+    p.add_argument("--data", required=True, help="rows to explain: .csv, .parquet or .npz")
+    p.add_argument("--top-k", type=int, default=0, help="only the k largest contributions per row (default all)")
+    p.add_argument("--method", choices=["exact", "tree_shap", "kernel_shap"], help="default: the model's best")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.set_defaults(func=cmd_explain)
 
     p = client_parser("models", "list, show, delete or alias model versions")
     actions = p.add_subparsers(dest="action", required=True)

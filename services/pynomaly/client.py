@@ -18,7 +18,17 @@ from typing import Any
 import grpc
 import numpy as np
 
-from pynomaly.v1 import common_pb2, detect_pb2, detect_pb2_grpc, model_pb2, model_pb2_grpc, train_pb2, train_pb2_grpc
+from pynomaly.v1 import (
+    common_pb2,
+    detect_pb2,
+    detect_pb2_grpc,
+    explain_pb2,
+    explain_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    train_pb2,
+    train_pb2_grpc,
+)
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -31,6 +41,18 @@ class TrainingError(RuntimeError):
         state = train_pb2.TrainingJobState.Name(job.state).removeprefix("TRAINING_JOB_STATE_")
         super().__init__(f"training job {job.id} {state.lower()}: {job.message}")
         self.job = job
+
+
+@dataclass(frozen=True)
+class ExplainResult:
+    anomaly_scores: np.ndarray  # [rows]
+    base_values: np.ndarray  # [rows]; anomaly_score = base_value + Σ contributions
+    contributions: np.ndarray  # [rows, features], feature order; NaN where top_k left a feature out
+    feature_names: list[str]
+    method: str  # "exact", "tree_shap" or "kernel_shap"
+    evaluations_per_row: int
+    model_name: str
+    model_version: int
 
 
 @dataclass(frozen=True)
@@ -74,6 +96,7 @@ class Client:
         self.train_stub = train_pb2_grpc.TrainServiceStub(self._channel)
         self.model_stub = model_pb2_grpc.ModelServiceStub(self._channel)
         self.detect_stub = detect_pb2_grpc.DetectServiceStub(self._channel)
+        self.explain_stub = explain_pb2_grpc.ExplainServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -174,6 +197,33 @@ class Client:
     def download_model(self, model: str) -> bytes:
         chunks = self.model_stub.DownloadModel(model_pb2.DownloadModelRequest(model=model), timeout=self.timeout)
         return b"".join(c.chunk for c in chunks)
+
+    # --- explanation ---
+
+    def explain(self, model: str, X: Any, *, top_k: int = 0, method: str | None = None) -> ExplainResult:
+        """Per-feature contributions to the scores of rows X; method "exact", "tree_shap", "kernel_shap" or None
+        (the model's default)."""
+        matrix, _ = to_matrix(X)
+        enum = explain_pb2.ExplainMethod.Value(f"EXPLAIN_METHOD_{(method or 'unspecified').upper()}")
+        r = self.explain_stub.Explain(explain_pb2.ExplainRequest(model=model, rows=matrix, top_k=top_k, method=enum),
+                                      timeout=self.timeout)
+        card = self.get_model(f"{r.model_name}@{r.model_version}")
+        names = list(card.feature_names)
+        index = {n: j for j, n in enumerate(names)}
+        contributions = np.full((len(r.rows), len(names)), np.nan)
+        for i, row in enumerate(r.rows):
+            for a in row.attributions:
+                contributions[i, index[a.feature]] = a.contribution
+        return ExplainResult(
+            anomaly_scores=np.array([row.anomaly_score for row in r.rows]),
+            base_values=np.array([row.base_value for row in r.rows]),
+            contributions=contributions,
+            feature_names=names,
+            method=explain_pb2.ExplainMethod.Name(r.method).removeprefix("EXPLAIN_METHOD_").lower(),
+            evaluations_per_row=r.evaluations_per_row,
+            model_name=r.model_name,
+            model_version=r.model_version,
+        )
 
     # --- detection ---
 

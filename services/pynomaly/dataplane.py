@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -13,8 +14,11 @@ import numpy as np
 from pynomaly import algorithms
 from pynomaly.data import read_table
 from pynomaly.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from pynomaly.explain import Explanation
 from pynomaly.imports import ImportSpec, import_model
 from pynomaly.jobs import JobManager
+from pynomaly.observability import tracing
+from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.refs import check_alias, check_name, parse_ref
 from pynomaly.registry import LocalStore
 from pynomaly.rows import check_rows
@@ -35,27 +39,71 @@ class DetectResult:
     model_version: int
 
 
+def _trace_attributes(loaded: Any, X: np.ndarray) -> dict[str, Any]:
+    return {
+        tracing.MODEL_NAME: loaded.name, tracing.MODEL_VERSION: loaded.version,
+        tracing.ALGORITHM: loaded.manifest.get("algorithm", ""),
+        tracing.ROWS: int(X.shape[0]) if X.ndim else 0, tracing.FEATURES: int(X.shape[1]) if X.ndim == 2 else 0,
+    }
+
+
 class DataPlane:
-    def __init__(self, store: LocalStore, sessions: SessionCache, jobs: JobManager, data_root: Path | None = None):
+    def __init__(self, store: LocalStore, sessions: SessionCache, jobs: JobManager, data_root: Path | None = None,
+                 tracer: Any = tracing.NOOP, metrics: Any = NO_METRICS):
         self.store = store
         self.sessions = sessions
         self.jobs = jobs
         self.data_root = data_root.resolve() if data_root else None
+        # No-op objects unless observability is switched on (pynomaly.observability): the hot path stays cheap.
+        self.tracer = tracer
+        self.metrics = metrics
 
     # --- detect ---
 
     async def detect(self, model: str, X: np.ndarray, threshold: float | None = None) -> DetectResult:
-        name, version = self.store.resolve(parse_ref(model))
-        loaded = self.sessions.get(name, version)
+        tracer = self.tracer
+        call = tracer.current()  # the RPC's span: it gets the model's attributes
+        with tracer.span("load_model") as span:
+            name, version = self.store.resolve(parse_ref(model))
+            misses = self.sessions.misses
+            loaded = self.sessions.get(name, version)
+            if span.is_recording():
+                span.set_attribute(tracing.CACHE_HIT, self.sessions.misses == misses)
+        if call.is_recording():
+            call.set_attributes(_trace_attributes(loaded, X))
         check_rows(X, "rows", loaded.n_features)
         if threshold is not None and not math.isfinite(threshold):
             raise InvalidArgument(f"threshold must be finite, got {threshold}")
-        if len(X) <= INLINE_ROWS:
-            scores = loaded.score(X)
+        with tracer.span("onnxruntime.run"):
+            if len(X) <= INLINE_ROWS:
+                scores = loaded.score(X)
+            else:
+                scores = await self.sessions.score_parallel(loaded, X)
+        with tracer.span("threshold") as span:
+            used = loaded.threshold if threshold is None else threshold
+            is_anomaly = scores > used
+            if span.is_recording():
+                span.set_attributes({tracing.THRESHOLD: used, tracing.FLAGGED: int(is_anomaly.sum())})
+        self.metrics.observe_scores(loaded, scores)
+        return DetectResult(scores, is_anomaly, used, name, version)
+
+    # --- explain ---
+
+    async def explain(self, model: str, X: np.ndarray, top_k: int = 0, method: str | None = None,
+                      deadline: float | None = None) -> tuple[Explanation, list[str], str, int]:
+        """(explanation, feature names, model name, version); `deadline` is a time.monotonic() instant."""
+        name, version = self.store.resolve(parse_ref(model))
+        loaded = self.sessions.get(name, version)
+        check_rows(X, "rows", loaded.n_features)
+        if not 0 <= top_k <= loaded.n_features:
+            raise InvalidArgument(f"top_k must be in [0, {loaded.n_features}] (0 = all features), got {top_k}")
+        explainer = self.sessions.explainer(loaded)
+        method = explainer.check_method(method)
+        if method == "exact" and len(X) <= INLINE_ROWS:
+            result = explainer.explain(X, method)
         else:
-            scores = await self.sessions.score_parallel(loaded, X)
-        used = loaded.threshold if threshold is None else threshold
-        return DetectResult(scores, scores > used, used, name, version)
+            result = await asyncio.to_thread(explainer.explain, X, method, deadline)
+        return result, loaded.manifest["feature_names"], name, version
 
     # --- training ---
 

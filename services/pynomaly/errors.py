@@ -25,3 +25,7 @@ class ResourceExhausted(PynomalyError):
 
 class PermissionDenied(PynomalyError):
     """The caller may not do this (e.g. read a file outside the data root)."""
+
+
+class DeadlineExceeded(PynomalyError):
+    """The work could not finish within the caller's deadline."""

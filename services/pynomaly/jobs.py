@@ -3,6 +3,9 @@
 Workers report their stage through a multiprocessing queue; a reader thread hands events to the event loop.
 Only the event loop changes job records, so there is a single writer. The worker returns graph + manifest and
 the loop writes the version, so a cancelled job's result is simply dropped.
+
+Tracing: the worker has no tracer. It times its stages (wall clock: comparable across processes on one host) and
+returns them with its result, or attached to its exception; the loop records them as children of the job's span.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import numpy as np
 
 from pynomaly import training
 from pynomaly.errors import NotFound
+from pynomaly.observability import tracing
+from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.registry import LocalStore
 
 log = logging.getLogger(__name__)
@@ -37,9 +42,31 @@ def _init_worker(queue: Any) -> None:
     _progress = queue
 
 
-def _run(job_id: str, spec: training.TrainSpec, X: np.ndarray) -> training.TrainedModel:
+Stages = list[tuple[str, int, int]]  # (stage, start, end) in time.time_ns()
+
+
+def _run(job_id: str, spec: training.TrainSpec, X: np.ndarray) -> tuple[training.TrainedModel, Stages]:
+    stages: list[list[Any]] = []
+
+    def progress(stage: str) -> None:
+        now = time.time_ns()
+        if stages:
+            stages[-1][2] = now
+        stages.append([stage, now, now])
+        _progress.put((job_id, stage))
+
+    def timed() -> Stages:
+        if stages:
+            stages[-1][2] = time.time_ns()
+        return [(str(a), int(b), int(c)) for a, b, c in stages]
+
     _progress.put((job_id, "start"))
-    return training.train(spec, X, progress=lambda stage: _progress.put((job_id, stage)))
+    try:
+        model = training.train(spec, X, progress=progress)
+    except Exception as e:
+        e.stages = timed()  # type: ignore[attr-defined]  # pickled with the exception (its __dict__)
+        raise
+    return model, timed()
 
 
 def _warm_up() -> None:
@@ -47,14 +74,17 @@ def _warm_up() -> None:
 
 
 class JobManager:
-    def __init__(self, store: LocalStore, workers: int = 1):
+    def __init__(self, store: LocalStore, workers: int = 1, tracer: Any = tracing.NOOP, metrics: Any = NO_METRICS):
         self._store = store
+        self._tracer = tracer
+        self._metrics = metrics
+        self._spans: dict[str, Any] = {}
         self._workers = workers
         self._ctx = multiprocessing.get_context("spawn")
         self._events = self._ctx.Queue()
         self._pool = self._new_pool()
         self._jobs: dict[str, dict[str, Any]] = {}
-        self._futures: dict[str, Future[training.TrainedModel]] = {}
+        self._futures: dict[str, Future[tuple[training.TrainedModel, Stages]]] = {}
         self._watchers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: threading.Thread | None = None
@@ -113,6 +143,11 @@ class JobManager:
         }
         self._jobs[job_id] = job
         self._store.save_job(job)
+        # A child of the current (CreateTrainingJob) span that outlives it: the whole job in the caller's trace.
+        self._spans[job_id] = self._tracer.start_span("training_job", {
+            tracing.JOB_ID: job_id, tracing.MODEL_NAME: spec.model_name, tracing.ALGORITHM: spec.algorithm,
+            tracing.ROWS: job["rows"], tracing.FEATURES: job["columns"],
+        })
         future = self._pool.submit(_run, job_id, spec, X)
         self._futures[job_id] = future
         assert self._loop is not None
@@ -122,35 +157,58 @@ class JobManager:
         )
         return dict(job)
 
-    async def _finish(self, job_id: str, future: Future[training.TrainedModel]) -> None:
+    async def _finish(self, job_id: str, future: Future[tuple[training.TrainedModel, Stages]]) -> None:
         self._futures.pop(job_id, None)
         job = self._jobs[job_id]
         if job["state"] in TERMINAL or future.cancelled():
             return
         try:
-            result = future.result()
+            result, stages = future.result()
         except training.TrainingFailed as e:
             self._update(job, state=FAILED, stage="", message=str(e), end_time=time.time())
+            self._observe(job, getattr(e, "stages", []), error=str(e))
             return
         except BrokenProcessPool:
             self._pool = self._new_pool()
             self._update(job, state=FAILED, stage="", end_time=time.time(),
                          message="the training worker died (out of memory?); submit the job again")
+            self._observe(job, [], error=job["message"])
             return
-        except Exception:
+        except Exception as e:
             error_id = uuid.uuid4().hex[:12]
             log.exception("training job %s failed (error id %s)", job_id, error_id)
             self._update(job, state=FAILED, stage="", end_time=time.time(),
                          message=f"internal error during training (error id {error_id}, see the server log)")
+            self._observe(job, getattr(e, "stages", []), error=job["message"])
             return
         self._update(job, stage="register")
+        register_start = time.time_ns()
         version = await asyncio.to_thread(self._store.create_version, job["model_name"], result.onnx_model,
-                                          result.manifest)
+                                          result.manifest, result.arrays)
+        stages.append(("register", register_start, time.time_ns()))
         if job["state"] == CANCELLED:  # cancelled while the version was being written: take it back
             await asyncio.to_thread(self._store.delete_version, job["model_name"], version)
             return
         self._update(job, state=SUCCEEDED, stage="", model_version=version, end_time=time.time(),
                      message=f"trained {job['model_name']}@{version}")
+        self._observe(job, stages)
+
+    def _observe(self, job: dict[str, Any], stages: Stages, error: str | None = None) -> None:
+        """End the job's span, with the stages as children timed by the worker; record the stage durations."""
+        self._metrics.observe_training(job["algorithm"], stages)
+        span = self._spans.pop(job["id"], None)
+        if span is None:
+            return
+        for stage, start_ns, end_ns in stages:
+            self._tracer.record(stage, span, start_ns, end_ns)
+        span.set_attributes({tracing.JOB_STATE: job["state"], tracing.MODEL_VERSION: job["model_version"]})
+        self._tracer.end(span, error)
+
+    def count_by_state(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for job in list(self._jobs.values()):
+            counts[job["state"]] = counts.get(job["state"], 0) + 1
+        return counts
 
     def get(self, job_id: str) -> dict[str, Any]:
         job = self._jobs.get(job_id)
@@ -172,6 +230,7 @@ class JobManager:
             if future is not None:
                 future.cancel()  # stops a queued job; a running one finishes and its result is dropped
             self._update(job, state=CANCELLED, stage="", end_time=time.time(), message="cancelled by a client")
+            self._observe(job, [])
         return dict(job)
 
     async def watch(self, job_id: str) -> AsyncIterator[dict[str, Any]]:

@@ -15,6 +15,7 @@ nothing, and a crash leaves at most garbage in `.staging/` (swept at start-up).
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import shutil
@@ -23,11 +24,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pynomaly.errors import NotFound
 from pynomaly.refs import ModelRef, check_alias
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
+ARRAYS_FILE = "explain.npz"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -85,12 +89,17 @@ class LocalStore:
             return []
         return sorted(int(e) for e in entries if e.isdigit())
 
-    def create_version(self, name: str, onnx_model: bytes, manifest: dict[str, Any]) -> int:
+    def create_version(self, name: str, onnx_model: bytes, manifest: dict[str, Any],
+                       arrays: dict[str, np.ndarray] | None = None) -> int:
         """Write a new version atomically and return its number (max of existing and deleted + 1)."""
         stage = self._staging / uuid.uuid4().hex
         stage.mkdir()
         try:
             _write_file(stage / MODEL_FILE, onnx_model)
+            if arrays:
+                buffer = io.BytesIO()
+                np.savez(buffer, **arrays)
+                _write_file(stage / ARRAYS_FILE, buffer.getvalue())
             versions = self._versions_dir(name)
             versions.mkdir(parents=True, exist_ok=True)
             tombstones = self._models / name / "deleted"
@@ -125,6 +134,14 @@ class LocalStore:
             raise NotFound(f"model {name}@{version} not found") from None
         self._manifests[key] = manifest
         return manifest
+
+    def arrays(self, name: str, version: int) -> dict[str, np.ndarray]:
+        """The version's explain.npz arrays (loaded without pickle), or {} if it has none."""
+        try:
+            with np.load(self._versions_dir(name) / str(version) / ARRAYS_FILE, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except FileNotFoundError:
+            return {}
 
     def onnx_path(self, name: str, version: int) -> Path:
         return self._versions_dir(name) / str(version) / MODEL_FILE

@@ -14,6 +14,8 @@ import onnxruntime as ort
 
 from pynomaly.registry import LocalStore
 
+_SCORE = ["anomaly_score"]  # graphs may have more outputs (e.g. "contributions"): ask for the score only
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -27,7 +29,7 @@ class LoadedModel:
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """Anomaly scores (float32, one per row) of a float32 matrix of the right width."""
-        return self.session.run(None, {self.input_name: X})[0]
+        return self.session.run(_SCORE, {self.input_name: X})[0]
 
 
 def session_options(intra_op_threads: int = 1) -> ort.SessionOptions:
@@ -52,8 +54,16 @@ class SessionCache:
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pynomaly-ort")
         self._max = max_models
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._explainers: dict[tuple[str, int], Any] = {}
         self._lock = threading.Lock()
-        self.hits = self.misses = self.evictions = 0
+        self.hits = self.misses = self.evictions = 0  # read by the metrics at scrape time
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    @property
+    def capacity(self) -> int:
+        return self._max
 
     def get(self, name: str, version: int) -> LoadedModel:
         key = (name, version)
@@ -69,7 +79,8 @@ class SessionCache:
                 model = self._load(name, version)
                 self._models[key] = model
                 while len(self._models) > self._max:
-                    self._models.popitem(last=False)
+                    evicted, _ = self._models.popitem(last=False)
+                    self._explainers.pop(evicted, None)
                     self.evictions += 1
         return model
 
@@ -91,6 +102,17 @@ class SessionCache:
     def evict(self, name: str, version: int) -> None:
         with self._lock:
             self._models.pop((name, version), None)
+            self._explainers.pop((name, version), None)
+
+    def explainer(self, model: LoadedModel) -> Any:
+        """The version's ModelExplainer (its explain.npz read once)."""
+        key = (model.name, model.version)
+        explainer = self._explainers.get(key)
+        if explainer is None:
+            from pynomaly.explain import ModelExplainer
+
+            explainer = self._explainers[key] = ModelExplainer(model, self._store.arrays(model.name, model.version))
+        return explainer
 
     async def score_parallel(self, model: LoadedModel, X: np.ndarray) -> np.ndarray:
         """Score a large batch off the event loop, in `threads` chunks at once (onnxruntime releases the GIL)."""

@@ -48,6 +48,8 @@ class TrainSpec:
 class TrainedModel:
     onnx_model: bytes
     manifest: dict[str, Any]
+    # Stored beside the graph as explain.npz (plain arrays, no pickle): background sample, trees.
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def verification_rows(X: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -122,7 +124,7 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lamb
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-    served = session.run(None, {"X": rows})[0]
+    served = session.run(["anomaly_score"], {"X": rows})[0]
     if not np.all(np.isfinite(served)) or not np.all(np.isfinite(native)):
         raise TrainingFailed("verification rows produced non-finite scores; the model cannot be served")
     max_abs, max_rel = compare(served, native)
@@ -131,6 +133,10 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lamb
             f"ONNX export does not match {algo.implementation}: max relative error {max_rel:.3g} "
             f"(max abs {max_abs:.3g}) over {len(rows)} verification rows exceeds the tolerance {EXPORT_TOLERANCE:g}"
         )
+
+    from pynomaly import explain
+
+    explain_manifest, arrays = explain.artifacts(detector, X, session)
 
     threshold = float(np.percentile(training_scores, 100 * (1 - spec.contamination)))
     manifest = {
@@ -157,8 +163,9 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lamb
         "onnx_size_bytes": len(graph),
         "input_name": "X",
         "output_name": "anomaly_score",
+        "explain": explain_manifest,
     }
-    return TrainedModel(graph, manifest)
+    return TrainedModel(graph, manifest, arrays)
 
 
 def warm_up() -> None:

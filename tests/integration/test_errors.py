@@ -68,8 +68,8 @@ def test_detect_rejects(server, trained, case, fields, code, message):
 
 TRAIN_CASES = [
     ("unknown algorithm", dict(algorithm="forest"), INVALID,
-     "algorithm: unknown algorithm 'forest'; available: hbos, iforest, sklearn.isolation_forest"),
-    ("missing algorithm", dict(algorithm=""), INVALID, "algorithm is required; available: hbos, iforest"),
+     "algorithm: unknown algorithm 'forest'; available: "),
+    ("missing algorithm", dict(algorithm=""), INVALID, "algorithm is required; available: "),
     ("unknown hyperparameter", dict(params={"n_trees": _num(5)}), INVALID,
      "params: unknown hyperparameter 'n_trees' for algorithm 'iforest'"),
     ("hyperparameter out of range", dict(params={"n_estimators": _num(0)}), INVALID,

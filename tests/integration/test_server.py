@@ -8,7 +8,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pyod.models.iforest import IForest
 
 from pynomaly import TrainingError
-from pynomaly.v1 import common_pb2, detect_pb2, detect_pb2_grpc, explain_pb2, explain_pb2_grpc, train_pb2
+from pynomaly.v1 import common_pb2, detect_pb2, detect_pb2_grpc, train_pb2
 
 from conftest import assert_scores_close
 
@@ -154,11 +154,3 @@ def test_health_and_reflection(server):
     names = {s.name for r in responses for s in r.list_services_response.service}
     assert {"pynomaly.v1.TrainService", "pynomaly.v1.ModelService", "pynomaly.v1.DetectService",
             "pynomaly.v1.ExplainService", "grpc.health.v1.Health"} <= names
-
-
-def test_explain_is_unimplemented_and_says_so(server, trained):
-    stub = explain_pb2_grpc.ExplainServiceStub(server.channel)
-    with pytest.raises(grpc.RpcError) as e:
-        stub.Explain(explain_pb2.ExplainRequest(model=trained))
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "ExplainService.Explain is not implemented yet" in e.value.details()

@@ -23,7 +23,7 @@ from onnx import helper
 from pyod.models.hbos import HBOS
 from sklearn.utils.validation import check_is_fitted
 
-from ._graph import OUTPUT_NAME, Trees, concat_trees, floor_f32, make_model, tree_sum
+from ._graph import CONTRIBUTIONS_NAME, OUTPUT_NAME, Trees, concat_trees, const, floor_f32, make_model, tree_targets
 
 _MAX_STEPS = 64
 
@@ -100,12 +100,17 @@ def hbos_to_onnx(det: HBOS, n_features: int) -> onnx.ModelProto:
     edges, hist = _per_feature(det)
     if n_features != len(edges):
         raise ValueError(f"n_features={n_features} but HBOS was fitted on {len(edges)}")
-    trees = concat_trees(
-        [_feature_tree(f, e, h, det.alpha, det.tol) for f, (e, h) in enumerate(zip(edges, hist, strict=True))]
-    )
-    nodes, inits = tree_sum(trees, n_features, "score64")
-    nodes.append(helper.make_node("Cast", ["score64"], [OUTPUT_NAME], to=onnx.TensorProto.FLOAT))
-    return make_model(nodes, inits, n_features, "hbos")
+    per_feature = [_feature_tree(f, e, h, det.alpha, det.tol) for f, (e, h) in enumerate(zip(edges, hist, strict=True))]
+    trees = concat_trees(per_feature)
+    # One target per feature: the ensemble yields each feature's -log2 density term, the score is their sum.
+    leaf_targets = np.concatenate([np.full(len(t.leaf_weight), f) for f, t in enumerate(per_feature)])
+    nodes, inits = tree_targets(trees, n_features, leaf_targets, n_features, "terms64")
+    nodes += [
+        helper.make_node("ReduceSum", ["terms64", "sum_axes"], ["score64"], keepdims=0),
+        helper.make_node("Cast", ["score64"], [OUTPUT_NAME], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Cast", ["terms64"], [CONTRIBUTIONS_NAME], to=onnx.TensorProto.FLOAT),
+    ]
+    return make_model(nodes, [*inits, const("sum_axes", [1], np.int64)], n_features, "hbos", contributions=True)
 
 
 CONVERTERS = {"pyod.models.hbos.HBOS": hbos_to_onnx}

@@ -9,6 +9,7 @@ import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,6 +17,8 @@ from grpc_reflection.v1alpha import reflection
 
 from pynomaly.dataplane import DataPlane
 from pynomaly.jobs import JobManager
+from pynomaly.observability import tracing
+from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.registry import LocalStore
 from pynomaly.runtime import SessionCache
 from pynomaly.server.servicers import DetectServicer, ExplainServicer, ModelServicer, TrainServicer
@@ -58,6 +61,9 @@ class ServerConfig:
     # Larger requests get RESOURCE_EXHAUSTED from gRPC itself.
     max_message_bytes: int = 64 * 1024 * 1024
     warm_up: bool = True
+    # Prometheus metrics over HTTP on this port of the --listen host (0 picks one); None: off. Tracing has no field:
+    # it is configured by the standard OTEL_* environment variables only (pynomaly.observability.tracing).
+    metrics_port: int | None = None
 
 
 @dataclass
@@ -66,22 +72,49 @@ class Running:
     port: int
     dataplane: DataPlane
     health: health.aio.HealthServicer
+    metrics_port: int | None = None  # where /metrics is served, if it is
 
     async def stop(self, grace: float | None = 5.0) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         await self.dataplane.jobs.stop()
+        self.dataplane.metrics.close()
+        self.dataplane.tracer.shutdown()  # flushes spans not exported yet
 
 
-async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHandler] = ()) -> Running:
-    """Build the embedded platform, bind it and start serving. `extra_handlers` serve benchmarks only."""
+def _observability(config: ServerConfig, tracer: Any) -> tuple[Any, Any, list[grpc.aio.ServerInterceptor]]:
+    """Tracer, metrics and the interceptors serving them; no-op objects and no interceptor for what is off."""
+    tracer = tracing.from_env() if tracer is None else tracer
+    metrics: Any = NO_METRICS
+    if config.metrics_port is not None:
+        from pynomaly.observability.metrics import Metrics
+
+        metrics = Metrics()
+    if not (tracer.enabled or metrics.enabled):
+        return tracer, metrics, []
+    from pynomaly.observability.interceptors import MetricsInterceptor, TracingInterceptor
+
+    interceptors: list[grpc.aio.ServerInterceptor] = [TracingInterceptor(tracer)] if tracer.enabled else []
+    if metrics.enabled:
+        interceptors.append(MetricsInterceptor(metrics))
+    return tracer, metrics, interceptors
+
+
+async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHandler] = (),
+                tracer: Any = None) -> Running:
+    """Build the embedded platform, bind it and start serving. `extra_handlers` serve benchmarks only; `tracer`
+    (tests only) replaces the one the OTEL_* environment variables configure."""
+    tracer, metrics, interceptors = _observability(config, tracer)
     store = LocalStore(config.store)
     store.sweep_staging()
-    jobs = JobManager(store, workers=config.train_workers)
+    jobs = JobManager(store, workers=config.train_workers, tracer=tracer, metrics=metrics)
     await jobs.start(warm_up=config.warm_up)
-    dataplane = DataPlane(store, SessionCache(store, config.threads, config.max_models), jobs,
-                          config.data_root)
+    sessions = SessionCache(store, config.threads, config.max_models)
+    dataplane = DataPlane(store, sessions, jobs, config.data_root, tracer=tracer, metrics=metrics)
+    if metrics.enabled:
+        metrics.bind(sessions, jobs)
     server = grpc.aio.server(
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
@@ -92,7 +125,7 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     train_pb2_grpc.add_TrainServiceServicer_to_server(TrainServicer(dataplane), server)
     model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(dataplane), server)
     detect_pb2_grpc.add_DetectServiceServicer_to_server(DetectServicer(dataplane), server)
-    explain_pb2_grpc.add_ExplainServiceServicer_to_server(ExplainServicer(), server)
+    explain_pb2_grpc.add_ExplainServiceServicer_to_server(ExplainServicer(dataplane), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -104,10 +137,18 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     except RuntimeError as e:
         await jobs.stop()
         raise OSError(f"cannot listen on {config.listen}: {e}") from None
+    metrics_port = None
+    if metrics.enabled:
+        host = config.listen.rsplit(":", 1)[0]
+        try:
+            metrics_port = metrics.serve(host, config.metrics_port)
+        except OSError as e:
+            await jobs.stop()
+            raise OSError(f"cannot serve metrics on {host}:{config.metrics_port}: {e}") from None
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return Running(server, port, dataplane, health_servicer)
+    return Running(server, port, dataplane, health_servicer, metrics_port)
 
 
 async def serve(config: ServerConfig) -> None:
@@ -125,7 +166,10 @@ async def serve(config: ServerConfig) -> None:
         f"  list:    grpcurl -plaintext {host}:{running.port} list\n"
         f"  train:   pynomaly train --server {host}:{running.port} --name demo --algorithm iforest --data FILE.csv\n"
         f"  detect:  pynomaly detect --server {host}:{running.port} --model demo --data FILE.csv\n"
-        "Press Ctrl+C to stop.",
+        + (f"  metrics: http://{host}:{running.metrics_port}/metrics\n" if running.metrics_port else "")
+        + ("  tracing: on (OpenTelemetry, from the OTEL_* environment variables)\n"
+           if running.dataplane.tracer.enabled else "")
+        + "Press Ctrl+C to stop.",
         flush=True,
     )
     await stop.wait()

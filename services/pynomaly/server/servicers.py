@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import grpc
+import numpy as np
 
 from pynomaly import algorithms
 from pynomaly.dataplane import DataPlane, DetectResult
+from pynomaly.errors import InvalidArgument
 from pynomaly.imports import ImportSpec
 from pynomaly.server.convert import (
     algorithm_to_proto,
@@ -181,9 +184,44 @@ class DetectServicer(detect_pb2_grpc.DetectServiceServicer):
         await _unimplemented(context, "DetectService.CreateBatchDetectJob")
 
 
+_METHODS = {
+    explain_pb2.EXPLAIN_METHOD_UNSPECIFIED: None,
+    explain_pb2.EXPLAIN_METHOD_EXACT: "exact",
+    explain_pb2.EXPLAIN_METHOD_TREE_SHAP: "tree_shap",
+    explain_pb2.EXPLAIN_METHOD_KERNEL_SHAP: "kernel_shap",
+}
+_METHOD_ENUMS = {v: k for k, v in _METHODS.items() if v}
+
+
 class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
+    def __init__(self, dataplane: DataPlane):
+        self.dp = dataplane
+
+    @grpc_errors
     async def Explain(self, request: explain_pb2.ExplainRequest, context: Context):
-        await _unimplemented(context, "ExplainService.Explain")
+        if request.method not in _METHODS:
+            raise InvalidArgument(f"method: unknown value {request.method}")
+        X = matrix_to_array(request.rows, "rows")
+        remaining = context.time_remaining()
+        deadline = time.monotonic() + remaining if remaining is not None else None
+        result, names, name, version = await self.dp.explain(request.model, X, request.top_k,
+                                                             _METHODS[request.method], deadline)
+        k = request.top_k or X.shape[1]
+        order = np.argsort(-result.contributions, axis=1, kind="stable")[:, :k]
+        rows = [
+            explain_pb2.RowExplanation(
+                anomaly_score=float(result.scores[i]),
+                base_value=float(result.base_values[i]),
+                attributions=[
+                    explain_pb2.Attribution(feature=names[j], value=float(X[i, j]),
+                                            contribution=float(result.contributions[i, j]))
+                    for j in order[i]
+                ],
+            )
+            for i in range(len(X))
+        ]
+        return explain_pb2.ExplainResponse(rows=rows, method=_METHOD_ENUMS[result.method], model_name=name,
+                                           model_version=version, evaluations_per_row=result.evaluations_per_row)
 
 
 __all__ = ["DetectServicer", "ExplainServicer", "ModelServicer", "TrainServicer"]

@@ -52,13 +52,15 @@ class RowExplanation(_message.Message):
     def __init__(self, anomaly_score: _Optional[float] = ..., base_value: _Optional[float] = ..., attributions: _Optional[_Iterable[_Union[Attribution, _Mapping]]] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
-    __slots__ = ("rows", "method", "model_name", "model_version")
+    __slots__ = ("rows", "method", "model_name", "model_version", "evaluations_per_row")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    EVALUATIONS_PER_ROW_FIELD_NUMBER: _ClassVar[int]
     rows: _containers.RepeatedCompositeFieldContainer[RowExplanation]
     method: ExplainMethod
     model_name: str
     model_version: int
-    def __init__(self, rows: _Optional[_Iterable[_Union[RowExplanation, _Mapping]]] = ..., method: _Optional[_Union[ExplainMethod, str]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ...) -> None: ...
+    evaluations_per_row: int
+    def __init__(self, rows: _Optional[_Iterable[_Union[RowExplanation, _Mapping]]] = ..., method: _Optional[_Union[ExplainMethod, str]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., evaluations_per_row: _Optional[int] = ...) -> None: ...

@@ -26,8 +26,8 @@ if _version_not_supported:
 
 
 class ExplainServiceStub:
-    """Per-feature attributions of anomaly scores. Not implemented yet: answers
-    UNIMPLEMENTED.
+    """Per-feature attributions of anomaly scores, from the same model version as
+    Detect: score = base_value + Σ contributions, per row.
     """
 
     def __init__(self, channel):
@@ -44,12 +44,14 @@ class ExplainServiceStub:
 
 
 class ExplainServiceServicer:
-    """Per-feature attributions of anomaly scores. Not implemented yet: answers
-    UNIMPLEMENTED.
+    """Per-feature attributions of anomaly scores, from the same model version as
+    Detect: score = base_value + Σ contributions, per row.
     """
 
     def Explain(self, request, context):
-        """Explains the scores of rows feature by feature.
+        """Explains the scores of rows feature by feature. A method the model does
+        not offer is FAILED_PRECONDITION naming the ones it does; a deadline too
+        short for the evaluations a method needs is DEADLINE_EXCEEDED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -72,8 +74,8 @@ def add_ExplainServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ExplainService:
-    """Per-feature attributions of anomaly scores. Not implemented yet: answers
-    UNIMPLEMENTED.
+    """Per-feature attributions of anomaly scores, from the same model version as
+    Detect: score = base_value + Σ contributions, per row.
     """
 
     @staticmethod
