@@ -1,10 +1,371 @@
-"""ONNX converters of this family (filled in by issue #3)."""
+"""Ensembles (pyod 3.6.7): LODA built directly; FeatureBagging and SUOD composed from their members' graphs.
+
+LODA (models/loda.py): p_i = projections_[i] · x; k_i = searchsorted(limits_i[:n_bins_i - 1], p_i, 'left');
+score = Σ_i -weights[i] log(histograms_i[k_i]) / n_random_cuts. One float64 MatMul gives every p_i; one
+TreeEnsemble holds a balanced search tree per projection (leaf j for t_{j-1} < p <= t_j, as searchsorted
+'left') and sums the leaf values in float64. The edges are those of `algorithms.ensemble.loda_bins`, raised by
+1e-12 of the projection's scale so that rows exactly on an edge (the training row that set the lowest one; data
+with repeated values, e.g. ADBench ionosphere) fall on the same side whichever way a dot product rounds (without
+it, 149 of 20,000 training rows of 10 seeded float32 fits scored off); the reference score, `loda_score`, uses
+the same edges. The TreeEnsemble ran faster than computing the equal-width bin arithmetically and correcting it
+with Gathers of the edges (37 ms against 67 ms on 10k rows).
+
+Members: `pynomaly.export.to_onnx` converts each fitted member; its names get a prefix, its input is wired to
+what the member sees, and its score is taken in float64 before the member's final Cast (or Clip + Cast), so
+combining adds no float32 rounding.
+
+FeatureBagging (models/feature_bagging.py): member i scores X[:, estimators_features_[i]]; combined by
+combo's average (mean) or maximization (max). Exact when the members' graphs are.
+
+SUOD (models/suod.py, suod 0.1.4 models/parallel_processes.py): member i scores X_i = X @ jl_i when it was
+fitted on a Johnson-Lindenstrauss projection (jl_i is ones((F, F)) otherwise, meaning no projection), then
+either its random-forest approximator (sklearn casts X_i to float32, then each tree compares in double:
+TreeEnsembles summing the trees, on float32-rounded X_i) or its own decision_function (its graph fed the
+float64 X_i, which needs a graph whose only use of X is a Cast to double). Scores are standardised with the
+fitted StandardScaler and averaged or maximised.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import onnx
+from onnx import TensorProto, helper, shape_inference
+from sklearn.utils.validation import check_is_fitted
 
-CONVERTERS: dict[str, Callable[[Any, int], onnx.ModelProto]] = {}
+from pynomaly.algorithms.ensemble import loda_bins
+
+from ._graph import (
+    DEFAULT_OPSET,
+    INPUT_NAME,
+    ML_DOMAIN,
+    ML_OPSET,
+    OUTPUT_NAME,
+    Trees,
+    concat_trees,
+    const,
+    make_model,
+)
+from .hbos import _search_tree
+
+_SUM = 1
+_GROUP_NODES = 8192
+_TREE_LEAF = -1
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_width(n_features: int, fitted: int, what: str) -> None:
+    if n_features != fitted:
+        raise ValueError(f"n_features={n_features} but the {what} was fitted on {fitted}")
+
+
+def _tree_ensemble(trees: Trees, x: str, out: str, aggregate: int) -> onnx.NodeProto:
+    """One double TreeEnsemble over x: double[N, F] -> out: double[N, 1]."""
+    return helper.make_node(
+        "TreeEnsemble",
+        [x],
+        [out],
+        domain=ML_DOMAIN,
+        aggregate_function=aggregate,
+        post_transform=0,
+        n_targets=1,
+        tree_roots=trees.roots.tolist(),
+        nodes_featureids=trees.feature.tolist(),
+        nodes_modes=const("nodes_modes", np.zeros(len(trees.feature)), np.uint8),
+        nodes_splits=const("nodes_splits", trees.split),
+        nodes_truenodeids=trees.true_id.tolist(),
+        nodes_trueleafs=trees.true_leaf.tolist(),
+        nodes_falsenodeids=trees.false_id.tolist(),
+        nodes_falseleafs=trees.false_leaf.tolist(),
+        leaf_targetids=[0] * len(trees.leaf_weight),
+        leaf_weights=const("leaf_weights", trees.leaf_weight),
+    )
+
+
+def _one_leaf(value: float) -> Trees:
+    """A tree that always lands on one leaf (TreeEnsemble needs a node: both branches reach the leaf)."""
+    one, zero = np.ones(1, np.int64), np.zeros(1, np.int64)
+    return Trees(zero, zero, np.array([np.inf]), zero, one, zero, one, np.array([value], np.float64))
+
+
+def _to_output(src: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """Clip to the float32 range, then cast: a huge member score stays finite when served."""
+    nodes = [
+        helper.make_node("Clip", [src, "f32_min", "f32_max"], ["score_clipped"]),
+        helper.make_node("Cast", ["score_clipped"], [OUTPUT_NAME], to=TensorProto.FLOAT),
+    ]
+    return nodes, [const("f32_min", -_F32_MAX), const("f32_max", _F32_MAX)]
+
+
+# --- LODA ---
+
+
+def _loda_cut(det: Any, i: int) -> Trees:
+    edges, values = loda_bins(det, i)
+    return _search_tree(i, edges, values) if len(edges) else _one_leaf(values[0])
+
+
+def loda_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
+    """Graph whose output equals PyOD LODA's decision_function."""
+    check_is_fitted(det, ["projections_", "histograms_", "limits_", "threshold_"])
+    projections = np.asarray(det.projections_, np.float64)
+    _check_width(n_features, projections.shape[1], "LODA")
+    trees = concat_trees([_loda_cut(det, i) for i in range(det.n_random_cuts)])
+    nodes = [
+        helper.make_node("Cast", [INPUT_NAME], ["x64"], to=TensorProto.DOUBLE),
+        helper.make_node("MatMul", ["x64", "projections_t"], ["projected"]),
+        _tree_ensemble(trees, "projected", "score_2d", _SUM),
+        helper.make_node("Reshape", ["score_2d", "flat"], ["score64"]),
+    ]
+    inits = [const("projections_t", projections.T), const("flat", [-1], np.int64)]
+    out_nodes, out_inits = _to_output("score64")
+    return make_model(nodes + out_nodes, inits + out_inits, n_features, "loda")
+
+
+# --- members ---
+
+
+class _Part(NamedTuple):
+    nodes: list[onnx.NodeProto]
+    initializers: list[onnx.TensorProto]
+    score: str  # double[N]
+
+
+def _member_graph(est: Any, n_features: int, what: str) -> onnx.ModelProto:
+    from pynomaly import export
+
+    try:
+        model = export.to_onnx(est, n_features)
+    except export.ExportError as e:
+        raise ValueError(f"{what}: {e}") from None
+    for opset in model.opset_import:
+        expected = {"": DEFAULT_OPSET, ML_DOMAIN: ML_OPSET}.get(opset.domain)
+        if opset.version != expected:
+            raise ValueError(f"{what}: its graph imports {opset.domain or 'ai.onnx'} {opset.version}; an ensemble "
+                             f"graph can hold ai.onnx {DEFAULT_OPSET} and {ML_DOMAIN} {ML_OPSET} only")
+    return model
+
+
+def _prefix_names(graph: onnx.GraphProto, prefix: str) -> None:
+    """Prefix every name in graph and its subgraphs, in place.
+
+    onnx.compose.add_prefix leaves a subgraph's references to names of the enclosing graph unprefixed (seen with
+    the Loop of the LOF graph); renaming every name at every level keeps them consistent.
+    """
+
+    def rename(name: str) -> str:
+        return prefix + name if name else name
+
+    for values in (graph.input, graph.output, graph.value_info):
+        for v in values:
+            v.name = rename(v.name)
+    for t in graph.initializer:
+        t.name = rename(t.name)
+    for node in graph.node:
+        node.name = rename(node.name)
+        node.input[:] = [rename(i) for i in node.input]
+        node.output[:] = [rename(o) for o in node.output]
+        for attr in node.attribute:
+            for g in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                _prefix_names(g, prefix)
+
+
+def _cast_to(node: onnx.NodeProto) -> int:
+    return next(helper.get_attribute_value(a) for a in node.attribute if a.name == "to")
+
+
+def _reads(node: onnx.NodeProto) -> set[str]:
+    """Names a node reads, including those its subgraphs (If, Loop, Scan bodies) take from outside."""
+    names = set(node.input)
+    for attr in node.attribute:
+        for g in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+            for inner in g.node:
+                names |= _reads(inner)
+    return names
+
+
+def _member_part(est: Any, n_features: int, prefix: str, feed: str, *, feed_double: bool, what: str) -> _Part:
+    """The member's graph with names prefixed, reading `feed` (float[N, f], or double[N, f] if feed_double)."""
+    model = _member_graph(est, n_features, what)
+    if model.graph.sparse_initializer or model.functions:
+        raise ValueError(f"{what}: graphs with sparse initializers or functions cannot be composed")
+    _prefix_names(model.graph, prefix)
+    graph = model.graph
+    x, out = graph.input[0].name, graph.output[0].name
+    # Types before rewiring: the graph is not self-contained afterwards.
+    types = {v.name: v.type.tensor_type.elem_type for v in shape_inference.infer_shapes(model).graph.value_info}
+    nodes = list(graph.node)
+    if feed_double:
+        # The member was fitted on float64 values: drop the Cast that its float32 input would go through.
+        readers = [n for n in nodes if x in _reads(n)]
+        if not all(n.op_type == "Cast" and list(n.input) == [x] and _cast_to(n) == TensorProto.DOUBLE
+                   for n in readers):
+            raise ValueError(f"{what}: its graph reads X other than through a Cast to double, so it cannot take "
+                             "float64 projected rows")
+        for n in readers:
+            n.CopyFrom(helper.make_node("Identity", [feed], list(n.output), name=n.name))
+    else:
+        nodes.insert(0, helper.make_node("Identity", [feed], [x]))
+    # Take the score before the member's final Cast to float, when that Cast reads a double.
+    (last,) = [n for n in nodes if out in n.output]
+    from_double = types.get(last.input[0]) == TensorProto.DOUBLE
+    if last.op_type == "Cast" and _cast_to(last) == TensorProto.FLOAT and from_double:
+        score = last.input[0]
+    else:
+        score = prefix + "score64"
+        nodes.append(helper.make_node("Cast", [out], [score], to=TensorProto.DOUBLE))
+    # Keep only what the score needs (not the final Cast, nor extra outputs such as explanations).
+    needed, kept = {score}, []
+    for n in reversed(nodes):
+        if needed.intersection(n.output):
+            needed.update(_reads(n))
+            kept.append(n)
+    kept.reverse()
+    return _Part(kept, [t for t in graph.initializer if t.name in needed], score)
+
+
+def _combine(parts: list[_Part], how: str, n_features: int, name: str, *, prelude: list[onnx.NodeProto],
+             standardize: tuple[np.ndarray, np.ndarray] | None = None) -> onnx.ModelProto:
+    nodes, inits = list(prelude), [const("axis1", [1], np.int64)]
+    columns = []
+    for i, p in enumerate(parts):
+        nodes += p.nodes
+        inits += p.initializers
+        nodes.append(helper.make_node("Unsqueeze", [p.score, "axis1"], [f"col{i}"]))
+        columns.append(f"col{i}")
+    nodes.append(helper.make_node("Concat", columns, ["member_scores"], axis=1))
+    scores = "member_scores"
+    if standardize is not None:
+        mean, scale = standardize
+        nodes += [
+            helper.make_node("Sub", [scores, "scaler_mean"], ["centered_scores"]),
+            helper.make_node("Div", ["centered_scores", "scaler_scale"], ["standard_scores"]),
+        ]
+        inits += [const("scaler_mean", mean), const("scaler_scale", scale)]
+        scores = "standard_scores"
+    reduce = {"mean": "ReduceMean", "max": "ReduceMax"}[how]
+    nodes.append(helper.make_node(reduce, [scores, "axis1"], ["score64"], keepdims=0))
+    out_nodes, out_inits = _to_output("score64")
+    return make_model(nodes + out_nodes, inits + out_inits, n_features, name)
+
+
+# --- FeatureBagging ---
+
+
+def feature_bagging_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
+    """Graph whose output equals PyOD FeatureBagging's decision_function."""
+    check_is_fitted(det, ["estimators_", "estimators_features_", "threshold_"])
+    _check_width(n_features, det.n_features_, "FeatureBagging")
+    parts, prelude = [], []
+    for i, (est, features) in enumerate(zip(det.estimators_, det.estimators_features_, strict=True)):
+        feed = f"features{i}"
+        prelude.append(helper.make_node("Gather", [INPUT_NAME, f"features{i}_idx"], [feed], axis=1))
+        part = _member_part(est, len(features), f"m{i}_", feed, feed_double=False,
+                            what=f"member {i} ({type(est).__name__})")
+        parts.append(part._replace(initializers=[*part.initializers,
+                                                 const(f"features{i}_idx", np.asarray(features), np.int64)]))
+    how = "mean" if det.combination == "average" else "max"
+    return _combine(parts, how, n_features, "feature_bagging", prelude=prelude)
+
+
+# --- SUOD ---
+
+
+def _regression_tree(tree: Any) -> Trees:
+    """A fitted sklearn regression tree; split x <= threshold (x a float32 value, compared in double)."""
+    t = tree.tree_
+    left, right = t.children_left, t.children_right
+    is_leaf = left == _TREE_LEAF
+    values = t.value[:, 0, 0]
+    if is_leaf[0]:
+        return _one_leaf(float(values[0]))
+    new_id = np.where(is_leaf, np.cumsum(is_leaf) - 1, np.cumsum(~is_leaf) - 1)
+    inner = np.flatnonzero(~is_leaf)
+    return Trees(
+        roots=np.zeros(1, np.int64),
+        feature=t.feature[inner].astype(np.int64),
+        split=t.threshold[inner].astype(np.float64),
+        true_id=new_id[left[inner]],
+        true_leaf=is_leaf[left[inner]].astype(np.int64),
+        false_id=new_id[right[inner]],
+        false_leaf=is_leaf[right[inner]].astype(np.int64),
+        leaf_weight=values[is_leaf].astype(np.float64),
+    )
+
+
+def _forest_part(forest: Any, x: str, prefix: str) -> _Part:
+    """A RandomForestRegressor's predict on x: double[N, f] holding float32 values (sklearn's tree input).
+
+    The mean of the trees, summed in double. Trees go into TreeEnsembles of at most _GROUP_NODES nodes each:
+    onnxruntime walks every tree of an ensemble for one row before the next row, and a forest of deep trees
+    (50 × 6k nodes) then misses the cache at every level; one tree per node scored 5k rows 6-9× faster.
+    """
+    check_is_fitted(forest, ["estimators_"])
+    groups: list[list[Trees]] = []
+    for tree in (_regression_tree(t) for t in forest.estimators_):
+        if groups and sum(len(t.feature) for t in groups[-1]) + len(tree.feature) <= _GROUP_NODES:
+            groups[-1].append(tree)
+        else:
+            groups.append([tree])
+    sums = [f"{prefix}sum{g}" for g in range(len(groups))]
+    nodes = [_tree_ensemble(concat_trees(trees), x, name, _SUM) for trees, name in zip(groups, sums, strict=True)]
+    nodes += [
+        helper.make_node("Sum", sums, [prefix + "total"]),
+        helper.make_node("Div", [prefix + "total", prefix + "n_trees"], [prefix + "mean"]),
+        helper.make_node("Reshape", [prefix + "mean", prefix + "flat"], [prefix + "score"]),
+    ]
+    inits = [const(prefix + "n_trees", float(len(forest.estimators_))), const(prefix + "flat", [-1], np.int64)]
+    return _Part(nodes, inits, prefix + "score")
+
+
+def suod_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
+    """Graph whose output equals PyOD SUOD's decision_function."""
+    check_is_fitted(det, ["model_", "score_scalar_", "threshold_"])
+    suod = det.model_
+    if not hasattr(suod, "approximators"):  # suod's own model is no sklearn estimator
+        raise ValueError("the SUOD model is not fitted and approximated")
+    prelude: list[onnx.NodeProto] = []
+    parts: list[_Part] = []
+    members = zip(suod.base_estimators, suod.approximators, suod.jl_transformers_,
+                  np.ravel(suod.approx_flags), strict=True)
+    for i, (est, approximator, jl, approx) in enumerate(members):
+        what, prefix = f"member {i} ({type(est).__name__})", f"m{i}_"
+        jl = np.asarray(jl, np.float64)
+        # suod's own test for "not projected" (jl_transform).
+        projected = not np.array_equal(jl, np.ones([n_features, n_features]))
+        if projected:
+            _check_width(n_features, jl.shape[0], f"{what} projection")
+            prelude.append(helper.make_node("MatMul", ["x64", prefix + "jl"], [prefix + "p64"]))
+        width = jl.shape[1] if projected else n_features
+        if approx == 1:
+            x = "x64"
+            if projected:  # sklearn's trees read float32: round the projection as they do
+                prelude += [
+                    helper.make_node("Cast", [prefix + "p64"], [prefix + "p32"], to=TensorProto.FLOAT),
+                    helper.make_node("Cast", [prefix + "p32"], [prefix + "p32_64"], to=TensorProto.DOUBLE),
+                ]
+                x = prefix + "p32_64"
+            _check_width(width, approximator.n_features_in_, f"{what} approximator")
+            part = _forest_part(approximator, x, prefix)
+        else:
+            part = _member_part(est, width, prefix, prefix + "p64" if projected else INPUT_NAME,
+                                feed_double=projected, what=what)
+        if projected:
+            part = part._replace(initializers=[*part.initializers, const(prefix + "jl", jl)])
+        parts.append(part)
+    if any("x64" in n.input for n in prelude + [n for p in parts for n in p.nodes]):
+        prelude.insert(0, helper.make_node("Cast", [INPUT_NAME], ["x64"], to=TensorProto.DOUBLE))
+    scaler = det.score_scalar_
+    mean = np.asarray(scaler.mean_ if scaler.with_mean else np.zeros(len(parts)), np.float64)
+    scale = np.asarray(scaler.scale_ if scaler.with_std else np.ones(len(parts)), np.float64)
+    how = "mean" if det.combination == "average" else "max"
+    return _combine(parts, how, n_features, "suod", prelude=prelude, standardize=(mean, scale))
+
+
+CONVERTERS: dict[str, Callable[[Any, int], onnx.ModelProto]] = {
+    "pyod.models.loda.LODA": loda_to_onnx,
+    "pyod.models.feature_bagging.FeatureBagging": feature_bagging_to_onnx,
+    "pyod.models.suod.SUOD": suod_to_onnx,
+}
