@@ -194,6 +194,22 @@ class Client:
             request.reference_rows.CopyFrom(to_matrix(reference_rows)[0])
         return self.model_stub.ImportModel(request, timeout=self.timeout).model_version
 
+    def import_torch(
+        self,
+        name: str,
+        module: Any,
+        n_features: int,
+        *,
+        higher_is_anomalous: bool = True,
+        **kwargs: Any,
+    ) -> model_pb2.ModelVersion:
+        """Export a torch module mapping float32 rows [N, F] to scores [N] to ONNX (verified against the module),
+        then import it like `import_model` (give `threshold` or `reference_rows`)."""
+        from pynomaly.torch_export import export_module
+
+        graph = export_module(module, n_features, higher_is_anomalous=higher_is_anomalous)
+        return self.import_model(name, graph, score_output="anomaly_score", **kwargs)
+
     def download_model(self, model: str) -> bytes:
         chunks = self.model_stub.DownloadModel(model_pb2.DownloadModelRequest(model=model), timeout=self.timeout)
         return b"".join(c.chunk for c in chunks)

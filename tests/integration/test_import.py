@@ -130,3 +130,25 @@ def test_import_rejects(server, case, fields, message):
     with pytest.raises(grpc.RpcError) as e:
         stub.GetModelVersion(model_pb2.GetModelVersionRequest(model="bad-import"))
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_import_a_torch_module_through_the_sdk(client):
+    import torch
+
+    torch.manual_seed(0)
+
+    class Distance(torch.nn.Module):  # a user's own detector: distance from a learned centre after a projection
+        def __init__(self):
+            super().__init__()
+            self.project = torch.nn.Linear(3, 4)
+            self.centre = torch.nn.Parameter(torch.randn(4))
+
+        def forward(self, x):
+            return ((self.project(x) - self.centre) ** 2).sum(dim=1)
+
+    module = Distance().eval()
+    card = client.import_torch("torch-module", module, 3, reference_rows=TRAIN, contamination=0.05)
+    served = client.detect(f"torch-module@{card.version}", TRAIN[:50]).anomaly_scores
+    with torch.no_grad():
+        native = module(torch.from_numpy(TRAIN[:50].astype(np.float32))).numpy()
+    np.testing.assert_allclose(served, native, rtol=1e-5, atol=1e-6)
