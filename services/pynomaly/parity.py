@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pynomaly import algorithms
-from pynomaly.training import EXPORT_TOLERANCE, compare
+from pynomaly.training import EXPORT_TOLERANCE, compare, verification_rows
 
 DATASETS = ("annthyroid", "breastw", "cardio", "ionosphere", "mammography", "pendigits", "pima", "satellite",
             "shuttle", "thyroid", "vowels", "wbc")
@@ -41,12 +41,21 @@ class ParityRow:
     finite: bool = False
     fit_s: float = 0.0
     export_s: float = 0.0
+    # The platform's own export check (training.verification_rows) fails: training refuses to serve the model.
+    refused: bool = False
     error: str = ""
 
     @property
-    def ok(self) -> bool:
-        return (not self.error and self.finite and self.max_rel_error <= EXPORT_TOLERANCE
+    def exact(self) -> bool:
+        return (self.finite and self.max_rel_error <= EXPORT_TOLERANCE
                 and abs(self.auc_served - self.auc_native) <= 0.5 * 10**-AUC_DECIMALS)
+
+    @property
+    def ok(self) -> bool:
+        """Exact, or refused by the export check where the algorithm declares that limit (never served wrong)."""
+        if self.error:
+            return False
+        return self.exact or (self.refused and bool(algorithms.get(self.algorithm).export_limit))
 
 
 def exportable() -> list[str]:
@@ -82,7 +91,7 @@ def run_case(algorithm: str, dataset: str, X: np.ndarray, y: np.ndarray, contami
         row.fit_s, row.export_s = t1 - t0, time.perf_counter() - t1
         session = ort.InferenceSession(graph, session_options(1), providers=["CPUExecutionProvider"])
         X32 = X.astype(np.float32)
-        served = session.run(None, {"X": X32})[0]
+        served = session.run(["anomaly_score"], {"X": X32})[0]
         row.finite = bool(np.all(np.isfinite(served)))
         sample = np.random.default_rng(0).choice(len(X), size=min(len(X), PARITY_SAMPLE), replace=False)
         native_sample = algo.score(detector, X32[sample].astype(np.float64))
@@ -94,6 +103,9 @@ def run_case(algorithm: str, dataset: str, X: np.ndarray, y: np.ndarray, contami
             native_all = algo.score(detector, X32.astype(np.float64))
         row.auc_native = float(roc_auc_score(y, native_all))
         row.auc_served = float(roc_auc_score(y, served)) if row.finite else float("nan")
+        check = verification_rows(X)
+        row.refused = compare(session.run(["anomaly_score"], {"X": check})[0],
+                              algo.score(detector, check.astype(np.float64)))[1] > EXPORT_TOLERANCE
     except Exception as e:  # a failing case is a row of the report, not the end of the run
         row.error = f"{type(e).__name__}: {e}"
     return row
@@ -106,10 +118,11 @@ def markdown(rows: list[ParityRow]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        verdict = "yes" if r.exact and r.ok else "refused (export check)" if r.ok else f"NO: {r.error or 'mismatch'}"
         lines.append(
             f"| {r.dataset} | {r.algorithm} | {r.rows} × {r.features} | {r.max_rel_error:.2e} | {r.max_abs_error:.2e} "
             f"| {r.auc_native:.4f} | {r.auc_served:.4f} | {r.fit_s:.2f} | {r.export_s:.2f} | "
-            f"{'yes' if r.ok else 'NO: ' + (r.error or 'mismatch')} |"
+            f"{verdict} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -118,11 +131,14 @@ def summary(rows: list[ParityRow]) -> str:
     by_algo: dict[str, list[ParityRow]] = {}
     for r in rows:
         by_algo.setdefault(r.algorithm, []).append(r)
-    lines = ["| algorithm | datasets ok | worst max rel error | worst ROC-AUC gap |", "|---|---|---|---|"]
+    lines = ["| algorithm | exact | refused (declared limit) | worst max rel error | worst ROC-AUC gap |",
+             "|---|---|---|---|---|"]
     for name, rs in by_algo.items():
-        worst_rel = max((r.max_rel_error for r in rs if not r.error), default=float("nan"))
-        worst_gap = max((abs(r.auc_served - r.auc_native) for r in rs if not r.error), default=float("nan"))
-        lines.append(f"| {name} | {sum(r.ok for r in rs)} / {len(rs)} | {worst_rel:.2e} | {worst_gap:.1e} |")
+        exact = [r for r in rs if r.exact and not r.error]
+        worst_rel = max((r.max_rel_error for r in exact), default=float("nan"))
+        worst_gap = max((abs(r.auc_served - r.auc_native) for r in exact), default=float("nan"))
+        refused = sum(r.ok and not r.exact for r in rs)
+        lines.append(f"| {name} | {len(exact)} / {len(rs)} | {refused} | {worst_rel:.2e} | {worst_gap:.1e} |")
     return "\n".join(lines) + "\n"
 
 

@@ -39,6 +39,8 @@ class Algorithm:
     exportable: bool = True
     export_note: str = ""
     exact_explanation: bool = False
+    # Data on which the export check is known to fail, so training refuses to serve the model (clear job error).
+    export_limit: str = ""
 
     def resolve_params(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Validate `given` against the spec and fill in defaults; raise InvalidArgument naming the parameter."""

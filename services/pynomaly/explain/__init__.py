@@ -23,6 +23,7 @@ from pynomaly.explain import kernel_shap
 EXACT, TREE_SHAP, KERNEL_SHAP = "exact", "tree_shap", "kernel_shap"
 CONTRIBUTIONS_OUTPUT = "contributions"
 BACKGROUND_ROWS = 64
+_ISOLATION_FORESTS = {"pyod.models.iforest.IForest", "sklearn.ensemble._iforest.IsolationForest"}
 # Kernel SHAP scores coalitions × background rows per explained row; the background is cut to stay under this.
 KERNEL_SHAP_BUDGET = 16_384
 
@@ -41,8 +42,7 @@ def artifacts(detector: Any, X: np.ndarray, session: Any, seed: int = 0) -> tupl
         terms = session.run([CONTRIBUTIONS_OUTPUT], {"X": X.astype(np.float32)})[0]
         arrays["contribution_means"] = terms.astype(np.float64).mean(axis=0)
         methods.append(EXACT)
-    if hasattr(detector, "estimators_features_") or hasattr(getattr(detector, "detector_", None),
-                                                            "estimators_features_"):
+    if f"{type(detector).__module__}.{type(detector).__qualname__}" in _ISOLATION_FORESTS:
         arrays.update(tree_arrays(detector))
         methods.append(TREE_SHAP)
     methods.append(KERNEL_SHAP)
