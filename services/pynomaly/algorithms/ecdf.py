@@ -1,7 +1,86 @@
-"""Algorithm specs of this family (filled in by issue #3)."""
+"""ECDF-based detectors: PyOD's ECOD and COPOD, with the training distribution frozen.
+
+PyOD scores a batch by computing ECDFs over concat(X_train, batch) (pyod issue 604), so its
+decision_function depends on the batch and overwrites the detector's U_l / U_r / O. Served scores freeze the
+training distribution instead: a row's score is what PyOD gives that row scored alone. The native reference
+does exactly that, one row at a time on a copy: exact, and slow (one pass over X_train per row).
+
+Training values are taken as float32, as served rows are: the float32 row standing for a float64 training
+value must tie with it. Otherwise a discrete feature (many rows sharing one value) flips from "all tied rows
+count" to "none count" under float32 rounding: on ADBench mammography, ECOD's ROC-AUC fell from 0.906 to 0.321.
+decision_function reads only X_train, so this is PyOD's score of a detector fitted on the rounded data.
+"""
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
+import numpy as np
+
 from pynomaly.algorithms._spec import Algorithm
 
-ALGORITHMS: list[Algorithm] = []
+_NOTE = (
+    "Frozen training distribution: a row scores as PyOD scores it alone (ECDFs and skewness over the training "
+    "values, taken as float32 like rows, plus the row). Per feature the term is a step function of the float32 "
+    "value (ECDF counts; the skewness sign as the exact sign of a cubic): a search tree per feature (one "
+    "TreeEnsemble node each) picks the cell, a Gather its float64 term, computed as PyOD does; exact up to "
+    "summation order. The graph grows with the distinct training values (~2 cells each: 12.5 MB for 10k x 20)."
+)
+
+
+def _build_ecod(p: dict[str, Any], contamination: float) -> Any:
+    from pyod.models.ecod import ECOD
+
+    return ECOD(contamination=contamination, n_jobs=1, **p)
+
+
+def _build_copod(p: dict[str, Any], contamination: float) -> Any:
+    from pyod.models.copod import COPOD
+
+    return COPOD(contamination=contamination, n_jobs=1, **p)
+
+
+def served_training_values(det: Any) -> np.ndarray:
+    """The training matrix as served rows see it: float32 values, as float64 (PyOD's dtype)."""
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, which the exporter refuses
+        return np.asarray(det.X_train, np.float64).astype(np.float32).astype(np.float64)
+
+
+def score_rows_alone(det: Any, X: np.ndarray) -> np.ndarray:
+    """PyOD's decision_function of each row scored alone against the (float32) training values.
+
+    On a copy: decision_function overwrites the detector's U_l, U_r, U_skew and O.
+    """
+    det = copy.deepcopy(det)
+    det.X_train = served_training_values(det)
+    X = np.asarray(X, dtype=np.float64)
+    return np.array([det.decision_function(X[i : i + 1])[0] for i in range(len(X))], dtype=np.float64)
+
+
+ALGORITHMS = [
+    Algorithm(
+        name="ecod",
+        implementation="pyod.models.ecod.ECOD",
+        description="Empirical-CDF Outlier Detection: per feature, -log of the tail probability (the tail picked "
+        "by the skewness), summed over features. Parameter-free.",
+        params=(),
+        build=_build_ecod,
+        score=score_rows_alone,
+        slow_reference=True,
+        export_note=_NOTE,
+        exact_explanation=True,
+    ),
+    Algorithm(
+        name="copod",
+        implementation="pyod.models.copod.COPOD",
+        description="Copula-Based Outlier Detection: per feature, -log of the empirical tail probabilities "
+        "(skewness-corrected), summed over features. Parameter-free.",
+        params=(),
+        build=_build_copod,
+        score=score_rows_alone,
+        slow_reference=True,
+        export_note=_NOTE,
+        exact_explanation=True,
+    ),
+]
