@@ -39,6 +39,8 @@ class Algorithm:
     exportable: bool = True
     export_note: str = ""
     exact_explanation: bool = False
+    # The native reference scores one row at a time (ECOD, COPOD): verify on fewer rows.
+    slow_reference: bool = False
     # Data on which the export check is known to fail, so training refuses to serve the model (clear job error).
     export_limit: str = ""
 
