@@ -97,6 +97,7 @@ class Client:
         self.model_stub = model_pb2_grpc.ModelServiceStub(self._channel)
         self.detect_stub = detect_pb2_grpc.DetectServiceStub(self._channel)
         self.explain_stub = explain_pb2_grpc.ExplainServiceStub(self._channel)
+        self._features: dict[tuple[str, int], list[str]] = {}
 
     def close(self) -> None:
         self._channel.close()
@@ -223,8 +224,7 @@ class Client:
         enum = explain_pb2.ExplainMethod.Value(f"EXPLAIN_METHOD_{(method or 'unspecified').upper()}")
         r = self.explain_stub.Explain(explain_pb2.ExplainRequest(model=model, rows=matrix, top_k=top_k, method=enum),
                                       timeout=self.timeout)
-        card = self.get_model(f"{r.model_name}@{r.model_version}")
-        names = list(card.feature_names)
+        names = self._feature_names(r.model_name, r.model_version)
         index = {n: j for j, n in enumerate(names)}
         contributions = np.full((len(r.rows), len(names)), np.nan)
         for i, row in enumerate(r.rows):
@@ -240,6 +240,13 @@ class Client:
             model_name=r.model_name,
             model_version=r.model_version,
         )
+
+    def _feature_names(self, name: str, version: int) -> list[str]:
+        """A version's feature order, fetched once: versions are immutable."""
+        key = (name, version)
+        if key not in self._features:
+            self._features[key] = list(self.get_model(f"{name}@{version}").feature_names)
+        return self._features[key]
 
     # --- detection ---
 
