@@ -18,6 +18,8 @@ from pynomaly import algorithms, training
 from pynomaly.errors import InvalidArgument
 from pynomaly.export import CONVERTERS, ExportError, to_onnx
 
+import export_checks as checks
+
 N_FEATURES = 4
 N_TRAIN = 200
 NAMES = ["ecod", "copod"]
@@ -90,19 +92,12 @@ def _case(name: str, dataset: str) -> tuple[Any, Any, onnx.ModelProto, ort.Infer
     train = _train(dataset)
     det = algo.build(algo.resolve_params({}), 0.1).fit(train)
     model = to_onnx(det, N_FEATURES)
-    sess = ort.InferenceSession(model.SerializeToString(), _options(), providers=["CPUExecutionProvider"])
+    sess = checks.session(model)
     x32 = _score_rows(train)
     return algo, det, model, sess, x32, algo.score(det, x32.astype(np.float64))
 
 
-def _options() -> ort.SessionOptions:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    return opts
-
-
-def _run(sess: ort.InferenceSession, x32: np.ndarray) -> np.ndarray:
-    return sess.run(["anomaly_score"], {"X": x32})[0]
+_run = checks.run
 
 
 @pytest.mark.parametrize(("name", "dataset"), CASES)

@@ -21,6 +21,8 @@ from pynomaly.algorithms.ensemble import member
 from pynomaly.errors import InvalidArgument
 from pynomaly.export import CONVERTERS, ExportError, supports, to_onnx
 
+import export_checks as checks
+
 N_FEATURES = 6
 HAVE_COMBO = importlib.util.find_spec("combo") is not None
 HAVE_SUOD = HAVE_COMBO and importlib.util.find_spec("suod") is not None
@@ -98,19 +100,12 @@ def _case(config: str, dataset: str) -> tuple[Any, Any, onnx.ModelProto, ort.Inf
     train = _train(dataset)
     algo, det = _fit(name, params, train)
     model = to_onnx(det, N_FEATURES)
-    sess = ort.InferenceSession(model.SerializeToString(), _options(), providers=["CPUExecutionProvider"])
+    sess = checks.session(model)
     x32 = _score_rows(train)
     return algo, det, model, sess, x32, algo.score(det, x32.astype(np.float64))
 
 
-def _options() -> ort.SessionOptions:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    return opts
-
-
-def _run(sess: ort.InferenceSession, x32: np.ndarray) -> np.ndarray:
-    return sess.run(["anomaly_score"], {"X": x32})[0]
+_run = checks.run
 
 
 @pytest.mark.parametrize(("config", "dataset"), CASES)

@@ -16,6 +16,8 @@ from pynomaly import algorithms, training
 from pynomaly.errors import InvalidArgument
 from pynomaly.export import CONVERTERS, ExportError, to_onnx
 
+import export_checks as checks
+
 # id -> (n_features, params). 4 features x 4 components use the direct (z - c)^2 distances, 10 the MatMul form.
 CONFIGS: dict[str, tuple[int, dict[str, Any]]] = {
     "default-4": (4, {}),
@@ -68,28 +70,17 @@ def _case(config: str, dataset: str) -> tuple[Any, Any, onnx.ModelProto, ort.Inf
     train = _train(n_features, dataset)
     det = algo.build(algo.resolve_params(params), 0.1).fit(train)
     model = to_onnx(det, n_features)
-    sess = ort.InferenceSession(model.SerializeToString(), _options(), providers=["CPUExecutionProvider"])
+    sess = checks.session(model)
     return algo, det, model, sess, _score_rows(train, det)
 
 
-def _options() -> ort.SessionOptions:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    return opts
-
-
-def _run(sess: ort.InferenceSession, x32: np.ndarray) -> np.ndarray:
-    return sess.run(["anomaly_score"], {"X": x32})[0]
+_run = checks.run
 
 
 @pytest.mark.parametrize(("config", "dataset"), CASES)
 def test_onnx_matches_native(config: str, dataset: str) -> None:
     algo, det, _, sess, x32 = _case(config, dataset)
-    native = algo.score(det, x32.astype(np.float64))
-    got = _run(sess, x32)
-    assert got.shape == (len(x32),) and got.dtype == np.float32
-    assert np.all(np.isfinite(got))
-    assert training.compare(got, native)[1] <= 1e-5
+    checks.assert_matches_native(algo, det, sess, x32)
 
 
 @pytest.mark.parametrize(("config", "dataset"), CASES)

@@ -21,6 +21,8 @@ from pynomaly.errors import InvalidArgument
 from pynomaly.export import ExportError, supports, to_onnx
 from pynomaly.export.neighbors import ROW_BLOCK
 
+import export_checks as checks
+
 # id -> (algorithm name, params)
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "knn-largest": ("knn", {}),
@@ -87,28 +89,17 @@ def _case(config: str, dataset: str) -> tuple[Any, Any, onnx.ModelProto, ort.Inf
         warnings.simplefilter("ignore")  # sklearn's "duplicate values" warning on purpose
         det = algo.build(algo.resolve_params(params), 0.1).fit(train)
     model = to_onnx(det, train.shape[1])
-    sess = ort.InferenceSession(model.SerializeToString(), _options(), providers=["CPUExecutionProvider"])
+    sess = checks.session(model)
     return algo, det, model, sess, _score_rows(train)
 
 
-def _options() -> ort.SessionOptions:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    return opts
-
-
-def _run(sess: ort.InferenceSession, x32: np.ndarray) -> np.ndarray:
-    return sess.run(["anomaly_score"], {"X": x32})[0]
+_run = checks.run
 
 
 @pytest.mark.parametrize(("config", "dataset"), CASES)
 def test_onnx_matches_native(config: str, dataset: str) -> None:
     algo, det, _, sess, x32 = _case(config, dataset)
-    native = algo.score(det, x32.astype(np.float64))
-    got = _run(sess, x32)
-    assert got.shape == (len(x32),) and got.dtype == np.float32
-    assert np.all(np.isfinite(got))
-    assert training.compare(got, native)[1] <= 1e-5
+    checks.assert_matches_native(algo, det, sess, x32)
 
 
 @pytest.mark.parametrize(("config", "dataset"), CASES)

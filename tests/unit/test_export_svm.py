@@ -18,6 +18,8 @@ from pynomaly import algorithms, training
 from pynomaly.errors import InvalidArgument
 from pynomaly.export import CONVERTERS, ExportError, supports, to_onnx
 
+import export_checks as checks
+
 N_FEATURES = 6
 
 # id -> (algorithm name, params)
@@ -75,48 +77,30 @@ def _case(config: str, dataset: str) -> tuple[Any, Any, onnx.ModelProto, ort.Inf
         warnings.simplefilter("ignore")  # SGD may stop at max_iter on the shifted data: a fit is all we need
         det = algo.build(algo.resolve_params(params), 0.1).fit(train)
     model = to_onnx(det, N_FEATURES)
-    sess = ort.InferenceSession(model.SerializeToString(), _options(), providers=["CPUExecutionProvider"])
+    sess = checks.session(model)
     return algo, det, model, sess, _score_rows(train)
 
 
-def _options() -> ort.SessionOptions:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    return opts
-
-
-def _run(sess: ort.InferenceSession, x32: np.ndarray) -> np.ndarray:
-    return sess.run(["anomaly_score"], {"X": x32})[0]
+_run = checks.run
 
 
 @pytest.mark.parametrize(("config", "dataset"), CASES)
 def test_onnx_matches_native(config: str, dataset: str) -> None:
     algo, det, _, sess, x32 = _case(config, dataset)
-    native = algo.score(det, x32.astype(np.float64))
-    got = _run(sess, x32)
-    assert got.shape == (len(x32),) and got.dtype == np.float32
-    assert np.all(np.isfinite(got))
-    assert training.compare(got, native)[1] <= 1e-5
+    checks.assert_matches_native(algo, det, sess, x32)
 
 
 @pytest.mark.parametrize(("config", "dataset"), CASES)
 def test_row_alone_equals_row_in_batch(config: str, dataset: str) -> None:
     _, _, _, sess, x32 = _case(config, dataset)
-    batch = _run(sess, x32)
     picked = np.r_[np.arange(0, len(x32), 7), np.arange(100, 112)]  # sparse, plus every far row
-    alone = np.array([_run(sess, x32[i : i + 1])[0] for i in picked])
-    np.testing.assert_array_equal(alone, batch[picked])
+    checks.assert_batch_invariant(sess, x32, picked)
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_graph_contract_and_huge_rows_stay_finite(config: str) -> None:
     _, _, model, sess, _ = _case(config, "normal")
-    (inp,), (out,) = model.graph.input, model.graph.output
-    assert inp.name == "X" and inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == ["N", N_FEATURES]
-    assert out.name == "anomaly_score" and out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim] == ["N"]
-    assert _run(sess, np.zeros((0, N_FEATURES), np.float32)).shape == (0,)
+    checks.assert_graph_contract(model, sess, N_FEATURES)
     # Polynomial kernels of float32-range rows overflow float32: the graph clips to the largest float32.
     huge = np.array([[3e38] * N_FEATURES, [-3e38] * N_FEATURES, [1e15] * N_FEATURES], np.float32)
     assert np.all(np.isfinite(_run(sess, huge)))
