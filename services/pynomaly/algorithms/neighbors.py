@@ -153,6 +153,11 @@ _TRANSDUCTIVE = (
     "single row has no neighbours at all. No batch-invariant graph can equal it."
 )
 
+_LOF_LIMIT = ("data with duplicate rows: neighbour ties are broken in another order than sklearn's tree search, "
+              "the export check fails and the job is refused (seen on breastw, wbc and other ADBench sets).")
+_LOF_NOTE = (_DISTANCE_NOTE + " Training lrd and k-distances are constants. Exact ties between a row's k-th and "
+             "(k+1)-th neighbour are broken by training index, sklearn breaks them by its search order.")
+
 ALGORITHMS = [
     Algorithm(
         name="knn",
@@ -173,29 +178,25 @@ ALGORITHMS = [
     ),
     Algorithm(
         name="lof",
-        export_limit="data with duplicate rows: neighbour ties are broken in another order than sklearn's tree "
-        "search, the export check fails and the job is refused (seen on breastw, wbc and other ADBench sets).",
+        export_limit=_LOF_LIMIT,
         implementation="pyod.models.lof.LOF",
         description="Local Outlier Factor: how much sparser a row's neighbourhood is than its neighbours' "
         "(ratio of local reachability densities; ~1 for inliers).",
         params=(_neighbors(20), _METRIC, _P),
         build=_build_lof,
         score=pyod_score,
-        export_note=_DISTANCE_NOTE + " Training lrd and k-distances are constants. Exact ties between a row's "
-        "k-th and (k+1)-th neighbour are broken by training index, sklearn breaks them by its search order.",
+        export_note=_LOF_NOTE,
     ),
     Algorithm(
         name="sklearn.local_outlier_factor",
-        export_limit="data with duplicate rows: neighbour ties are broken in another order than sklearn's tree "
-        "search, the export check fails and the job is refused (seen on breastw, wbc and other ADBench sets).",
+        export_limit=_LOF_LIMIT,
         implementation="sklearn.neighbors.LocalOutlierFactor",
         description="scikit-learn's Local Outlier Factor (novelty=True); score = -decision_function "
         "(= LOF + offset_, so 0 is the contamination threshold at training).",
         params=(_neighbors(20), _METRIC, _P),
         build=_build_sklearn_lof,
         score=sklearn_score,
-        export_note=_DISTANCE_NOTE + " Training lrd and k-distances are constants. Exact ties between a row's "
-        "k-th and (k+1)-th neighbour are broken by training index, sklearn breaks them by its search order.",
+        export_note=_LOF_NOTE,
     ),
     Algorithm(
         name="kde",
