@@ -20,7 +20,7 @@ from pynomaly.jobs import JobManager
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.refs import check_alias, check_name, parse_ref
-from pynomaly.registry import LocalStore
+from pynomaly.registry import ModelStore
 from pynomaly.rows import check_rows
 from pynomaly.runtime import SessionCache
 from pynomaly.training import TrainSpec
@@ -48,8 +48,11 @@ def _trace_attributes(loaded: Any, X: np.ndarray) -> dict[str, Any]:
 
 
 class DataPlane:
-    def __init__(self, store: LocalStore, sessions: SessionCache, jobs: JobManager, data_root: Path | None = None,
-                 tracer: Any = tracing.NOOP, metrics: Any = NO_METRICS):
+    """`sessions` is None where models are scored elsewhere (the Ray gateway), `jobs` where nothing trains (a Ray
+    Scorer replica)."""
+
+    def __init__(self, store: ModelStore, sessions: SessionCache | None, jobs: JobManager | None,
+                 data_root: Path | None = None, tracer: Any = tracing.NOOP, metrics: Any = NO_METRICS):
         self.store = store
         self.sessions = sessions
         self.jobs = jobs
@@ -188,7 +191,10 @@ class DataPlane:
             raise InvalidArgument(f"model: name an explicit version to delete, e.g. '{ref.name}@1'")
         name, version = self.store.resolve(ref)
         self.store.delete_version(name, version)
-        self.sessions.evict(name, version)
+        # Without local sessions (the Ray gateway) replicas keep theirs until their LRU drops it: it is never
+        # routed to again, since references resolve against the store and a deleted number is never reused.
+        if self.sessions is not None:
+            self.sessions.evict(name, version)
 
     def set_model_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
         check_name(name, "name")
@@ -211,9 +217,9 @@ class DataPlane:
         version = self.store.create_version(spec.name, graph, manifest)
         return self.model_card(spec.name, version)
 
-    def model_file(self, model: str) -> tuple[dict[str, Any], Path]:
+    def model_file(self, model: str) -> tuple[dict[str, Any], bytes]:
         name, version = self.store.resolve(parse_ref(model))
-        return self.model_card(name, version), self.store.onnx_path(name, version)
+        return self.model_card(name, version), self.store.onnx_bytes(name, version)
 
     # --- jobs ---
 

@@ -1,6 +1,6 @@
-"""The model registry and job records on local disk.
+"""The model registry and job records: the `ModelStore` protocol, its local-disk implementation, `open_store`.
 
-Layout under the store root:
+Layout under the store root (ObjectStore, in object_store.py, uses the same keys on object storage):
 
     models/<name>/versions/<n>/model.onnx, manifest.json   immutable versions
     models/<name>/deleted/<n>                               tombstones: version numbers are never reused
@@ -22,7 +22,7 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -54,6 +54,39 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     _write_file(tmp, json.dumps(obj, indent=1, sort_keys=True).encode())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+class ModelStore(Protocol):
+    """What the server, the runtime and the job manager use: LocalStore (one directory) and ObjectStore (S3 etc.)."""
+
+    def sweep_staging(self) -> None: ...
+    def model_names(self) -> list[str]: ...
+    def versions(self, name: str) -> list[int]: ...
+    def create_version(self, name: str, onnx_model: bytes, manifest: dict[str, Any],
+                       arrays: dict[str, np.ndarray] | None = None) -> int: ...
+    def manifest(self, name: str, version: int) -> dict[str, Any]: ...
+    def arrays(self, name: str, version: int) -> dict[str, np.ndarray]: ...
+    def onnx_bytes(self, name: str, version: int) -> bytes: ...
+    def resolve(self, ref: ModelRef) -> tuple[str, int]: ...
+    def delete_version(self, name: str, version: int) -> None: ...
+    def aliases(self, name: str) -> dict[str, int]: ...
+    def set_alias(self, name: str, alias: str, version: int) -> None: ...
+    def delete_alias(self, name: str, alias: str) -> None: ...
+    def save_job(self, job: dict[str, Any]) -> None: ...
+    def load_job(self, job_id: str) -> dict[str, Any]: ...
+    def list_jobs(self) -> list[dict[str, Any]]: ...
+
+
+def open_store(uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> ModelStore:
+    """A plain path or file:// URL: LocalStore. Any other fsspec URL (s3://bucket/prefix, memory://name): ObjectStore,
+    with `storage_options` passed to the fsspec filesystem (see object_store.py for S3 endpoint and credentials)."""
+    uri = os.fspath(uri)
+    if "://" not in uri or uri.startswith("file://"):
+        return LocalStore(uri.removeprefix("file://"))
+    # Imported here: fsspec (and s3fs for s3://, the `s3` extra) only for stores that need them.
+    from pynomaly.object_store import ObjectStore
+
+    return ObjectStore(uri, storage_options)
 
 
 class LocalStore:
@@ -143,8 +176,11 @@ class LocalStore:
         except FileNotFoundError:
             return {}
 
-    def onnx_path(self, name: str, version: int) -> Path:
-        return self._versions_dir(name) / str(version) / MODEL_FILE
+    def onnx_bytes(self, name: str, version: int) -> bytes:
+        try:
+            return (self._versions_dir(name) / str(version) / MODEL_FILE).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"model {name}@{version} not found") from None
 
     def resolve(self, ref: ModelRef) -> tuple[str, int]:
         """Resolve a reference to (name, version); NotFound names what is missing."""

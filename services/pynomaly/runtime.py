@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from pynomaly.registry import LocalStore
+from pynomaly.registry import ModelStore
 
 _SCORE = ["anomaly_score"]  # graphs may have more outputs (e.g. "contributions"): ask for the score only
 
@@ -47,7 +47,7 @@ def session_options(intra_op_threads: int = 1) -> ort.SessionOptions:
 
 
 class SessionCache:
-    def __init__(self, store: LocalStore, threads: int = 2, max_models: int = 64):
+    def __init__(self, store: ModelStore, threads: int = 2, max_models: int = 64):
         self._store = store
         self._options = session_options(1)
         self.threads = max(1, threads)
@@ -87,7 +87,7 @@ class SessionCache:
     def _load(self, name: str, version: int) -> LoadedModel:
         manifest = self._store.manifest(name, version)
         session = ort.InferenceSession(
-            str(self._store.onnx_path(name, version)), self._options, providers=["CPUExecutionProvider"]
+            self._store.onnx_bytes(name, version), self._options, providers=["CPUExecutionProvider"]
         )
         return LoadedModel(
             name=name,
@@ -98,6 +98,10 @@ class SessionCache:
             n_features=len(manifest["feature_names"]),
             threshold=float(manifest["threshold"]),
         )
+
+    def loaded(self) -> list[LoadedModel]:
+        """The versions held now, least recently used first."""
+        return list(self._models.values())
 
     def evict(self, name: str, version: int) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ def test_versions_are_numbered_and_immutable(store):
     assert store.create_version("m", b"one", _manifest("1")) == 1
     assert store.create_version("m", b"two", _manifest("2")) == 2
     assert store.versions("m") == [1, 2]
-    assert store.onnx_path("m", 1).read_bytes() == b"one"
+    assert store.onnx_bytes("m", 1) == b"one"
     assert store.manifest("m", 2)["tag"] == "2"
     assert store.manifest("m", 2)["version"] == 2 and store.manifest("m", 2)["name"] == "m"
     assert store.resolve(ModelRef("m")) == ("m", 2)

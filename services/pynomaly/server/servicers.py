@@ -143,8 +143,7 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
     async def DownloadModel(
         self, request: model_pb2.DownloadModelRequest, context: Context
     ) -> AsyncIterator[model_pb2.DownloadModelResponse]:
-        card, path = self.dp.model_file(request.model)
-        data = path.read_bytes()
+        card, data = self.dp.model_file(request.model)
         yield model_pb2.DownloadModelResponse(model_version=card_to_proto(card), chunk=data[:DOWNLOAD_CHUNK])
         for start in range(DOWNLOAD_CHUNK, len(data), DOWNLOAD_CHUNK):
             yield model_pb2.DownloadModelResponse(chunk=data[start : start + DOWNLOAD_CHUNK])
