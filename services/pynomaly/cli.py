@@ -40,9 +40,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pynomaly.server.app import ServerConfig, serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.engine == "ray":
+        return _serve_ray(args)
     config = ServerConfig(
         listen=args.listen,
-        store=Path(args.store),
+        store=args.store,
         data_root=Path(args.data_root) if args.data_root else None,
         train_workers=args.train_workers,
         threads=args.threads,
@@ -52,6 +54,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(config))
     except (OSError, ValueError) as e:  # ValueError: an OTEL_* variable we cannot honour
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _serve_ray(args: argparse.Namespace) -> int:
+    try:
+        from pynomaly.ray_engine import local
+        from pynomaly.ray_engine.app import AppArgs
+    except ImportError as e:
+        print(f"error: the Ray engine needs Ray Serve: pip install 'pynomaly[ray]' ({e})", file=sys.stderr)
+        return 1
+    try:
+        app_args = AppArgs(
+            listen=args.listen, store=args.store, data_root=args.data_root, min_replicas=args.min_replicas,
+            max_replicas=args.max_replicas, max_models_per_replica=args.max_models, ort_threads=args.threads,
+            max_message_mb=args.max_message_mb, metrics_port=args.metrics_port,
+        )
+        local.run(app_args, ray_address=args.ray_address, log_level=args.log_level)
+    except (OSError, ValueError, RuntimeError) as e:  # pydantic's ValidationError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
@@ -208,9 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--server", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})")
         return p
 
-    p = sub.add_parser("serve", help="run the embedded server", description="Run the embedded server.")
+    p = sub.add_parser("serve", help="run the platform", description="Run the platform: the embedded engine (one "
+                       "process) or the Ray engine (Ray Serve replicas; needs pynomaly[ray]).")
+    p.add_argument("--engine", choices=["embedded", "ray"], default="embedded", help="(default embedded)")
     p.add_argument("--listen", default="127.0.0.1:50051", help="host:port to listen on (default 127.0.0.1:50051)")
-    p.add_argument("--store", default="var/store", help="model store directory (default var/store)")
+    p.add_argument("--store", default="var/store",
+                   help="model store: a directory, or s3://bucket/prefix with the AWS_* variables (default var/store)")
     p.add_argument("--data-root", help="directory that CreateTrainingJob data_uri may read (default: none)")
     p.add_argument("--train-workers", type=int, default=1, help="training worker processes (default 1)")
     p.add_argument("--threads", type=int, default=2, help="threads scoring one large batch in parallel (default 2)")
@@ -219,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve Prometheus metrics at http://HOST:PORT/metrics, HOST from --listen (default: off). "
                         "Tracing is set by the standard OTEL_* variables, e.g. OTEL_EXPORTER_OTLP_ENDPOINT")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    ray = p.add_argument_group("Ray engine")
+    ray.add_argument("--ray-address", help="join this Ray cluster (default: start a private one on 127.0.0.1)")
+    ray.add_argument("--min-replicas", type=int, default=1, help="Scorer replicas kept up (default 1)")
+    ray.add_argument("--max-replicas", type=int, default=2, help="Scorer replicas at most (default 2)")
+    ray.add_argument("--max-models", type=int, default=16, help="model versions per Scorer replica (default 16)")
     p.set_defaults(func=cmd_serve)
 
     p = client_parser("train", "train a detector on a file and wait for the model version")

@@ -165,6 +165,11 @@ class Client:
     def list_models(self) -> list[model_pb2.ModelVersion]:
         return list(self.model_stub.ListModels(model_pb2.ListModelsRequest(), timeout=self.timeout).models)
 
+    def list_model_versions(self, name: str) -> list[model_pb2.ModelVersion]:
+        """Every version of one model, newest first."""
+        request = model_pb2.ListModelVersionsRequest(name=name)
+        return list(self.model_stub.ListModelVersions(request, timeout=self.timeout).versions)
+
     def delete_model(self, model: str) -> None:
         self.model_stub.DeleteModelVersion(model_pb2.DeleteModelVersionRequest(model=model), timeout=self.timeout)
 

@@ -29,3 +29,7 @@ class PermissionDenied(PynomalyError):
 
 class DeadlineExceeded(PynomalyError):
     """The work could not finish within the caller's deadline."""
+
+
+class Unavailable(PynomalyError):
+    """A part of the platform the call needs is down or restarting (e.g. a Ray Serve replica): retry later."""

@@ -1,4 +1,5 @@
-"""Training jobs of the embedded engine: a process pool off the event loop, job records in the store.
+"""Training jobs: run in a pool off the event loop (worker processes here, Ray tasks in the Ray engine), job
+records in the store.
 
 Workers report their stage through a multiprocessing queue; a reader thread hands events to the event loop.
 Only the event loop changes job records, so there is a single writer. The worker returns graph + manifest and
@@ -27,7 +28,7 @@ from pynomaly import training
 from pynomaly.errors import NotFound
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
-from pynomaly.registry import LocalStore
+from pynomaly.registry import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -73,26 +74,53 @@ def _warm_up() -> None:
     training.warm_up()
 
 
+class ProcessPool:
+    """Where the embedded engine trains: spawned worker processes, progress through a multiprocessing queue.
+    The Ray engine has its own (pynomaly.ray_engine.jobs.RayPool) with the same five members."""
+
+    def __init__(self, workers: int = 1):
+        self._workers = workers
+        self._ctx = multiprocessing.get_context("spawn")
+        self.events = self._ctx.Queue()  # (job_id, stage) from the workers; None stops the reader
+        self._pool = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self._workers, mp_context=self._ctx, initializer=_init_worker,
+                                   initargs=(self.events,))
+
+    def submit(self, job_id: str, spec: training.TrainSpec, X: np.ndarray) -> Future[Any]:
+        return self._pool.submit(_run, job_id, spec, X)
+
+    def warm_up(self) -> None:
+        for _ in range(self._workers):
+            self._pool.submit(_warm_up)
+
+    def cancel(self, future: Future[Any]) -> None:
+        future.cancel()  # stops a queued job; a running one finishes and its result is dropped
+
+    def renew(self) -> None:
+        """A worker died (BrokenProcessPool): the executor is unusable, start a new one."""
+        self._pool = self._new()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.events.put(None)
+
+
 class JobManager:
-    def __init__(self, store: LocalStore, workers: int = 1, tracer: Any = tracing.NOOP, metrics: Any = NO_METRICS):
+    def __init__(self, store: ModelStore, workers: int = 1, tracer: Any = tracing.NOOP, metrics: Any = NO_METRICS,
+                 pool: Any = None):
         self._store = store
         self._tracer = tracer
         self._metrics = metrics
         self._spans: dict[str, Any] = {}
-        self._workers = workers
-        self._ctx = multiprocessing.get_context("spawn")
-        self._events = self._ctx.Queue()
-        self._pool = self._new_pool()
+        self._pool = pool if pool is not None else ProcessPool(workers)
+        self._events = self._pool.events
         self._jobs: dict[str, dict[str, Any]] = {}
         self._futures: dict[str, Future[tuple[training.TrainedModel, Stages]]] = {}
         self._watchers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: threading.Thread | None = None
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self._workers, mp_context=self._ctx, initializer=_init_worker, initargs=(self._events,)
-        )
 
     async def start(self, warm_up: bool = True) -> None:
         """Recover job records left by a previous process, start the event reader, warm the workers."""
@@ -105,12 +133,10 @@ class JobManager:
         self._reader = threading.Thread(target=self._read_events, name="pynomaly-job-events", daemon=True)
         self._reader.start()
         if warm_up:
-            for _ in range(self._workers):
-                self._pool.submit(_warm_up)
+            self._pool.warm_up()
 
     async def stop(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._events.put(None)
+        self._pool.shutdown()
 
     def _read_events(self) -> None:
         while (event := self._events.get()) is not None:
@@ -148,7 +174,7 @@ class JobManager:
             tracing.JOB_ID: job_id, tracing.MODEL_NAME: spec.model_name, tracing.ALGORITHM: spec.algorithm,
             tracing.ROWS: job["rows"], tracing.FEATURES: job["columns"],
         })
-        future = self._pool.submit(_run, job_id, spec, X)
+        future = self._pool.submit(job_id, spec, X)
         self._futures[job_id] = future
         assert self._loop is not None
         loop = self._loop
@@ -169,7 +195,7 @@ class JobManager:
             self._observe(job, getattr(e, "stages", []), error=str(e))
             return
         except BrokenProcessPool:
-            self._pool = self._new_pool()
+            self._pool.renew()
             self._update(job, state=FAILED, stage="", end_time=time.time(),
                          message="the training worker died (out of memory?); submit the job again")
             self._observe(job, [], error=job["message"])
@@ -228,7 +254,7 @@ class JobManager:
         if job["state"] not in TERMINAL:
             future = self._futures.get(job_id)
             if future is not None:
-                future.cancel()  # stops a queued job; a running one finishes and its result is dropped
+                self._pool.cancel(future)
             self._update(job, state=CANCELLED, stage="", end_time=time.time(), message="cancelled by a client")
             self._observe(job, [])
         return dict(job)

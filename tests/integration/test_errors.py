@@ -173,3 +173,19 @@ def test_watch_unknown_job(server):
         list(stub.WatchTrainingJob(train_pb2.WatchTrainingJobRequest(id="job-nope"), timeout=10))
     assert e.value.code() == NOT_FOUND
     assert "training job 'job-nope' not found" in e.value.details()
+
+
+def test_a_server_fault_is_internal_with_an_error_id_and_no_traceback(server, client):
+    """A version whose graph is unreadable (damaged on disk after it was written): the loader fails inside the
+    server — on a Ray Scorer replica for the Ray engine — and the client sees INTERNAL with an id to find the log
+    entry, never the exception text or a remote traceback."""
+    card = client.train("damaged", GOOD, algorithm="hbos")
+    (server.store / "models" / "damaged" / "versions" / str(card.version) / "model.onnx").write_bytes(b"garbage")
+    stub = detect_pb2_grpc.DetectServiceStub(server.channel)
+    with pytest.raises(grpc.RpcError) as e:
+        stub.Detect(detect_pb2.DetectRequest(model=f"damaged@{card.version}", rows=_m(GOOD[:1])), timeout=30)
+    assert e.value.code() == grpc.StatusCode.INTERNAL
+    details = e.value.details()
+    assert details.startswith("internal error (error id ") and details.endswith("; see the server log)")
+    assert "Traceback" not in details and "onnx" not in details.lower()
+    assert server.alive()

@@ -368,7 +368,7 @@ OFF_SCRIPT = textwrap.dedent("""
     async def main():
         with tempfile.TemporaryDirectory() as store:
             config = app.ServerConfig(listen="127.0.0.1:0", store=Path(store), warm_up=False)
-            assert app._observability(config, None)[2] == [], "no interceptor when off"
+            assert app.observability(config, None)[2] == [], "no interceptor when off"
             running = await app.start(config)
             assert running.dataplane.tracer is tracing.NOOP and running.dataplane.metrics is NO_METRICS
             assert running.metrics_port is None

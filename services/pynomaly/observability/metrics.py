@@ -163,8 +163,10 @@ class Metrics:
         r.register(_ScoreCollector(self._scores))
 
     def bind(self, sessions: Any, jobs: Any) -> None:
-        """Expose the model cache's and the job manager's own counters, read at scrape time (no hot-path cost)."""
-        self.registry.register(_CacheCollector(sessions))
+        """Expose the model cache's and the job manager's own counters, read at scrape time (no hot-path cost).
+        `sessions` is None where models are loaded elsewhere (the Ray engine's replicas)."""
+        if sessions is not None:
+            self.registry.register(_CacheCollector(sessions))
         self.registry.register(_JobCollector(jobs))
 
     def rpc(self, grpc_type: str, method: str) -> RpcRecorder:

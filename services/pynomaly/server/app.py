@@ -19,7 +19,7 @@ from pynomaly.dataplane import DataPlane
 from pynomaly.jobs import JobManager
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
-from pynomaly.registry import LocalStore
+from pynomaly.registry import open_store
 from pynomaly.runtime import SessionCache
 from pynomaly.server.servicers import DetectServicer, ExplainServicer, ModelServicer, TrainServicer
 from pynomaly.v1 import (
@@ -51,7 +51,8 @@ class ServerConfig:
     """Settings of the embedded server; every field is a `pynomaly serve` flag."""
 
     listen: str = "127.0.0.1:50051"
-    store: Path = Path("var/store")
+    # A directory, or an fsspec URL such as s3://bucket/prefix (pynomaly.registry.open_store).
+    store: str = "var/store"
     # Directory that CreateTrainingJob's data_uri may read from; None disables data_uri.
     data_root: Path | None = None
     train_workers: int = 1
@@ -82,7 +83,7 @@ class Running:
         self.dataplane.tracer.shutdown()  # flushes spans not exported yet
 
 
-def _observability(config: ServerConfig, tracer: Any) -> tuple[Any, Any, list[grpc.aio.ServerInterceptor]]:
+def observability(config: ServerConfig, tracer: Any) -> tuple[Any, Any, list[grpc.aio.ServerInterceptor]]:
     """Tracer, metrics and the interceptors serving them; no-op objects and no interceptor for what is off."""
     tracer = tracing.from_env() if tracer is None else tracer
     metrics: Any = NO_METRICS
@@ -104,8 +105,8 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
                 tracer: Any = None) -> Running:
     """Build the embedded platform, bind it and start serving. `extra_handlers` serve benchmarks only; `tracer`
     (tests only) replaces the one the OTEL_* environment variables configure."""
-    tracer, metrics, interceptors = _observability(config, tracer)
-    store = LocalStore(config.store)
+    tracer, metrics, interceptors = observability(config, tracer)
+    store = open_store(config.store)
     store.sweep_staging()
     jobs = JobManager(store, workers=config.train_workers, tracer=tracer, metrics=metrics)
     await jobs.start(warm_up=config.warm_up)
@@ -113,6 +114,14 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     dataplane = DataPlane(store, sessions, jobs, config.data_root, tracer=tracer, metrics=metrics)
     if metrics.enabled:
         metrics.bind(sessions, jobs)
+    return await serve_dataplane(config, dataplane, interceptors, extra_handlers)
+
+
+async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
+                          interceptors: list[grpc.aio.ServerInterceptor],
+                          extra_handlers: Iterable[grpc.GenericRpcHandler] = ()) -> Running:
+    """The gRPC front of any engine: the four services, health, reflection, metrics; bound and started."""
+    metrics = dataplane.metrics
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[
@@ -135,7 +144,7 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     try:
         port = server.add_insecure_port(config.listen)
     except RuntimeError as e:
-        await jobs.stop()
+        await dataplane.jobs.stop()
         raise OSError(f"cannot listen on {config.listen}: {e}") from None
     metrics_port = None
     if metrics.enabled:
@@ -143,7 +152,7 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
         try:
             metrics_port = metrics.serve(host, config.metrics_port)
         except OSError as e:
-            await jobs.stop()
+            await dataplane.jobs.stop()
             raise OSError(f"cannot serve metrics on {host}:{config.metrics_port}: {e}") from None
     await server.start()
     for name in ("", *SERVICE_NAMES):
@@ -155,7 +164,7 @@ async def serve(config: ServerConfig) -> None:
     """Run until SIGINT/SIGTERM, then drain for a few seconds."""
     running = await start(config)
     host = config.listen.rsplit(":", 1)[0]
-    log.info("pynomaly listening on %s:%d (store %s)", host, running.port, config.store.resolve())
+    log.info("pynomaly listening on %s:%d (store %s)", host, running.port, config.store)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,159 @@
+"""The Gateway deployment: our gRPC server inside the Serve application, scoring on Scorer replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ray import serve
+from ray.exceptions import RayActorError, RayTaskError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+from pynomaly.dataplane import DataPlane, DetectResult
+from pynomaly.errors import PynomalyError, Unavailable
+from pynomaly.jobs import JobManager
+from pynomaly.observability import tracing
+from pynomaly.ray_engine.jobs import RayPool
+from pynomaly.ray_engine.scorer import model_id
+from pynomaly.refs import parse_ref
+from pynomaly.registry import open_store
+from pynomaly.server.app import ServerConfig, observability, serve_dataplane
+
+log = logging.getLogger("pynomaly.ray")
+
+
+class _ScoredModel:
+    """What the metrics need of a version scored elsewhere: name, version, manifest."""
+
+    def __init__(self, name: str, version: int, manifest: dict[str, Any]):
+        self.name, self.version, self.manifest = name, version, manifest
+
+
+class RayDataPlane(DataPlane):
+    """The DataPlane with Detect/Explain on Scorer replicas; everything else runs here, on the shared store."""
+
+    def __init__(self, scorer: Any, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._scorer = scorer
+        self._handles: dict[str, Any] = {}
+
+    def _handle(self, model: str) -> Any:
+        handle = self._handles.get(model)
+        if handle is None:
+            if len(self._handles) > 1024:
+                self._handles.clear()
+            handle = self._handles[model] = self._scorer.options(multiplexed_model_id=model)
+        return handle
+
+    async def _call(self, method: str, model: str, *args: Any) -> Any:
+        try:
+            result = await getattr(self._handle(model), method).remote(*args)
+        except RayTaskError as e:
+            # Our errors come back as they were raised; anything else is an internal error, logged here with the
+            # replica's traceback, never sent to the client.
+            if isinstance(e.cause, PynomalyError):
+                raise e.cause from None
+            raise RuntimeError(f"Scorer.{method} failed: {e}") from None
+        except (BackPressureError, DeploymentUnavailableError, RayActorError) as e:
+            raise Unavailable(f"no scoring replica could take the call ({type(e).__name__}); retry") from None
+        if isinstance(result, PynomalyError):  # the client's error, returned as a value by the Scorer
+            raise result
+        return result
+
+    async def detect(self, model: str, X: np.ndarray, threshold: float | None = None) -> DetectResult:
+        with self.tracer.span("resolve"):
+            name, version = self.store.resolve(parse_ref(model))
+        call = self.tracer.current()
+        if call.is_recording():
+            call.set_attributes({tracing.MODEL_NAME: name, tracing.MODEL_VERSION: version,
+                                 tracing.ROWS: int(X.shape[0]) if X.ndim else 0})
+        with self.tracer.span("scorer.detect"):
+            result: DetectResult = await self._call("detect", model_id(name, version), X, threshold)
+        if self.metrics.enabled:
+            self.metrics.observe_scores(_ScoredModel(name, version, self.store.manifest(name, version)),
+                                        result.scores)
+        return result
+
+    async def explain(self, model: str, X: np.ndarray, top_k: int = 0, method: str | None = None,
+                      deadline: float | None = None) -> Any:
+        name, version = self.store.resolve(parse_ref(model))
+        timeout = max(0.0, deadline - time.monotonic()) if deadline is not None else None
+        with self.tracer.span("scorer.explain"):
+            return await self._call("explain", model_id(name, version), X, top_k, method, timeout)
+
+
+async def start_gateway(config: ServerConfig, store_uri: str, scorer: Any, train_cpus: float) -> Any:
+    """The Ray engine's composition: store, Ray-task training, RayDataPlane, and the shared gRPC front."""
+    tracer, metrics, interceptors = observability(config, None)
+    store = open_store(store_uri)
+    store.sweep_staging()
+    jobs = JobManager(store, tracer=tracer, metrics=metrics, pool=RayPool(train_cpus))
+    await jobs.start(warm_up=False)
+    dataplane = RayDataPlane(scorer, store, None, jobs, config.data_root, tracer=tracer, metrics=metrics)
+    if metrics.enabled:
+        metrics.bind(None, jobs)
+    return await serve_dataplane(config, dataplane, interceptors)
+
+
+@serve.deployment(name="Gateway", num_replicas=1, ray_actor_options={"num_cpus": 0},
+                  logging_config={"enable_access_log": False})
+class Gateway:
+    """Runs the gRPC server in a thread of its own with its own event loop, for the life of the replica."""
+
+    def __init__(self, scorer: Any, args: dict[str, Any]):
+        from pynomaly.ray_engine.app import AppArgs
+
+        a = AppArgs(**args)
+        config = ServerConfig(listen=a.listen, store=a.store,
+                              data_root=Path(a.data_root) if a.data_root else None,
+                              max_message_bytes=int(a.max_message_mb * 1024 * 1024), metrics_port=a.metrics_port)
+        self._loop = asyncio.new_event_loop()
+        self._running: Any = None
+        self._error: BaseException | None = None
+        started = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._running = self._loop.run_until_complete(start_gateway(config, a.store, scorer, a.train_cpus))
+            except BaseException as e:  # noqa: BLE001 — reported by __init__ below
+                self._error = e
+                return
+            finally:
+                started.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="pynomaly-gateway", daemon=True)
+        self._thread.start()
+        started.wait()
+        if self._error is not None:
+            raise RuntimeError(f"the gateway could not start: {self._error}") from self._error
+        host = config.listen.rsplit(":", 1)[0]
+        self._address = f"{host}:{self._running.port}"
+        port = self._running.metrics_port
+        self._metrics_url = f"http://{host}:{port}/metrics" if port else ""
+        log.info("pynomaly gateway serving on %s", self._address)
+
+    def address(self) -> str:
+        """Where the gRPC server listens (the port is the bound one when the config asked for 0)."""
+        return self._address
+
+    def metrics_url(self) -> str:
+        """Where Prometheus scrapes the gateway ("" when metrics are off)."""
+        return self._metrics_url
+
+    def check_health(self) -> None:
+        """Serve's replica health check: the replica is restarted if the server thread has died."""
+        if not self._thread.is_alive():
+            raise RuntimeError("the gateway's gRPC server thread has stopped")
+
+    def __del__(self) -> None:
+        running, loop = self._running, self._loop
+        if running is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(running.stop(grace=2.0), loop).result(timeout=10)
+            loop.call_soon_threadsafe(loop.stop)

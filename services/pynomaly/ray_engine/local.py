@@ -1,0 +1,52 @@
+"""`pynomaly serve --engine ray`: start (or join) a Ray cluster, deploy the application, serve until stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+APP_NAME = "pynomaly"
+
+
+def run(args: object, ray_address: str | None = None, log_level: str = "warning") -> None:
+    """Deploy `args` (an AppArgs) and block until SIGINT/SIGTERM. Without `ray_address`, a private local cluster
+    is started with its node address on 127.0.0.1 and stopped on exit."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a local run
+    import ray
+    from ray import serve
+
+    from pynomaly.ray_engine.app import AppArgs, build
+
+    assert isinstance(args, AppArgs)
+    level = log_level.upper()
+    if ray_address:
+        ray.init(address=ray_address, logging_level=level)
+    else:
+        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, logging_level=level,
+                 object_store_memory=256 * 1024 * 1024)
+    try:
+        # No Serve HTTP/gRPC proxy: the Gateway deployment is the ingress (see pynomaly.ray_engine).
+        serve.start(proxy_location="Disabled", logging_config={"log_level": level, "enable_access_log": False})
+        handle = serve.run(build(args), name=APP_NAME, route_prefix=None)
+        address = handle.address.remote().result()
+        metrics = handle.metrics_url.remote().result()
+        print(
+            f"Pynomaly (Ray engine) is serving on {address} (model store: {args.store}; "
+            f"{args.min_replicas}–{args.max_replicas} Scorer replicas)\n"
+            f"  health:  grpcurl -plaintext {address} grpc.health.v1.Health/Check\n"
+            f"  train:   pynomaly train --server {address} --name demo --algorithm iforest --data FILE.csv\n"
+            f"  detect:  pynomaly detect --server {address} --model demo --data FILE.csv\n"
+            + (f"  metrics: {metrics}\n" if metrics else "")
+            + "Press Ctrl+C to stop.",
+            flush=True,
+        )
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+        serve.delete(APP_NAME)
+    finally:
+        if not ray_address:
+            serve.shutdown()
+        ray.shutdown()
