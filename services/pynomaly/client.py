@@ -227,17 +227,26 @@ class Client:
         (the model's default)."""
         matrix, _ = to_matrix(X)
         enum = explain_pb2.ExplainMethod.Value(f"EXPLAIN_METHOD_{(method or 'unspecified').upper()}")
-        r = self.explain_stub.Explain(explain_pb2.ExplainRequest(model=model, rows=matrix, top_k=top_k, method=enum),
-                                      timeout=self.timeout)
-        names = self._feature_names(r.model_name, r.model_version)
-        index = {n: j for j, n in enumerate(names)}
-        contributions = np.full((len(r.rows), len(names)), np.nan)
-        for i, row in enumerate(r.rows):
-            for a in row.attributions:
-                contributions[i, index[a.feature]] = a.contribution
+        # Every feature: the packed layout (dense arrays, no per-attribution messages); top k: one message per row.
+        layout = explain_pb2.EXPLAIN_LAYOUT_ROWS if top_k else explain_pb2.EXPLAIN_LAYOUT_PACKED
+        request = explain_pb2.ExplainRequest(model=model, rows=matrix, top_k=top_k, method=enum, layout=layout)
+        r = self.explain_stub.Explain(request, timeout=self.timeout)
+        if top_k:
+            names = self._feature_names(r.model_name, r.model_version)
+            index = {n: j for j, n in enumerate(names)}
+            contributions = np.full((len(r.rows), len(names)), np.nan)
+            for i, row in enumerate(r.rows):
+                for a in row.attributions:
+                    contributions[i, index[a.feature]] = a.contribution
+            scores = np.array([row.anomaly_score for row in r.rows])
+            base_values = np.array([row.base_value for row in r.rows])
+        else:
+            names = list(r.feature_names)
+            scores, base_values = np.array(r.anomaly_scores), np.array(r.base_values)
+            contributions = np.array(r.contributions).reshape(len(scores), len(names))
         return ExplainResult(
-            anomaly_scores=np.array([row.anomaly_score for row in r.rows]),
-            base_values=np.array([row.base_value for row in r.rows]),
+            anomaly_scores=scores,
+            base_values=base_values,
             contributions=contributions,
             feature_names=names,
             method=explain_pb2.ExplainMethod.Name(r.method).removeprefix("EXPLAIN_METHOD_").lower(),

@@ -80,6 +80,27 @@ def test_cli_explain(server, trained, blobs, tmp_path, capsys):
     assert text.startswith("row 0: anomaly_score") and "f4" in text
 
 
+@pytest.mark.parametrize("method", ["exact", "kernel_shap"])
+def test_packed_and_rows_layouts_carry_the_same_numbers(server, hbos_model, blobs, method):
+    stub = explain_pb2_grpc.ExplainServiceStub(server.channel)
+    X = blobs[1][-4:]
+    enum = explain_pb2.ExplainMethod.Value(f"EXPLAIN_METHOD_{method.upper()}")
+    by_rows = stub.Explain(explain_pb2.ExplainRequest(model=hbos_model, rows=_rows(X), method=enum), timeout=30)
+    packed = stub.Explain(explain_pb2.ExplainRequest(model=hbos_model, rows=_rows(X), method=enum,
+                                                     layout=explain_pb2.EXPLAIN_LAYOUT_PACKED), timeout=30)
+    assert not packed.rows and len(by_rows.rows) == len(X)
+    assert list(packed.feature_names) == list("abcde")
+    assert (packed.method, packed.model_name, packed.model_version, packed.evaluations_per_row) == (
+        by_rows.method, by_rows.model_name, by_rows.model_version, by_rows.evaluations_per_row)
+    contributions = np.array(packed.contributions).reshape(len(X), 5)
+    for i, row in enumerate(by_rows.rows):
+        assert packed.anomaly_scores[i] == row.anomaly_score and packed.base_values[i] == row.base_value
+        # kernel_shap's sampling is seeded per call: with 5 features it is exact, so both calls agree exactly.
+        named = dict(zip("abcde", contributions[i], strict=True))
+        assert {a.feature: a.contribution for a in row.attributions} == named
+        assert packed.base_values[i] + contributions[i].sum() == pytest.approx(packed.anomaly_scores[i], rel=1e-6)
+
+
 def _rows(X):
     X = np.asarray(X, np.float32)
     return common_pb2.Matrix(rows=X.shape[0], columns=X.shape[1], raw_values=X.tobytes())
@@ -91,6 +112,9 @@ BAD = [
     ("top_k too large", dict(top_k=6), INVALID, "top_k must be in [0, 5] (0 = all features), got 6"),
     ("top_k negative", dict(top_k=-1), INVALID, "top_k must be in [0, 5]"),
     ("unknown method", dict(method=9), INVALID, "method: unknown value 9"),
+    ("unknown layout", dict(layout=7), INVALID, "layout: unknown value 7"),
+    ("top_k with packed", dict(top_k=2, layout=explain_pb2.EXPLAIN_LAYOUT_PACKED), INVALID,
+     "top_k: a packed response carries every feature; use top_k 0, or the ROWS layout"),
     ("wrong width", dict(rows=_rows(np.zeros((1, 3)))), INVALID, "rows: expected 5 columns"),
     ("NaN", dict(rows=_rows([[0, np.nan, 0, 0, 0]])), INVALID, "rows: row 0 column 1 is nan"),
     ("empty", dict(rows=common_pb2.Matrix(rows=0, columns=5)), INVALID, "rows: the matrix is empty"),

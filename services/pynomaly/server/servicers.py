@@ -190,6 +190,7 @@ _METHODS = {
     explain_pb2.EXPLAIN_METHOD_KERNEL_SHAP: "kernel_shap",
 }
 _METHOD_ENUMS = {v: k for k, v in _METHODS.items() if v}
+_LAYOUTS = (explain_pb2.EXPLAIN_LAYOUT_UNSPECIFIED, explain_pb2.EXPLAIN_LAYOUT_ROWS, explain_pb2.EXPLAIN_LAYOUT_PACKED)
 
 
 class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
@@ -200,11 +201,23 @@ class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
     async def Explain(self, request: explain_pb2.ExplainRequest, context: Context):
         if request.method not in _METHODS:
             raise InvalidArgument(f"method: unknown value {request.method}")
+        if request.layout not in _LAYOUTS:
+            raise InvalidArgument(f"layout: unknown value {request.layout}")
+        packed = request.layout == explain_pb2.EXPLAIN_LAYOUT_PACKED
+        if packed and request.top_k:
+            raise InvalidArgument("top_k: a packed response carries every feature; use top_k 0, or the ROWS layout")
         X = matrix_to_array(request.rows, "rows")
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
         result, names, name, version = await self.dp.explain(request.model, X, request.top_k,
                                                              _METHODS[request.method], deadline)
+        if packed:
+            return explain_pb2.ExplainResponse(
+                method=_METHOD_ENUMS[result.method], model_name=name, model_version=version,
+                evaluations_per_row=result.evaluations_per_row, feature_names=names,
+                anomaly_scores=result.scores.tolist(), base_values=result.base_values.tolist(),
+                contributions=result.contributions.ravel().tolist(),
+            )
         k = request.top_k or X.shape[1]
         order = np.argsort(-result.contributions, axis=1, kind="stable")[:, :k]
         rows = [
