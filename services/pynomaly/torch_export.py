@@ -27,7 +27,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from pynomaly.errors import InvalidArgument
-from pynomaly.export._graph import BATCH_DIM, DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME
+from pynomaly.export._graph import BATCH_DIM, CONTRIBUTIONS_NAME, DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME
 
 if TYPE_CHECKING:
     import torch
@@ -58,8 +58,11 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def to_onnx_model(module: torch.nn.Module, n_features: int, graph_name: str) -> onnx.ModelProto:
+def to_onnx_model(module: torch.nn.Module, n_features: int, graph_name: str,
+                  contributions: bool = False) -> onnx.ModelProto:
     """Export `module` (float32 [N, F] -> float32 [N], eval mode) with a dynamic batch, in the served contract.
+    With `contributions` the module returns (score, per-feature terms float32 [N, F] summing to it), exported
+    as the second output CONTRIBUTIONS_NAME (what Explain's exact method reads).
 
     Raises ValueError when torch cannot export it or the graph's signature is not the contract.
     """
@@ -73,7 +76,7 @@ def to_onnx_model(module: torch.nn.Module, n_features: int, graph_name: str) -> 
                 (example,),
                 dynamo=True,
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=[OUTPUT_NAME, CONTRIBUTIONS_NAME] if contributions else [OUTPUT_NAME],
                 dynamic_shapes=({0: torch.export.Dim(BATCH_DIM)},),
                 opset_version=DEFAULT_OPSET,
                 verbose=False,
@@ -83,19 +86,20 @@ def to_onnx_model(module: torch.nn.Module, n_features: int, graph_name: str) -> 
         last = str(e).strip().splitlines()[-1:] or [type(e).__name__]
         raise ValueError(f"torch.onnx.export failed: {type(e).__name__}: {last[0]}") from e
     model = program.model_proto
-    _check_contract(model, n_features)
+    _check_contract(model, n_features, contributions)
     model.graph.name = graph_name
     model.producer_name = "pynomaly"
     onnx.checker.check_model(model, full_check=True)
     return model
 
 
-def _check_contract(model: onnx.ModelProto, n_features: int) -> None:
+def _check_contract(model: onnx.ModelProto, n_features: int, contributions: bool = False) -> None:
     graph = model.graph
-    if [i.name for i in graph.input] != [INPUT_NAME] or [o.name for o in graph.output] != [OUTPUT_NAME]:
+    outputs = [OUTPUT_NAME, CONTRIBUTIONS_NAME] if contributions else [OUTPUT_NAME]
+    if [i.name for i in graph.input] != [INPUT_NAME] or [o.name for o in graph.output] != outputs:
         raise ValueError(
             f"exported graph has inputs {[i.name for i in graph.input]} and outputs "
-            f"{[o.name for o in graph.output]}; expected [{INPUT_NAME!r}] and [{OUTPUT_NAME!r}]"
+            f"{[o.name for o in graph.output]}; expected [{INPUT_NAME!r}] and {outputs}"
         )
     x, y = graph.input[0].type.tensor_type, graph.output[0].type.tensor_type
     x_dims = [d.dim_value or d.dim_param for d in x.shape.dim]
@@ -106,6 +110,11 @@ def _check_contract(model: onnx.ModelProto, n_features: int) -> None:
     # Name both batch dims alike, so the signature reads X[N, F] -> anomaly_score[N] whatever torch called it.
     graph.input[0].type.CopyFrom(helper.make_tensor_type_proto(TensorProto.FLOAT, [BATCH_DIM, n_features]))
     graph.output[0].type.CopyFrom(helper.make_tensor_type_proto(TensorProto.FLOAT, [BATCH_DIM]))
+    if contributions:
+        c = graph.output[1].type.tensor_type
+        if c.elem_type != TensorProto.FLOAT or len(c.shape.dim) != 2:
+            raise ValueError(f"exported {CONTRIBUTIONS_NAME} is not float[N, {n_features}]")
+        graph.output[1].type.CopyFrom(helper.make_tensor_type_proto(TensorProto.FLOAT, [BATCH_DIM, n_features]))
 
 
 def probe_rows(n_features: int, n: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:

@@ -132,11 +132,35 @@ def test_row_alone_equals_row_in_batch(config: str) -> None:
 def test_graph_contract(config: str) -> None:
     _, _, model, _, _ = _case(config)
     onnx.checker.check_model(model, full_check=True)
-    (x,), (y,) = model.graph.input, model.graph.output
+    (x,), (y, *extra) = model.graph.input, model.graph.output
     assert (x.name, y.name) == ("X", "anomaly_score")
     assert x.type.tensor_type.elem_type == y.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert [d.dim_param or d.dim_value for d in x.type.tensor_type.shape.dim] == ["N", N_FEATURES]
     assert [d.dim_param or d.dim_value for d in y.type.tensor_type.shape.dim] == ["N"]
+    # The reconstruction models also give Explain its exact per-feature terms; DeepSVDD's distance is taken in
+    # the embedding, which has no per-feature split.
+    if config.startswith(("ae", "vae")):
+        (c,) = extra
+        assert c.name == "contributions" and c.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        assert [d.dim_param or d.dim_value for d in c.type.tensor_type.shape.dim] == ["N", N_FEATURES]
+    else:
+        assert extra == []
+
+
+def test_list_algorithms_says_which_explain_exactly() -> None:
+    assert algorithms.get("auto_encoder").exact_explanation and algorithms.get("vae").exact_explanation
+    assert not algorithms.get("deep_svdd").exact_explanation
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c.startswith(("ae", "vae"))])
+def test_reconstruction_terms_sum_to_the_score(config: str) -> None:
+    _, _, _, sess, x32 = _case(config)
+    score, terms = sess.run(["anomaly_score", "contributions"], {"X": x32})
+    assert terms.shape == x32.shape and np.all(terms >= 0) and np.all(np.isfinite(terms))
+    np.testing.assert_allclose(terms.astype(np.float64).sum(axis=1), score, rtol=1e-5)
+    # Batch-invariant like the score: a row's terms are the same bits alone and in a batch.
+    alone = np.array([sess.run(["contributions"], {"X": x32[i : i + 1]})[0][0] for i in range(5)])
+    np.testing.assert_array_equal(alone, terms[:5])
 
 
 def test_export_leaves_the_detector_as_it_was() -> None:

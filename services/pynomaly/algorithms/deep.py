@@ -258,6 +258,7 @@ ALGORITHMS = [
         build=_build_auto_encoder,
         score=pyod_score,
         export_note="torch.onnx export of standardize (float64) + eval-mode network + Euclidean error (float32).",
+        exact_explanation=True,
     ),
     Algorithm(
         name="vae",
@@ -269,6 +270,7 @@ ALGORITHMS = [
         score=vae_mean_score,
         export_note="torch.onnx export of standardize + encoder -> latent mean -> decoder + Euclidean error; "
         "the score is the mean-path reconstruction error, not PyOD's sampled decision_function.",
+        exact_explanation=True,
     ),
     Algorithm(
         name="deep_svdd",

@@ -62,16 +62,21 @@ def _wrappers() -> SimpleNamespace:
         return torch.sum(torch.square(d.to(torch.float64)), dim=1)
 
     class ReconstructionError(nn.Module):
-        """||z - reconstruct(z)|| over the standardized row z (AutoEncoder; VAE through its latent mean)."""
+        """||z - reconstruct(z)|| over the standardized row z (AutoEncoder; VAE through its latent mean), and
+        per feature d_j^2 / ||d||: the feature's share of the error, terms that sum to the score exactly."""
 
         def __init__(self, standardize: nn.Module, reconstruct: Callable[[torch.Tensor], torch.Tensor]):
             super().__init__()
             self.standardize = standardize
             self.reconstruct = reconstruct
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             z = self.standardize(x)
-            return torch.sqrt(sum_of_squares(self.reconstruct(z) - z)).to(torch.float32)
+            squares = torch.square((self.reconstruct(z) - z).to(torch.float64))
+            score = torch.sqrt(torch.sum(squares, dim=1))
+            # A row reconstructed exactly has d = 0: every term 0, not 0/0.
+            terms = squares / torch.clamp(score, min=1e-300).unsqueeze(1)
+            return score.to(torch.float32), terms.to(torch.float32)
 
     class VAEMean(nn.Module):
         """decode(mu(z)): PyOD's VAE forward with the latent noise set to zero."""
@@ -108,10 +113,10 @@ def _network(module: Any) -> Any:
     return copy.deepcopy(module).cpu().float().eval()
 
 
-def _export(score: Any, n_features: int, graph_name: str) -> onnx.ModelProto:
+def _export(score: Any, n_features: int, graph_name: str, contributions: bool = False) -> onnx.ModelProto:
     from pynomaly.torch_export import to_onnx_model
 
-    return to_onnx_model(score.eval(), n_features, graph_name)
+    return to_onnx_model(score.eval(), n_features, graph_name, contributions)
 
 
 def _check_dl(det: Any, n_features: int) -> None:
@@ -132,14 +137,14 @@ def _dl_standardize(det: Any) -> Any:
 def auto_encoder_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
     _check_dl(det, n_features)
     score = _wrappers().ReconstructionError(_dl_standardize(det), _network(det.model))
-    return _export(score, n_features, "auto_encoder")
+    return _export(score, n_features, "auto_encoder", contributions=True)
 
 
 def vae_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
     _check_dl(det, n_features)
     w = _wrappers()
     score = w.ReconstructionError(_dl_standardize(det), w.VAEMean(_network(det.model)))
-    return _export(score, n_features, "vae_mean")
+    return _export(score, n_features, "vae_mean", contributions=True)
 
 
 def deep_svdd_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
