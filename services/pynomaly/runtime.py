@@ -21,15 +21,16 @@ _SCORE = ["anomaly_score"]  # graphs may have more outputs (e.g. "contributions"
 class LoadedModel:
     name: str
     version: int
-    session: ort.InferenceSession
+    session: ort.InferenceSession  # the whole graph: every output (Explain's exact method reads "contributions")
     manifest: dict[str, Any]
     input_name: str
     n_features: int
     threshold: float
+    score_session: ort.InferenceSession  # the score alone (Detect); `session` itself for single-output graphs
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """Anomaly scores (float32, one per row) of a float32 matrix of the right width."""
-        return self.session.run(_SCORE, {self.input_name: X})[0]
+        return self.score_session.run(_SCORE, {self.input_name: X})[0]
 
 
 def session_options(intra_op_threads: int = 1) -> ort.SessionOptions:
@@ -86,9 +87,11 @@ class SessionCache:
 
     def _load(self, name: str, version: int) -> LoadedModel:
         manifest = self._store.manifest(name, version)
-        session = ort.InferenceSession(
-            self._store.onnx_bytes(name, version), self._options, providers=["CPUExecutionProvider"]
-        )
+        graph = self._store.onnx_bytes(name, version)
+        session = ort.InferenceSession(graph, self._options, providers=["CPUExecutionProvider"])
+        score_session = session
+        if len(session.get_outputs()) > 1:
+            score_session = self._score_only(graph, session) or session
         return LoadedModel(
             name=name,
             version=version,
@@ -97,7 +100,21 @@ class SessionCache:
             input_name=session.get_inputs()[0].name,
             n_features=len(manifest["feature_names"]),
             threshold=float(manifest["threshold"]),
+            score_session=score_session,
         )
+
+    def _score_only(self, graph: bytes, session: ort.InferenceSession) -> ort.InferenceSession | None:
+        """The graph cut down to what the score needs. onnxruntime runs every node whatever outputs are asked
+        for: an additive graph's contributions cost Detect up to 1.8x (PCA, 10k rows: 2.6 vs 1.4 ms)."""
+        import onnx
+        from onnx.utils import Extractor
+
+        try:
+            model = onnx.load_from_string(graph)
+            pruned = Extractor(model).extract_model([session.get_inputs()[0].name], _SCORE)
+            return ort.InferenceSession(pruned.SerializeToString(), self._options, providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001 — a graph the extractor cannot cut is served whole, as before
+            return None
 
     def loaded(self) -> list[LoadedModel]:
         """The versions held now, least recently used first."""
