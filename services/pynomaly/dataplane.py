@@ -20,9 +20,9 @@ from pynomaly.jobs import JobManager
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.refs import check_alias, check_name, parse_ref
-from pynomaly.registry import ModelStore
+from pynomaly.registry import LocalStore, ModelStore
 from pynomaly.rows import check_rows
-from pynomaly.runtime import SessionCache
+from pynomaly.runtime import LoadedModel, SessionCache
 from pynomaly.training import TrainSpec
 
 DEFAULT_CONTAMINATION = 0.1
@@ -60,6 +60,21 @@ class DataPlane:
         # No-op objects unless observability is switched on (pynomaly.observability): the hot path stays cheap.
         self.tracer = tracer
         self.metrics = metrics
+        # Object storage answers a cache miss over the network (3-60 ms): that must not stall the event loop.
+        self._remote_store = not isinstance(store, LocalStore)
+
+    async def _load(self, model: str) -> tuple[str, int, LoadedModel]:
+        """Resolve a reference and get its session, loading it on a miss."""
+        assert self.sessions is not None
+        ref = parse_ref(model)
+        if not self._remote_store:
+            name, version = self.store.resolve(ref)
+            return name, version, self.sessions.get(name, version)
+        name, version = await asyncio.to_thread(self.store.resolve, ref)
+        loaded = self.sessions.cached(name, version)
+        if loaded is None:
+            loaded = await asyncio.to_thread(self.sessions.get, name, version)
+        return name, version, loaded
 
     # --- detect ---
 
@@ -67,9 +82,8 @@ class DataPlane:
         tracer = self.tracer
         call = tracer.current()  # the RPC's span: it gets the model's attributes
         with tracer.span("load_model") as span:
-            name, version = self.store.resolve(parse_ref(model))
             misses = self.sessions.misses
-            loaded = self.sessions.get(name, version)
+            name, version, loaded = await self._load(model)
             if span.is_recording():
                 span.set_attribute(tracing.CACHE_HIT, self.sessions.misses == misses)
         if call.is_recording():
@@ -95,12 +109,14 @@ class DataPlane:
     async def explain(self, model: str, X: np.ndarray, top_k: int = 0, method: str | None = None,
                       deadline: float | None = None) -> tuple[Explanation, list[str], str, int]:
         """(explanation, feature names, model name, version); `deadline` is a time.monotonic() instant."""
-        name, version = self.store.resolve(parse_ref(model))
-        loaded = self.sessions.get(name, version)
+        name, version, loaded = await self._load(model)
         check_rows(X, "rows", loaded.n_features)
         if not 0 <= top_k <= loaded.n_features:
             raise InvalidArgument(f"top_k must be in [0, {loaded.n_features}] (0 = all features), got {top_k}")
-        explainer = self.sessions.explainer(loaded)
+        if self._remote_store:  # the first call reads the version's arrays from the store
+            explainer = await asyncio.to_thread(self.sessions.explainer, loaded)
+        else:
+            explainer = self.sessions.explainer(loaded)
         method = explainer.check_method(method)
         if method == "exact" and len(X) <= INLINE_ROWS:
             result = explainer.explain(X, method)

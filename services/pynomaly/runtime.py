@@ -66,6 +66,14 @@ class SessionCache:
     def capacity(self) -> int:
         return self._max
 
+    def cached(self, name: str, version: int) -> LoadedModel | None:
+        """The version if it is loaded (a hit), else None: nothing is read from the store."""
+        model = self._models.get((name, version))
+        if model is not None:
+            self.hits += 1
+            self._models.move_to_end((name, version))
+        return model
+
     def get(self, name: str, version: int) -> LoadedModel:
         key = (name, version)
         model = self._models.get(key)
