@@ -51,7 +51,7 @@ def require_ray() -> None:
         pytest.skip(reason)
 
 
-RAY_MODULES = {"test_ray", "test_s3_store"}
+RAY_MODULES = {"test_ray", "test_ray_serve_config", "test_s3_store"}
 
 
 @pytest.hookimpl(trylast=True)

@@ -22,6 +22,10 @@ def test_the_serve_config_validates_and_builds():
     assert args.listen == "127.0.0.1:50051"
     assert args.model_dump() == {**AppArgs().model_dump(), **app.args}, "the file states every argument"
     assert isinstance(build(args), Application)
+    # `serve run`/`serve deploy` hand the builder the file's args as a plain dict.
+    assert isinstance(build(app.args), Application)
+    with pytest.raises(ValidationError, match="max_replicas"):
+        build({**app.args, "max_replicas": 0})
 
 
 def test_the_builder_scales_the_scorer_as_asked():

@@ -3,6 +3,8 @@ file (deploy/serve.yaml) whose `args:` are validated against `AppArgs`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
@@ -30,7 +32,10 @@ class AppArgs(BaseModel):
     metrics_port: int | None = Field(None, ge=0, description="Prometheus /metrics port on the gateway host; None: off")
 
 
-def build(args: AppArgs) -> Application:
+def build(args: AppArgs | dict[str, Any]) -> Application:
+    """The application. `serve run`/`serve deploy` pass a config file's `args` as a dict (Serve converts only when
+    the annotation is the model class itself, which postponed annotations hide): validated here either way."""
+    args = AppArgs.model_validate(args)
     scorer = Scorer.options(
         autoscaling_config={
             "min_replicas": args.min_replicas,
