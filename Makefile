@@ -31,8 +31,9 @@ run: setup ## start the embedded platform on $(LISTEN) (store: $(STORE))
 
 # The suite runs in a network namespace with only loopback, so nothing it starts (Ray binds every interface) is
 # reachable from outside: `unshare -n` as root, `unshare -rn` as a user where user namespaces are allowed. Where
-# neither works the suite runs as is, and the Ray engine tests are skipped with the reason.
-NETNS := $(shell if unshare -n true 2>/dev/null; then echo "unshare -n"; \
+# neither works (or iproute2's ip is missing) the suite runs as is, and the Ray engine tests are skipped with the
+# reason.
+NETNS := $(shell command -v ip >/dev/null || exit 0; if unshare -n true 2>/dev/null; then echo "unshare -n"; \
 	elif unshare -rn true 2>/dev/null; then echo "unshare -rn"; fi)
 ISOLATED = $(if $(NETNS),$(NETNS) sh -c 'ip link set lo up && exec "$$0" "$$@"',)
 
