@@ -73,7 +73,12 @@ class SessionCache:
         self._max = max_models
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._explainers: dict[tuple[str, int], Any] = {}
-        self._lock = threading.Lock()
+        # Two locks: `_index` guards the LRU (held for a few dict operations, also on the 1-row hot path), and
+        # `_loading` makes loads one at a time (no version loaded twice) without holding up hits on other versions.
+        # Hits come from the event loop while a load or an eviction runs in a worker thread (object stores, the
+        # Ray Scorer): an unguarded move_to_end then races popitem.
+        self._index = threading.Lock()
+        self._loading = threading.Lock()
         self.hits = self.misses = self.evictions = 0  # read by the metrics at scrape time
 
     def __len__(self) -> int:
@@ -85,29 +90,31 @@ class SessionCache:
 
     def cached(self, name: str, version: int) -> LoadedModel | None:
         """The version if it is loaded (a hit), else None: nothing is read from the store."""
-        model = self._models.get((name, version))
-        if model is not None:
-            self.hits += 1
-            self._models.move_to_end((name, version))
+        key = (name, version)
+        with self._index:
+            model = self._models.get(key)
+            if model is not None:
+                self.hits += 1
+                self._models.move_to_end(key)
         return model
 
     def get(self, name: str, version: int) -> LoadedModel:
-        key = (name, version)
-        model = self._models.get(key)
+        model = self.cached(name, version)
         if model is not None:
-            self.hits += 1
-            self._models.move_to_end(key)
             return model
-        with self._lock:
-            model = self._models.get(key)
+        key = (name, version)
+        with self._loading:
+            with self._index:
+                model = self._models.get(key)  # loaded by the call this one waited for
             if model is None:
-                self.misses += 1
                 model = self._load(name, version)
-                self._models[key] = model
-                while len(self._models) > self._max:
-                    evicted, _ = self._models.popitem(last=False)
-                    self._explainers.pop(evicted, None)
-                    self.evictions += 1
+                with self._index:
+                    self.misses += 1
+                    self._models[key] = model
+                    while len(self._models) > self._max:
+                        evicted, _ = self._models.popitem(last=False)
+                        self._explainers.pop(evicted, None)
+                        self.evictions += 1
         return model
 
     def _load(self, name: str, version: int) -> LoadedModel:
@@ -126,24 +133,27 @@ class SessionCache:
             score_session=score_session,
         )
 
-
     def loaded(self) -> list[LoadedModel]:
         """The versions held now, least recently used first."""
-        return list(self._models.values())
+        with self._index:
+            return list(self._models.values())
 
     def evict(self, name: str, version: int) -> None:
-        with self._lock:
+        with self._index:
             self._models.pop((name, version), None)
             self._explainers.pop((name, version), None)
 
     def explainer(self, model: LoadedModel) -> Any:
-        """The version's ModelExplainer (its explain.npz read once)."""
+        """The version's ModelExplainer (its explain.npz read once), kept while the version is loaded."""
         key = (model.name, model.version)
         explainer = self._explainers.get(key)
         if explainer is None:
             from pynomaly.explain import ModelExplainer
 
-            explainer = self._explainers[key] = ModelExplainer(model, self._store.arrays(model.name, model.version))
+            explainer = ModelExplainer(model, self._store.arrays(model.name, model.version))
+            with self._index:
+                if self._models.get(key) is model:  # not evicted meanwhile: an evicted version's would leak
+                    explainer = self._explainers.setdefault(key, explainer)
         return explainer
 
     async def score_parallel(self, model: LoadedModel, X: np.ndarray) -> np.ndarray:

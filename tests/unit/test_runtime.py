@@ -32,3 +32,49 @@ def test_a_single_output_graph_is_loaded_once(tmp_path):
     version, X = _version(store, "forest", "iforest")
     model = SessionCache(store).get("forest", version)
     assert model.score_session is model.session
+
+
+class _Counting(SessionCache):
+    """The LRU alone: a 'load' makes a tuple, so thousands of loads and evictions fit in a second."""
+
+    def _load(self, name, version):
+        return (name, version)
+
+
+def test_hits_on_the_event_loop_and_loads_in_threads_do_not_race():
+    """Object stores and the Ray Scorer load (and so evict) in worker threads while hits run on the event loop:
+    without a lock on the hit path, move_to_end raced popitem (KeyError, an INTERNAL for the client)."""
+    import sys
+    import threading
+    import time
+
+    cache = _Counting(store=None, threads=1, max_models=2)
+    errors: list[BaseException] = []
+    stop = time.monotonic() + 1.0
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+
+    def loads():
+        i = 0
+        while time.monotonic() < stop:
+            cache.get("m", i % 50)
+            i += 1
+
+    def hits():
+        while time.monotonic() < stop:
+            for v in range(50):
+                try:
+                    cache.cached("m", v)
+                except BaseException as e:  # noqa: BLE001 — collected, asserted below
+                    errors.append(e)
+
+    try:
+        threads = [threading.Thread(target=loads), threading.Thread(target=hits)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert len(cache) <= 2 and cache.misses > 100
