@@ -56,13 +56,16 @@ RAY_MODULES = {"test_ray", "test_ray_serve_config", "test_s3_store"}
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything that starts Ray runs last, so no idle Ray cluster (a third of a core) slows the rest."""
+    """What starts Ray runs last, so no idle Ray cluster (a third of a core) slows the rest; and the tests that
+    start a cluster of their own run before the session-wide `server[ray]` one, which lives to the end."""
 
-    def starts_ray(item: pytest.Item) -> bool:
+    def order(item: pytest.Item) -> int:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        return "ray" in (params.get("server"), params.get("engine")) or item.module.__name__ in RAY_MODULES
+        if params.get("server") == "ray":
+            return 2
+        return int(params.get("engine") == "ray" or item.module.__name__ in RAY_MODULES)
 
-    items.sort(key=starts_ray)  # stable: pytest's grouping by fixture instance is kept within each part
+    items.sort(key=order)  # stable: pytest's grouping by fixture instance is kept within each part
 
 
 class ServerProcess:

@@ -63,14 +63,19 @@ class DataPlane:
         # Object storage answers a cache miss over the network (3-60 ms): that must not stall the event loop.
         self._remote_store = not isinstance(store, LocalStore)
 
+    async def _resolve(self, model: str) -> tuple[str, int]:
+        ref = parse_ref(model)
+        if self._remote_store:
+            return await asyncio.to_thread(self.store.resolve, ref)
+        return self.store.resolve(ref)
+
     async def _load(self, model: str) -> tuple[str, int, LoadedModel]:
         """Resolve a reference and get its session, loading it on a miss."""
         assert self.sessions is not None
-        ref = parse_ref(model)
         if not self._remote_store:
-            name, version = self.store.resolve(ref)
+            name, version = self.store.resolve(parse_ref(model))
             return name, version, self.sessions.get(name, version)
-        name, version = await asyncio.to_thread(self.store.resolve, ref)
+        name, version = await self._resolve(model)
         loaded = self.sessions.cached(name, version)
         if loaded is None:
             loaded = await asyncio.to_thread(self.sessions.get, name, version)

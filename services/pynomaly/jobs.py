@@ -138,6 +138,10 @@ class JobManager:
     async def stop(self) -> None:
         self._pool.shutdown()
 
+    def healthy(self) -> bool:
+        """False once the thread that reads the workers' progress has stopped (their queue is gone)."""
+        return self._reader is not None and self._reader.is_alive()
+
     def _read_events(self) -> None:
         while (event := self._events.get()) is not None:
             assert self._loop is not None

@@ -127,3 +127,22 @@ def test_job_records_and_models_outlive_the_gateway_replica(cluster, rows):
     job = client.train_stub.GetTrainingJob(train_pb2.GetTrainingJobRequest(id=card.job_id)).job
     assert job.state == train_pb2.TRAINING_JOB_STATE_SUCCEEDED and job.model_version == card.version
     np.testing.assert_array_equal(client.detect(f"durable@{card.version}", rows[:5]).anomaly_scores, before)
+
+
+def test_training_survives_the_loss_of_its_progress_queue(cluster, rows):
+    """The stages a training task reports go through a queue actor. Without it the job still trains (progress is
+    best effort), and the gateway's health check fails so that Serve gives it a fresh queue."""
+    from pynomaly.ray_engine.jobs import PROGRESS_QUEUE_PREFIX
+
+    client, ray = cluster.client, cluster.ray
+    (queue,) = [a for a in ray.util.list_named_actors(all_namespaces=True)
+                if a["name"].startswith(PROGRESS_QUEUE_PREFIX)]
+    ray.kill(ray.get_actor(queue["name"], namespace=queue["namespace"]))
+
+    def trains() -> bool:
+        try:
+            return client.train("after-queue-loss", rows, algorithm="hbos").version >= 1
+        except Exception:  # noqa: BLE001 — UNAVAILABLE while Serve replaces the unhealthy gateway
+            return False
+
+    _wait_for(trains, 120, "a training job after the progress queue died")

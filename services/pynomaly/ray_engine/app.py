@@ -24,6 +24,8 @@ class AppArgs(BaseModel):
     max_replicas: int = Field(2, ge=1, description="Scorer replicas at most")
     target_ongoing_requests: float = Field(4.0, gt=0, description="autoscaling target per Scorer replica")
     max_ongoing_requests: int = Field(32, ge=1, description="calls one Scorer replica takes at once")
+    max_queued_requests: int = Field(1000, ge=1, description="calls waiting for a Scorer replica before "
+                                     "UNAVAILABLE (back pressure)")
     max_models_per_replica: int = Field(16, ge=1, description="model versions one Scorer replica keeps loaded")
     ort_threads: int = Field(1, ge=1, description="threads one Scorer replica splits a large batch over")
     replica_cpus: float = Field(0.5, gt=0, description="CPUs Ray reserves per Scorer replica")
@@ -43,6 +45,7 @@ def build(args: AppArgs | dict[str, Any]) -> Application:
             "target_ongoing_requests": args.target_ongoing_requests,
         },
         max_ongoing_requests=args.max_ongoing_requests,
+        max_queued_requests=args.max_queued_requests,
         ray_actor_options={"num_cpus": args.replica_cpus},
     ).bind(args.store, args.max_models_per_replica, args.ort_threads)
     return Gateway.bind(scorer, args.model_dump())

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from grpc.aio import AioRpcError
 from ray import serve
-from ray.exceptions import RayActorError, RayTaskError
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.exceptions import ObjectLostError, OwnerDiedError, RayActorError, RaySystemError, RayTaskError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, RequestCancelledError
 
 from pynomaly.dataplane import DataPlane, DetectResult
 from pynomaly.errors import PynomalyError, Unavailable
@@ -20,11 +21,15 @@ from pynomaly.jobs import JobManager
 from pynomaly.observability import tracing
 from pynomaly.ray_engine.jobs import RayPool
 from pynomaly.ray_engine.scorer import model_id
-from pynomaly.refs import parse_ref
 from pynomaly.registry import open_store
 from pynomaly.server.app import ServerConfig, observability, serve_dataplane
 
 log = logging.getLogger("pynomaly.ray")
+
+
+# What a call to a replica can meet when the replica (or the Ray machinery between) is gone or overloaded: retryable.
+UNAVAILABLE = (BackPressureError, DeploymentUnavailableError, RequestCancelledError, RayActorError, ObjectLostError,
+               OwnerDiedError, RaySystemError, AioRpcError)
 
 
 class _ScoredModel:
@@ -51,15 +56,19 @@ class RayDataPlane(DataPlane):
         return handle
 
     async def _call(self, method: str, model: str, *args: Any) -> Any:
+        response = getattr(self._handle(model), method).remote(*args)
         try:
-            result = await getattr(self._handle(model), method).remote(*args)
+            result = await response
+        except asyncio.CancelledError:
+            response.cancel()  # the client went away or its deadline passed: stop the replica's work too
+            raise
         except RayTaskError as e:
             # Our errors come back as they were raised; anything else is an internal error, logged here with the
             # replica's traceback, never sent to the client.
             if isinstance(e.cause, PynomalyError):
                 raise e.cause from None
             raise RuntimeError(f"Scorer.{method} failed: {e}") from None
-        except (BackPressureError, DeploymentUnavailableError, RayActorError) as e:
+        except UNAVAILABLE as e:
             raise Unavailable(f"no scoring replica could take the call ({type(e).__name__}); retry") from None
         if isinstance(result, PynomalyError):  # the client's error, returned as a value by the Scorer
             raise result
@@ -67,7 +76,7 @@ class RayDataPlane(DataPlane):
 
     async def detect(self, model: str, X: np.ndarray, threshold: float | None = None) -> DetectResult:
         with self.tracer.span("resolve"):
-            name, version = self.store.resolve(parse_ref(model))
+            name, version = await self._resolve(model)
         call = self.tracer.current()
         if call.is_recording():
             call.set_attributes({tracing.MODEL_NAME: name, tracing.MODEL_VERSION: version,
@@ -75,13 +84,13 @@ class RayDataPlane(DataPlane):
         with self.tracer.span("scorer.detect"):
             result: DetectResult = await self._call("detect", model_id(name, version), X, threshold)
         if self.metrics.enabled:
-            self.metrics.observe_scores(_ScoredModel(name, version, self.store.manifest(name, version)),
-                                        result.scores)
+            manifest = await asyncio.to_thread(self.store.manifest, name, version)  # cached after the first
+            self.metrics.observe_scores(_ScoredModel(name, version, manifest), result.scores)
         return result
 
     async def explain(self, model: str, X: np.ndarray, top_k: int = 0, method: str | None = None,
                       deadline: float | None = None) -> Any:
-        name, version = self.store.resolve(parse_ref(model))
+        name, version = await self._resolve(model)
         timeout = max(0.0, deadline - time.monotonic()) if deadline is not None else None
         with self.tracer.span("scorer.explain"):
             return await self._call("explain", model_id(name, version), X, top_k, method, timeout)
@@ -112,8 +121,8 @@ class Gateway:
         config = ServerConfig(listen=a.listen, store=a.store,
                               data_root=Path(a.data_root) if a.data_root else None,
                               max_message_bytes=int(a.max_message_mb * 1024 * 1024), metrics_port=a.metrics_port)
-        self._loop = asyncio.new_event_loop()
         self._running: Any = None
+        self._loop = asyncio.new_event_loop()
         self._error: BaseException | None = None
         started = threading.Event()
 
@@ -148,12 +157,16 @@ class Gateway:
         return self._metrics_url
 
     def check_health(self) -> None:
-        """Serve's replica health check: the replica is restarted if the server thread has died."""
+        """Serve's replica health check (defining it replaces Serve's own): the replica is restarted when the
+        server's thread has died, its event loop no longer answers, or the job-progress reader has stopped."""
         if not self._thread.is_alive():
             raise RuntimeError("the gateway's gRPC server thread has stopped")
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self._loop).result(timeout=5)
+        if not self._running.dataplane.jobs.healthy():
+            raise RuntimeError("the training-job progress reader has stopped")
 
     def __del__(self) -> None:
-        running, loop = self._running, self._loop
-        if running is not None and loop.is_running():
-            asyncio.run_coroutine_threadsafe(running.stop(grace=2.0), loop).result(timeout=10)
+        running, loop = getattr(self, "_running", None), getattr(self, "_loop", None)
+        if running is not None and loop is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(running.stop(grace=5.0), loop).result(timeout=15)
             loop.call_soon_threadsafe(loop.stop)

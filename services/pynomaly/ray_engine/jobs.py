@@ -7,6 +7,7 @@ gateway's JobManager writes the job records and the version, so job state lives 
 from __future__ import annotations
 
 import logging
+import uuid
 from concurrent.futures import Future
 from typing import Any
 
@@ -19,10 +20,26 @@ from pynomaly import jobs, training
 
 log = logging.getLogger(__name__)
 
+PROGRESS_QUEUE_PREFIX = "pynomaly-job-progress-"
+
+
+class _Progress:
+    """The task's end of the progress queue: best effort, since the stages are a courtesy and the result is not.
+    A queue that is gone must not fail the training."""
+
+    def __init__(self, queue: Queue):
+        self._queue = queue
+
+    def put(self, item: Any) -> None:
+        try:
+            self._queue.put(item, timeout=5)
+        except Exception as e:  # noqa: BLE001 — the actor died, or is too slow: drop the stage
+            log.warning("training progress not reported (%s): %s", type(e).__name__, e)
+
 
 @ray.remote(max_retries=0)
 def _train(events: Queue, job_id: str, spec: training.TrainSpec, X: np.ndarray) -> Any:
-    jobs._init_worker(events)
+    jobs._init_worker(_Progress(events))
     return jobs._run(job_id, spec, X)
 
 
@@ -30,7 +47,9 @@ class _Events:
     """The gateway's end of the progress queue: `get` returns None once Ray is gone, which stops the reader."""
 
     def __init__(self) -> None:
-        self._queue = Queue(actor_options={"num_cpus": 0})
+        # Named, so an operator (and a test) can find it: `ray list actors` / ray.util.list_named_actors().
+        name = f"{PROGRESS_QUEUE_PREFIX}{uuid.uuid4().hex[:12]}"
+        self._queue = Queue(actor_options={"num_cpus": 0, "name": name})
 
     def get(self) -> Any:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -19,19 +20,35 @@ def model_id(name: str, version: int) -> str:
     return f"{name}@{version}"
 
 
+class _Held:
+    """A version in Serve's multiplexing LRU. Serve calls __del__ when it unloads the version; Python calls it
+    again when the object goes: the flag makes the second call a no-op (a newer _Held may hold the version)."""
+
+    def __init__(self, sessions: SessionCache, name: str, version: int):
+        self._sessions, self._key, self._released = sessions, (name, version), False
+
+    def __del__(self) -> None:
+        if not self._released:
+            self._released = True
+            self._sessions.evict(*self._key)
+
+
 @serve.deployment(name="Scorer", logging_config={"enable_access_log": False})
 class Scorer:
     def __init__(self, store: str, max_models: int = 16, threads: int = 1):
         self._store = open_store(store)
-        # The same capacity as Serve's multiplexing LRU below: every call touches both in the same order, so they
-        # hold the same versions.
-        self._sessions = SessionCache(self._store, threads, max_models)
+        # Serve's multiplexing LRU (below) decides which versions this replica holds, and routes by it: when it
+        # drops a version, _Held.__del__ evicts its session. The session cache's own bound is only a backstop
+        # (twice as large), since the two see calls in slightly different orders.
+        self._sessions = SessionCache(self._store, threads, 2 * max_models)
         self._dp = DataPlane(self._store, self._sessions, jobs=None)
         sessions = self._sessions
 
-        async def load_version(model: str) -> Any:
+        async def load_version(model: str) -> _Held:
             name, _, version = model.rpartition("@")
-            return sessions.get(name, int(version))
+            # Off the replica's event loop: a load reads the store (S3: a download) and builds a session.
+            await asyncio.to_thread(sessions.get, name, int(version))
+            return _Held(sessions, name, int(version))
 
         # A plain function, not a bound method: Serve keeps its LRU as an attribute of the decorated object, and
         # the capacity is a constructor argument, so the decorator is applied here.
