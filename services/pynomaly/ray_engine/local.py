@@ -38,6 +38,8 @@ def run(args: object, ray_address: str | None = None, log_level: str = "warning"
             f"  train:   pynomaly train --server {address} --name demo --algorithm iforest --data FILE.csv\n"
             f"  detect:  pynomaly detect --server {address} --model demo --data FILE.csv\n"
             + (f"  metrics: {metrics}\n" if metrics else "")
+            + ("  note: --listen asked for any free port; a gateway replica that Serve restarts binds a new one. "
+               "Give a fixed port where clients must find it again.\n" if args.listen.endswith(":0") else "")
             + "Press Ctrl+C to stop.",
             flush=True,
         )
