@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ import onnxruntime as ort
 from pynomaly.registry import ModelStore
 
 _SCORE = ["anomaly_score"]  # graphs may have more outputs (e.g. "contributions"): ask for the score only
+SPLIT_ROWS = 2048  # below this, one thread: splitting costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -150,11 +152,19 @@ class SessionCache:
         if explainer is None:
             from pynomaly.explain import ModelExplainer
 
-            explainer = ModelExplainer(model, self._store.arrays(model.name, model.version))
+            explainer = ModelExplainer(model, self._store.arrays(model.name, model.version),
+                                       functools.partial(self.score_split, model))
             with self._index:
                 if self._models.get(key) is model:  # not evicted meanwhile: an evicted version's would leak
                     explainer = self._explainers.setdefault(key, explainer)
         return explainer
+
+    def score_split(self, model: LoadedModel, X: np.ndarray) -> np.ndarray:
+        """Score a large batch in `threads` chunks at once, blocking: for callers already off the event loop
+        (Kernel SHAP's ~16k evaluations a row; never from a thread of this pool, which could deadlock it)."""
+        if self.threads == 1 or len(X) < SPLIT_ROWS:
+            return model.score(X)
+        return np.concatenate(list(self._pool.map(model.score, np.array_split(X, self.threads))))
 
     async def score_parallel(self, model: LoadedModel, X: np.ndarray) -> np.ndarray:
         """Score a large batch off the event loop, in `threads` chunks at once (onnxruntime releases the GIL)."""

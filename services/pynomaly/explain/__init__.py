@@ -12,6 +12,7 @@ Methods, by what the model version carries:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +62,11 @@ class Explanation:
 class ModelExplainer:
     """Explains one loaded model version. Built once per version and cached with its session."""
 
-    def __init__(self, model: Any, arrays: dict[str, np.ndarray]):
+    def __init__(self, model: Any, arrays: dict[str, np.ndarray],
+                 score: Callable[[np.ndarray], np.ndarray] | None = None):
+        """`score`: how Kernel SHAP scores its evaluation batch (default the model's own, one thread)."""
         self.model = model
+        self._score = score or model.score
         self.methods: list[str] = list(model.manifest.get("explain", {}).get("methods", []))
         self.default = model.manifest.get("explain", {}).get("default", "")
         self._arrays = arrays
@@ -108,6 +112,6 @@ class ModelExplainer:
                         f"({per_row * 1e3:.0f} ms a row, {len(masks) * len(background)} evaluations each); "
                         "send fewer rows per call or allow more time"
                     )
-            scores[i], bases[i], contributions[i] = kernel_shap.explain_row(self.model.score, x, background, masks,
+            scores[i], bases[i], contributions[i] = kernel_shap.explain_row(self._score, x, background, masks,
                                                                             weights)
         return Explanation(scores, bases, contributions, KERNEL_SHAP, (len(masks) + 1) * len(background) + 1)
