@@ -17,6 +17,32 @@ from pynomaly.registry import ModelStore
 
 _SCORE = ["anomaly_score"]  # graphs may have more outputs (e.g. "contributions"): ask for the score only
 SPLIT_ROWS = 2048  # below this, one thread: splitting costs more than it saves
+# One onnxruntime run scores at most this many [rows x reference rows] values: the kernel and distance graphs
+# (OCSVM, KNN, LOF, KDE, ...) hold an [N, M] matrix per run, M = support vectors or training rows. Scoring
+# shuttle's 49k rows against OCSVM's ~24k support vectors in one run took >20 GB and was killed.
+RUN_ELEMENTS = 1 << 25
+MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 64, 8192
+
+
+def run_chunked(session: ort.InferenceSession, input_name: str, X: np.ndarray, rows: int) -> np.ndarray:
+    """The score output for X, at most `rows` rows per run."""
+    if len(X) <= rows:
+        return session.run(_SCORE, {input_name: X})[0]
+    return np.concatenate([session.run(_SCORE, {input_name: X[i : i + rows]})[0] for i in range(0, len(X), rows)])
+
+
+def chunk_rows(graph: bytes | Any) -> int:
+    """Rows per onnxruntime run for this graph: bounded by the largest 2-D constant it scores rows against."""
+    import onnx
+
+    model = onnx.load_from_string(graph) if isinstance(graph, bytes) else graph
+    # The longer side of a matrix constant: [M, F] or [F, M] (transposed for MatMul) alike.
+    reference = max((max(t.dims) for t in model.graph.initializer if len(t.dims) == 2), default=1)
+    for node in model.graph.node:  # constants folded into Constant nodes by some exporters
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.TENSOR and len(a.t.dims) == 2:
+                reference = max(reference, max(a.t.dims))
+    return int(min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, RUN_ELEMENTS // max(reference, 1))))
 
 
 @dataclass(frozen=True)
@@ -29,10 +55,11 @@ class LoadedModel:
     n_features: int
     threshold: float
     score_session: ort.InferenceSession  # the score alone (Detect); `session` itself for single-output graphs
+    chunk_rows: int = MAX_CHUNK_ROWS  # rows per onnxruntime run (bounds memory; the graphs are batch-invariant)
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """Anomaly scores (float32, one per row) of a float32 matrix of the right width."""
-        return self.score_session.run(_SCORE, {self.input_name: X})[0]
+        return run_chunked(self.score_session, self.input_name, X, self.chunk_rows)
 
 
 def session_options(intra_op_threads: int = 1) -> ort.SessionOptions:
@@ -133,6 +160,7 @@ class SessionCache:
             n_features=len(manifest["feature_names"]),
             threshold=float(manifest["threshold"]),
             score_session=score_session,
+            chunk_rows=chunk_rows(graph),
         )
 
     def loaded(self) -> list[LoadedModel]:

@@ -78,3 +78,23 @@ def test_hits_on_the_event_loop_and_loads_in_threads_do_not_race():
         sys.setswitchinterval(interval)
     assert errors == []
     assert len(cache) <= 2 and cache.misses > 100
+
+
+def test_large_batches_run_in_bounded_chunks_with_the_same_scores(tmp_path):
+    """Kernel and distance graphs hold a [rows x support vectors] matrix per run: the cache sizes runs by the
+    graph's largest matrix constant, and a chunked batch scores exactly as the whole one (batch invariance)."""
+    from pynomaly import runtime
+
+    store = LocalStore(tmp_path)
+    X = np.random.default_rng(1).normal(size=(2000, 6))
+    algo = algorithms.get("ocsvm")
+    det = algo.build(algo.resolve_params({}), 0.1).fit(X)
+    graph = to_onnx(det, 6).SerializeToString()
+    version = store.create_version("svm", graph, {"feature_names": [f"f{i}" for i in range(6)], "threshold": 0.0})
+    model = SessionCache(store).get("svm", version)
+    n_support = len(det.detector_.support_vectors_)
+    assert model.chunk_rows == min(runtime.MAX_CHUNK_ROWS, runtime.RUN_ELEMENTS // n_support)
+    rows = np.random.default_rng(2).normal(size=(3 * 700 + 5, 6)).astype(np.float32)
+    whole = model.score_session.run(["anomaly_score"], {"X": rows})[0]
+    np.testing.assert_array_equal(runtime.run_chunked(model.score_session, "X", rows, 700), whole)
+    np.testing.assert_array_equal(model.score(rows), whole)
