@@ -4,6 +4,7 @@ free inside the loopback-only namespace the Ray tests run in)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -25,7 +26,11 @@ def test_serve_run_deploys_the_config_file(tmp_path: Path):
     serve = Path(sys.executable).with_name("serve")
     log = (tmp_path / "serve.log").open("w")
     # cwd: the file's relative store (var/store) lands here, where Ray's workers run too.
-    proc = subprocess.Popen([str(serve), "run", str(CONFIG)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    # SIGINT as at a terminal: a shell without job control (CI) starts background children with SIGINT ignored,
+    # and Python then never raises KeyboardInterrupt, which is how `serve run` shuts down. A session of its own,
+    # so that whatever it leaves behind can be stopped as a group.
+    proc = subprocess.Popen([str(serve), "run", str(CONFIG)], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), start_new_session=True)
     try:
         with Client("127.0.0.1:50051", timeout=5) as client:
             deadline = time.monotonic() + 120
@@ -48,5 +53,5 @@ def test_serve_run_deploys_the_config_file(tmp_path: Path):
             assert proc.wait(timeout=60) == 0
         finally:
             if proc.poll() is None:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
             log.close()
