@@ -86,7 +86,10 @@ def open_store(uri: str | os.PathLike[str], storage_options: dict[str, Any] | No
     # Imported here: fsspec (and s3fs for s3://, the `s3` extra) only for stores that need them.
     from pynomaly.object_store import ObjectStore
 
-    return ObjectStore(uri, storage_options)
+    try:
+        return ObjectStore(uri, storage_options)
+    except ValueError as e:  # fsspec: "Protocol not known: …"
+        raise ValueError(f"store {uri!r}: {e} (a directory, or an fsspec URL such as s3://bucket/prefix)") from e
 
 
 class LocalStore:

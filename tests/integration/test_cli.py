@@ -120,3 +120,18 @@ def test_console_script_end_to_end(server, files):
     done = subprocess.run([*exe, "algorithms", "--server", server.address], capture_output=True, text=True,
                           timeout=60)
     assert "pyod.models.iforest.IForest" in done.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["serve", "--store", "nosuch://bucket/prefix"],
+     "error: store 'nosuch://bucket/prefix': Protocol not known: nosuch"),
+    (["serve", "--engine", "ray", "--max-replicas", "0"], "max_replicas\n  Input should be greater than or equal to 1"),
+    (["serve", "--engine", "ray", "--min-replicas", "-1"],
+     "min_replicas\n  Input should be greater than or equal to 0"),
+])
+def test_serve_rejects_bad_settings_before_starting(capsys, tmp_path, argv, message):
+    """Checked before any server or Ray cluster starts: exit status 1 and the setting named."""
+    if "--store" not in argv:
+        argv = [*argv, "--store", str(tmp_path / "store")]
+    assert main([*argv, "--listen", "127.0.0.1:0"]) == 1
+    assert message in capsys.readouterr().err
