@@ -61,14 +61,14 @@ buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 	cd proto && ../.tools/node_modules/.bin/buf lint
 
 bench: setup ## ONNX vs native PyOD, Detect vs echo RPC: ratios from one run
-	$(PY) -m pynomaly.bench
+	$(PY) -m benchmarks.bench
 
 bench-ray: setup ## Detect via the Ray engine vs a bare Ray Serve echo vs embedded; Ray memory
-	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pynomaly.ray_engine.bench
+	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m benchmarks.ray_bench
 
 DATASETS ?= ../shared/datasets
 parity: setup ## every exportable detector × the 12 ADBench sets: parity-results/parity.md
-	$(PY) -m pynomaly.parity --datasets $(DATASETS) --out parity-results
+	$(PY) -m benchmarks.parity --datasets $(DATASETS) --out parity-results
 
 load: setup ## Locust vs a server on 127.0.0.1: LOAD_USERS=10 users, LOAD_TIME=60 s, ENGINE=embedded|ray; reports in LOAD_OUT
 	RAY_USAGE_STATS_ENABLED=0 $(if $(filter ray,$(ENGINE)),$(ISOLATED)) $(PY) load_tests/run.py --engine $(ENGINE) --time $(LOAD_TIME) --users $(LOAD_USERS) --out $(LOAD_OUT)

@@ -151,9 +151,9 @@ def assert_scores_close(served: np.ndarray, native: np.ndarray, rtol: float = 1e
 
     The floor matters only for scores that are 0 up to rounding: PyOD's IForest subtracts a training-score
     percentile, so the row that defines it scores exactly 0.0 natively and ±1e-17 in any other summation
-    order. This is the export check's own metric (pynomaly.training.compare).
+    order. This is the export check's own metric (pynomaly.verification.compare).
     """
-    from pynomaly.training import compare
+    from pynomaly.verification import compare
 
     served, native = np.asarray(served), np.asarray(native, dtype=np.float64)
     assert served.shape == native.shape

@@ -62,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve_ray(args: argparse.Namespace) -> int:
     try:
         from pynomaly.ray_engine import local
-        from pynomaly.ray_engine.app import AppArgs
+        from pynomaly.ray_engine.config import AppArgs
     except ImportError as e:
         print(f"error: the Ray engine needs Ray Serve: pip install 'pynomaly[ray]' ({e})", file=sys.stderr)
         return 1

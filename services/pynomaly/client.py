@@ -211,7 +211,7 @@ class Client:
     ) -> model_pb2.ModelVersion:
         """Export a torch module mapping float32 rows [N, F] to scores [N] to ONNX (verified against the module),
         then import it like `import_model` (give `threshold` or `reference_rows`)."""
-        from pynomaly.torch_export import export_module
+        from pynomaly.export.torch_module import export_module
 
         graph = export_module(module, n_features, higher_is_anomalous=higher_is_anomalous)
         return self.import_model(name, graph, score_output="anomaly_score", **kwargs)

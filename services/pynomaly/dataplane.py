@@ -1,4 +1,9 @@
-"""The transport-neutral core of the API: every RPC is one method here. No gRPC in this module."""
+"""The transport-neutral core of the API: every RPC is one method here. No gRPC in this module.
+
+One DataPlane serves both engines; what differs is injected: where versions are scored (a `Scoring`: this
+process's onnxruntime sessions, `runtime.LocalScoring`, or Ray Serve replicas, `ray_engine.gateway.ReplicaScoring`)
+and where training runs (the JobManager's pool: worker processes, or Ray tasks).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -20,14 +25,11 @@ from pynomaly.jobs import JobManager
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.refs import check_alias, check_name, parse_ref
-from pynomaly.registry import LocalStore, ModelStore
 from pynomaly.rows import check_rows
-from pynomaly.runtime import LoadedModel, SessionCache
+from pynomaly.store import LocalStore, ModelStore, resolve
 from pynomaly.training import TrainSpec
 
 DEFAULT_CONTAMINATION = 0.1
-# Above this many rows, onnxruntime runs in worker threads so the event loop keeps answering other calls.
-INLINE_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -39,22 +41,47 @@ class DetectResult:
     model_version: int
 
 
-def _trace_attributes(loaded: Any, X: np.ndarray) -> dict[str, Any]:
+class ScoredModel(Protocol):
+    """What the data plane checks a call against: the version and its manifest."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+    @property
+    def n_features(self) -> int: ...
+    @property
+    def threshold(self) -> float: ...
+
+
+class Scoring(Protocol):
+    """Where model versions are scored. `load` returns the version (and whether it was loaded already, where that
+    is known here); `score` and `explain` take rows the data plane has checked against it."""
+
+    run_span: str  # the name of the scoring stage in a trace
+
+    async def load(self, name: str, version: int) -> tuple[ScoredModel, bool | None]: ...
+    async def score(self, model: Any, X: np.ndarray) -> np.ndarray: ...
+    async def explain(self, model: Any, X: np.ndarray, method: str | None,
+                      deadline: float | None) -> Explanation: ...
+    def evict(self, name: str, version: int) -> None: ...
+
+
+def _trace_attributes(model: ScoredModel, X: np.ndarray) -> dict[str, Any]:
     return {
-        tracing.MODEL_NAME: loaded.name, tracing.MODEL_VERSION: loaded.version,
-        tracing.ALGORITHM: loaded.manifest.get("algorithm", ""),
+        tracing.MODEL_NAME: model.name, tracing.MODEL_VERSION: model.version,
+        tracing.ALGORITHM: model.manifest.get("algorithm", ""),
         tracing.ROWS: int(X.shape[0]) if X.ndim else 0, tracing.FEATURES: int(X.shape[1]) if X.ndim == 2 else 0,
     }
 
 
 class DataPlane:
-    """`sessions` is None where models are scored elsewhere (the Ray gateway), `jobs` where nothing trains (a Ray
-    Scorer replica)."""
-
-    def __init__(self, store: ModelStore, sessions: SessionCache | None, jobs: JobManager | None,
-                 data_root: Path | None = None, tracer: Any = tracing.NOOP, metrics: Any = NO_METRICS):
+    def __init__(self, store: ModelStore, scoring: Scoring, jobs: JobManager, data_root: Path | None = None,
+                 tracer: Any = tracing.NOOP, metrics: Any = NO_METRICS):
         self.store = store
-        self.sessions = sessions
+        self.scoring = scoring
         self.jobs = jobs
         self.data_root = data_root.resolve() if data_root else None
         # No-op objects unless observability is switched on (pynomaly.observability): the hot path stays cheap.
@@ -66,68 +93,49 @@ class DataPlane:
     async def _resolve(self, model: str) -> tuple[str, int]:
         ref = parse_ref(model)
         if self._remote_store:
-            return await asyncio.to_thread(self.store.resolve, ref)
-        return self.store.resolve(ref)
+            return await asyncio.to_thread(resolve, self.store, ref)
+        return resolve(self.store, ref)
 
-    async def _load(self, model: str) -> tuple[str, int, LoadedModel]:
-        """Resolve a reference and get its session, loading it on a miss."""
-        assert self.sessions is not None
-        if not self._remote_store:
-            name, version = self.store.resolve(parse_ref(model))
-            return name, version, self.sessions.get(name, version)
-        name, version = await self._resolve(model)
-        loaded = self.sessions.cached(name, version)
-        if loaded is None:
-            loaded = await asyncio.to_thread(self.sessions.get, name, version)
-        return name, version, loaded
+    async def _load(self, model: str, X: np.ndarray) -> ScoredModel:
+        """Resolve the reference, get the version from the scoring side, and check the rows against it."""
+        tracer = self.tracer
+        call = tracer.current()  # the RPC's span: it gets the model's attributes
+        with tracer.span("load_model") as span:
+            loaded, hit = await self.scoring.load(*await self._resolve(model))
+            if hit is not None and span.is_recording():
+                span.set_attribute(tracing.CACHE_HIT, hit)
+        if call.is_recording():
+            call.set_attributes(_trace_attributes(loaded, X))
+        check_rows(X, "rows", loaded.n_features)
+        return loaded
 
     # --- detect ---
 
     async def detect(self, model: str, X: np.ndarray, threshold: float | None = None) -> DetectResult:
-        tracer = self.tracer
-        call = tracer.current()  # the RPC's span: it gets the model's attributes
-        with tracer.span("load_model") as span:
-            misses = self.sessions.misses
-            name, version, loaded = await self._load(model)
-            if span.is_recording():
-                span.set_attribute(tracing.CACHE_HIT, self.sessions.misses == misses)
-        if call.is_recording():
-            call.set_attributes(_trace_attributes(loaded, X))
-        check_rows(X, "rows", loaded.n_features)
+        loaded = await self._load(model, X)
         if threshold is not None and not math.isfinite(threshold):
             raise InvalidArgument(f"threshold must be finite, got {threshold}")
-        with tracer.span("onnxruntime.run"):
-            if len(X) <= INLINE_ROWS:
-                scores = loaded.score(X)
-            else:
-                scores = await self.sessions.score_parallel(loaded, X)
+        tracer = self.tracer
+        with tracer.span(self.scoring.run_span):
+            scores = await self.scoring.score(loaded, X)
         with tracer.span("threshold") as span:
             used = loaded.threshold if threshold is None else threshold
             is_anomaly = scores > used
             if span.is_recording():
                 span.set_attributes({tracing.THRESHOLD: used, tracing.FLAGGED: int(is_anomaly.sum())})
-        self.metrics.observe_scores(loaded, scores)
-        return DetectResult(scores, is_anomaly, used, name, version)
+        self.metrics.observe_scores(loaded.name, loaded.version, loaded.manifest, scores)
+        return DetectResult(scores, is_anomaly, used, loaded.name, loaded.version)
 
     # --- explain ---
 
     async def explain(self, model: str, X: np.ndarray, top_k: int = 0, method: str | None = None,
                       deadline: float | None = None) -> tuple[Explanation, list[str], str, int]:
         """(explanation, feature names, model name, version); `deadline` is a time.monotonic() instant."""
-        name, version, loaded = await self._load(model)
-        check_rows(X, "rows", loaded.n_features)
+        loaded = await self._load(model, X)
         if not 0 <= top_k <= loaded.n_features:
             raise InvalidArgument(f"top_k must be in [0, {loaded.n_features}] (0 = all features), got {top_k}")
-        if self._remote_store:  # the first call reads the version's arrays from the store
-            explainer = await asyncio.to_thread(self.sessions.explainer, loaded)
-        else:
-            explainer = self.sessions.explainer(loaded)
-        method = explainer.check_method(method)
-        if method == "exact" and len(X) <= INLINE_ROWS:
-            result = explainer.explain(X, method)
-        else:
-            result = await asyncio.to_thread(explainer.explain, X, method, deadline)
-        return result, loaded.manifest["feature_names"], name, version
+        result = await self.scoring.explain(loaded, X, method, deadline)
+        return result, loaded.manifest["feature_names"], loaded.name, loaded.version
 
     # --- training ---
 
@@ -194,7 +202,7 @@ class DataPlane:
         return {**manifest, "aliases": aliases}
 
     def get_model_version(self, model: str) -> dict[str, Any]:
-        return self.model_card(*self.store.resolve(parse_ref(model)))
+        return self.model_card(*resolve(self.store, parse_ref(model)))
 
     def list_models(self) -> list[dict[str, Any]]:
         return [self.model_card(name, self.store.versions(name)[-1]) for name in self.store.model_names()]
@@ -210,12 +218,9 @@ class DataPlane:
         ref = parse_ref(model)
         if ref.version is None:
             raise InvalidArgument(f"model: name an explicit version to delete, e.g. '{ref.name}@1'")
-        name, version = self.store.resolve(ref)
+        name, version = resolve(self.store, ref)
         self.store.delete_version(name, version)
-        # Without local sessions (the Ray gateway) replicas keep theirs until their LRU drops it: it is never
-        # routed to again, since references resolve against the store and a deleted number is never reused.
-        if self.sessions is not None:
-            self.sessions.evict(name, version)
+        self.scoring.evict(name, version)
 
     def set_model_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
         check_name(name, "name")
@@ -239,7 +244,7 @@ class DataPlane:
         return self.model_card(spec.name, version)
 
     def model_file(self, model: str) -> tuple[dict[str, Any], bytes]:
-        name, version = self.store.resolve(parse_ref(model))
+        name, version = resolve(self.store, parse_ref(model))
         return self.model_card(name, version), self.store.onnx_bytes(name, version)
 
     # --- jobs ---

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from pynomaly import training
 from pynomaly.errors import NotFound
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
-from pynomaly.registry import ModelStore
+from pynomaly.store import JobStore, ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 _progress: Any = None  # the worker's end of the progress queue
 
 
-def _init_worker(queue: Any) -> None:
+def init_worker(queue: Any) -> None:
+    """Where this worker's progress goes (`queue.put((job_id, stage))`)."""
     global _progress
     _progress = queue
 
@@ -46,7 +47,7 @@ def _init_worker(queue: Any) -> None:
 Stages = list[tuple[str, int, int]]  # (stage, start, end) in time.time_ns()
 
 
-def _run(job_id: str, spec: training.TrainSpec, X: np.ndarray) -> tuple[training.TrainedModel, Stages]:
+def run_job(job_id: str, spec: training.TrainSpec, X: np.ndarray) -> tuple[training.TrainedModel, Stages]:
     stages: list[list[Any]] = []
 
     def progress(stage: str) -> None:
@@ -74,9 +75,21 @@ def _warm_up() -> None:
     training.warm_up()
 
 
+class TrainingPool(Protocol):
+    """Where training runs: `ProcessPool` (the embedded engine) or `pynomaly.ray_engine.jobs.RayPool` (Ray tasks).
+    A submitted job runs `run_job`; its progress arrives on `events` as (job_id, stage), None when the pool stops."""
+
+    events: Any  # .get() blocks for the next event
+
+    def submit(self, job_id: str, spec: training.TrainSpec, X: np.ndarray) -> Future[Any]: ...
+    def warm_up(self) -> None: ...
+    def cancel(self, future: Future[Any]) -> None: ...
+    def renew(self) -> None: ...
+    def shutdown(self) -> None: ...
+
+
 class ProcessPool:
-    """Where the embedded engine trains: spawned worker processes, progress through a multiprocessing queue.
-    The Ray engine has its own (pynomaly.ray_engine.jobs.RayPool) with the same five members."""
+    """Where the embedded engine trains: spawned worker processes, progress through a multiprocessing queue."""
 
     def __init__(self, workers: int = 1):
         self._workers = workers
@@ -85,11 +98,11 @@ class ProcessPool:
         self._pool = self._new()
 
     def _new(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self._workers, mp_context=self._ctx, initializer=_init_worker,
+        return ProcessPoolExecutor(self._workers, mp_context=self._ctx, initializer=init_worker,
                                    initargs=(self.events,))
 
     def submit(self, job_id: str, spec: training.TrainSpec, X: np.ndarray) -> Future[Any]:
-        return self._pool.submit(_run, job_id, spec, X)
+        return self._pool.submit(run_job, job_id, spec, X)
 
     def warm_up(self) -> None:
         for _ in range(self._workers):
@@ -108,13 +121,16 @@ class ProcessPool:
 
 
 class JobManager:
-    def __init__(self, store: ModelStore, workers: int = 1, tracer: Any = tracing.NOOP, metrics: Any = NO_METRICS,
-                 pool: Any = None):
-        self._store = store
+    """Training jobs: submitted to `pool`, their records in `records`, their results written to `models`."""
+
+    def __init__(self, models: ModelStore, records: JobStore, pool: TrainingPool, tracer: Any = tracing.NOOP,
+                 metrics: Any = NO_METRICS):
+        self._models = models
+        self._records = records
         self._tracer = tracer
         self._metrics = metrics
         self._spans: dict[str, Any] = {}
-        self._pool = pool if pool is not None else ProcessPool(workers)
+        self._pool = pool
         self._events = self._pool.events
         self._jobs: dict[str, dict[str, Any]] = {}
         self._futures: dict[str, Future[tuple[training.TrainedModel, Stages]]] = {}
@@ -125,7 +141,7 @@ class JobManager:
     async def start(self, warm_up: bool = True) -> None:
         """Recover job records left by a previous process, start the event reader, warm the workers."""
         self._loop = asyncio.get_running_loop()
-        for job in self._store.list_jobs():
+        for job in self._records.list_jobs():
             if job["state"] not in TERMINAL:
                 self._update(job, state=FAILED, stage="", end_time=time.time(),
                              message="interrupted by a server restart; submit the job again")
@@ -158,7 +174,7 @@ class JobManager:
 
     def _update(self, job: dict[str, Any], **changes: Any) -> None:
         job.update(changes)
-        self._store.save_job(job)
+        self._records.save_job(job)
         for q in self._watchers.get(job["id"], ()):
             q.put_nowait(dict(job))
 
@@ -172,7 +188,7 @@ class JobManager:
             "create_time": time.time(), "start_time": 0.0, "end_time": 0.0,
         }
         self._jobs[job_id] = job
-        self._store.save_job(job)
+        self._records.save_job(job)
         # A child of the current (CreateTrainingJob) span that outlives it: the whole job in the caller's trace.
         self._spans[job_id] = self._tracer.start_span("training_job", {
             tracing.JOB_ID: job_id, tracing.MODEL_NAME: spec.model_name, tracing.ALGORITHM: spec.algorithm,
@@ -213,11 +229,11 @@ class JobManager:
             return
         self._update(job, stage="register")
         register_start = time.time_ns()
-        version = await asyncio.to_thread(self._store.create_version, job["model_name"], result.onnx_model,
+        version = await asyncio.to_thread(self._models.create_version, job["model_name"], result.onnx_model,
                                           result.manifest, result.arrays)
         stages.append(("register", register_start, time.time_ns()))
         if job["state"] == CANCELLED:  # cancelled while the version was being written: take it back
-            await asyncio.to_thread(self._store.delete_version, job["model_name"], version)
+            await asyncio.to_thread(self._models.delete_version, job["model_name"], version)
             return
         self._update(job, state=SUCCEEDED, stage="", model_version=version, end_time=time.time(),
                      message=f"trained {job['model_name']}@{version}")
@@ -243,7 +259,7 @@ class JobManager:
     def get(self, job_id: str) -> dict[str, Any]:
         job = self._jobs.get(job_id)
         if job is None:
-            job = self._store.load_job(job_id)
+            job = self._records.load_job(job_id)
         return dict(job)
 
     def list(self, model_name: str = "", limit: int = 100) -> list[dict[str, Any]]:

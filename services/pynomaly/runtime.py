@@ -1,4 +1,5 @@
-"""onnxruntime sessions for model versions, loaded once and kept in a bounded LRU."""
+"""onnxruntime sessions for model versions, loaded once and kept in a bounded LRU, and `LocalScoring`: the data
+plane's scoring port over them (the embedded engine; each Ray Scorer replica)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from pynomaly.registry import ModelStore
+from pynomaly.store import ModelStore
 
 _SCORE = ["anomaly_score"]  # graphs may have more outputs (e.g. "contributions"): ask for the score only
 SPLIT_ROWS = 2048  # below this, one thread: splitting costs more than it saves
+# Above this many rows, onnxruntime runs in worker threads so the event loop keeps answering other calls.
+INLINE_ROWS = 512
 # One onnxruntime run scores at most this many [rows x reference rows] values: the kernel and distance graphs
 # (OCSVM, KNN, LOF, KDE, ...) hold an [N, M] matrix per run, M = support vectors or training rows. Scoring
 # shuttle's 49k rows against OCSVM's ~24k support vectors in one run took >20 GB and was killed.
@@ -200,3 +203,42 @@ class SessionCache:
         chunks = np.array_split(X, min(self.threads, len(X)))
         parts = await asyncio.gather(*(loop.run_in_executor(self._pool, model.score, c) for c in chunks))
         return np.concatenate(parts)
+
+
+class LocalScoring:
+    """The data plane's scoring port in this process: versions from the SessionCache, scored by onnxruntime.
+
+    `offload_loads`: load versions and explainers in a worker thread (an object store answers a miss over the
+    network, 3-60 ms, which must not stall the event loop); a local disk is read on the loop."""
+
+    run_span = "onnxruntime.run"
+
+    def __init__(self, sessions: SessionCache, offload_loads: bool = False):
+        self.sessions = sessions
+        self._offload = offload_loads
+
+    async def load(self, name: str, version: int) -> tuple[LoadedModel, bool]:
+        loaded = self.sessions.cached(name, version)
+        if loaded is not None:
+            return loaded, True
+        if self._offload:
+            return await asyncio.to_thread(self.sessions.get, name, version), False
+        return self.sessions.get(name, version), False
+
+    async def score(self, model: LoadedModel, X: np.ndarray) -> np.ndarray:
+        if len(X) <= INLINE_ROWS:
+            return model.score(X)
+        return await self.sessions.score_parallel(model, X)
+
+    async def explain(self, model: LoadedModel, X: np.ndarray, method: str | None, deadline: float | None) -> Any:
+        if self._offload:  # the first call reads the version's arrays from the store
+            explainer = await asyncio.to_thread(self.sessions.explainer, model)
+        else:
+            explainer = self.sessions.explainer(model)
+        method = explainer.check_method(method)
+        if method == "exact" and len(X) <= INLINE_ROWS:
+            return explainer.explain(X, method)
+        return await asyncio.to_thread(explainer.explain, X, method, deadline)
+
+    def evict(self, name: str, version: int) -> None:
+        self.sessions.evict(name, version)

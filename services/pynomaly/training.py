@@ -16,15 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from pynomaly import algorithms
+from pynomaly import algorithms, verification
 
 QUANTILE_LEVELS = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-# Served scores are float32: relative rounding is 6e-8. 1e-5 leaves room for float32 inputs in the graph
-# while catching any real divergence.
-EXPORT_TOLERANCE = 1e-5
-VERIFY_SAMPLE_ROWS = 2000
-VERIFY_SLOW_SAMPLE_ROWS = 256  # for references that score one row at a time (Algorithm.slow_reference)
-VERIFY_SYNTHETIC_ROWS = 256
 
 # Stages reported through `progress`, in order.
 FIT, EXPORT, VERIFY = "fit", "export", "verify"
@@ -54,27 +48,6 @@ class TrainedModel:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def verification_rows(X: np.ndarray, seed: int = 0, sample: int = VERIFY_SAMPLE_ROWS) -> np.ndarray:
-    """A sample of training rows plus synthetic rows up to half a range beyond each feature's bounds.
-
-    Float32, as served: the native model then scores exactly the values the graph sees.
-    """
-    rng = np.random.default_rng(seed)
-    picked = X[rng.choice(len(X), size=min(len(X), sample), replace=False)]
-    lo, hi = X.min(axis=0), X.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    synthetic = rng.uniform(lo - span / 2, hi + span / 2, size=(VERIFY_SYNTHETIC_ROWS, X.shape[1]))
-    return np.vstack([picked, synthetic]).astype(np.float32)
-
-
-def compare(onnx_scores: np.ndarray, native: np.ndarray) -> tuple[float, float]:
-    """(max abs error, max relative error); relative to |native|, floored at 1e-6 of the largest |native|."""
-    abs_err = np.abs(onnx_scores.astype(np.float64) - native)
-    scale = max(float(np.max(np.abs(native))), 1e-30)
-    rel_err = abs_err / np.maximum(np.abs(native), 1e-6 * scale)
-    return float(abs_err.max()), float(rel_err.max())
-
-
 def summarize(scores: np.ndarray) -> dict[str, Any]:
     return {
         "min": float(scores.min()),
@@ -93,8 +66,6 @@ def _libraries(implementation: str) -> str:
 
 def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lambda stage: None) -> TrainedModel:
     """Fit the detector on X (rows × features), export it, verify the export, and return graph + manifest."""
-    import onnxruntime as ort
-
     from pynomaly import export
 
     algo = algorithms.get(spec.algorithm)
@@ -116,24 +87,20 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lamb
         raise TrainingFailed(f"export to ONNX failed: {e}") from e
 
     progress(VERIFY)
-    rows = verification_rows(X, sample=VERIFY_SLOW_SAMPLE_ROWS if algo.slow_reference else VERIFY_SAMPLE_ROWS)
+    rows = verification.verification_rows(
+        X, sample=verification.SLOW_SAMPLE_ROWS if algo.slow_reference else verification.SAMPLE_ROWS)
     native = algo.score(detector, rows.astype(np.float64))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-    served = session.run(["anomaly_score"], {"X": rows})[0]
+    session = verification.session(graph)
+    served = verification.scores(session, rows)
     if not np.all(np.isfinite(served)) or not np.all(np.isfinite(native)):
         raise TrainingFailed("verification rows produced non-finite scores; the model cannot be served")
-    max_abs, max_rel = compare(served, native)
-    if max_rel > EXPORT_TOLERANCE:
-        raise TrainingFailed(
-            f"ONNX export does not match {algo.implementation}: max relative error {max_rel:.3g} "
-            f"(max abs {max_abs:.3g}) over {len(rows)} verification rows exceeds the tolerance {EXPORT_TOLERANCE:g}"
-        )
+    checked = verification.check(served, native)
+    if not checked.passed:
+        raise TrainingFailed(f"ONNX export does not match {algo.implementation}: {checked.describe()}")
 
     # The threshold and the score summary come from the served graph, verified above: the threshold is compared
     # with served scores, and a batch-invariant native reference can be slow (ECOD scores one row at a time).
-    training_scores = session.run(["anomaly_score"], {"X": X.astype(np.float32)})[0].astype(np.float64)
+    training_scores = verification.scores(session, X.astype(np.float32)).astype(np.float64)
     if not np.all(np.isfinite(training_scores)):
         bad = int(np.sum(~np.isfinite(training_scores)))
         raise TrainingFailed(
@@ -155,13 +122,7 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lamb
         "threshold": threshold,
         "contamination": spec.contamination,
         "training_scores": summarize(training_scores),
-        "export_check": {
-            "rows": len(rows),
-            "max_abs_error": max_abs,
-            "max_rel_error": max_rel,
-            "tolerance": EXPORT_TOLERANCE,
-            "libraries": _libraries(algo.implementation),
-        },
+        "export_check": checked.record(_libraries(algo.implementation)),
         "create_time": time.time(),
         "data_sha256": hashlib.sha256(X.tobytes()).hexdigest(),
         "training_rows": len(X),

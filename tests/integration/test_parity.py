@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pynomaly import algorithms, parity
-from pynomaly.training import EXPORT_TOLERANCE
+from benchmarks import parity
+from pynomaly import algorithms
+from pynomaly.verification import TOLERANCE as EXPORT_TOLERANCE
 
 from conftest import load_dataset
 

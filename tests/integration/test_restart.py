@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 from pynomaly import Client
-from pynomaly.registry import LocalStore
+from pynomaly.store import LocalStore
 from pynomaly.v1 import train_pb2
 
 from conftest import ServerProcess

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from pynomaly import training
+from pynomaly import verification
 
 
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
@@ -27,7 +27,7 @@ def assert_matches_native(algo: Any, det: Any, sess: ort.InferenceSession, x32: 
     got = run(sess, x32)
     assert got.shape == (len(x32),) and got.dtype == np.float32
     assert np.all(np.isfinite(got))
-    assert training.compare(got, native)[1] <= 1e-5
+    assert verification.compare(got, native)[1] <= 1e-5
 
 
 def assert_batch_invariant(sess: ort.InferenceSession, x32: np.ndarray, picked: np.ndarray) -> None:

@@ -13,7 +13,7 @@ import pytest
 from pyod.models.cblof import CBLOF
 from sklearn.cluster import MiniBatchKMeans
 
-from pynomaly import algorithms, training
+from pynomaly import algorithms, training, verification
 from pynomaly.errors import InvalidArgument
 from pynomaly.export import ExportError, supports, to_onnx
 
@@ -71,7 +71,7 @@ def test_onnx_matches_native(config: str, dataset: str) -> None:
     got = _run(sess, x32)
     assert got.shape == (len(x32),) and got.dtype == np.float32
     assert np.all(np.isfinite(got))
-    assert training.compare(got, native)[1] <= 1e-5
+    assert verification.compare(got, native)[1] <= 1e-5
 
 
 @pytest.mark.parametrize(("config", "dataset"), CASES)

@@ -14,7 +14,7 @@ from pyod.models.gmm import GMM
 from pyod.models.mcd import MCD
 from sklearn.covariance import EllipticEnvelope
 
-from pynomaly import algorithms, training
+from pynomaly import algorithms, training, verification
 from pynomaly.errors import InvalidArgument
 from pynomaly.export import CONVERTERS, ExportError, supports, to_onnx
 
@@ -133,7 +133,7 @@ def test_mcd_without_stored_precision_uses_the_pseudo_inverse() -> None:
     det = MCD(store_precision=False, random_state=0).fit(x)
     sess = ort.InferenceSession(to_onnx(det, N_FEATURES).SerializeToString(), providers=["CPUExecutionProvider"])
     x32 = _score_rows(x)
-    assert training.compare(_run(sess, x32), det.decision_function(x32.astype(np.float64)))[1] <= 1e-5
+    assert verification.compare(_run(sess, x32), det.decision_function(x32.astype(np.float64)))[1] <= 1e-5
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pynomaly import algorithms, training
+from pynomaly import algorithms, training, verification
 from pynomaly.errors import InvalidArgument
 from pynomaly.export import ExportError, supports, to_onnx
 
@@ -81,7 +81,7 @@ def _score_rows(train: np.ndarray) -> np.ndarray:
     rng = np.random.default_rng(2)
     return np.vstack(
         [
-            training.verification_rows(train),
+            verification.verification_rows(train),
             rng.normal(size=(50, N_FEATURES)),
             rng.uniform(-1e3, 1e3, size=(20, N_FEATURES)),
             np.full((1, N_FEATURES), 1e3),
@@ -115,7 +115,7 @@ def test_onnx_matches_native(config: str) -> None:
     assert got.shape == (len(x32),)
     assert got.dtype == np.float32
     assert np.isfinite(got).all() and np.isfinite(native).all()  # rows at ±1e3 included
-    assert training.compare(got, native)[1] <= 1e-5
+    assert verification.compare(got, native)[1] <= 1e-5
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -167,7 +167,7 @@ def test_export_leaves_the_detector_as_it_was() -> None:
     algo, det, _, sess, x32 = _case("ae-default")  # exported already: the graph is a float64 copy
     param = next(det.model.parameters())
     assert (str(param.dtype), param.device.type) == ("torch.float32", "cpu")
-    assert training.compare(_run(sess, x32[:20]), algo.score(det, x32[:20].astype(np.float64)))[1] <= 1e-5
+    assert verification.compare(_run(sess, x32[:20]), algo.score(det, x32[:20].astype(np.float64)))[1] <= 1e-5
 
 
 @pytest.mark.parametrize("name", ["auto_encoder", "vae", "deep_svdd"])
@@ -237,7 +237,7 @@ def test_train_end_to_end(name: str, params: dict[str, Any]) -> None:
     result = training.train(spec, x)
     check = result.manifest["export_check"]
     assert check["max_rel_error"] <= 1e-5
-    assert check["rows"] == 300 + training.VERIFY_SYNTHETIC_ROWS
+    assert check["rows"] == 300 + verification.SYNTHETIC_ROWS
     sess = ort.InferenceSession(result.onnx_model, providers=["CPUExecutionProvider"])
     served = sess.run(None, {"X": x.astype(np.float32)})[0]
     assert np.mean(served > result.manifest["threshold"]) == pytest.approx(0.05, abs=0.02)
@@ -298,6 +298,7 @@ def test_defaults_are_pyods() -> None:
 
 
 def test_listing_algorithms_imports_no_torch() -> None:
-    code = "import sys, pynomaly.algorithms, pynomaly.export, pynomaly.torch_export; print('torch' in sys.modules)"
+    code = ("import sys, pynomaly.algorithms, pynomaly.export, pynomaly.export.torch_module; "
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -14,7 +14,7 @@ import pytest
 from pyod.models.ecod import ECOD
 from scipy.stats import skew
 
-from pynomaly import algorithms, training
+from pynomaly import algorithms, training, verification
 from pynomaly.errors import InvalidArgument
 from pynomaly.export import CONVERTERS, ExportError, to_onnx
 
@@ -106,7 +106,7 @@ def test_onnx_matches_pyod_scoring_each_row_alone(name: str, dataset: str) -> No
     got = _run(sess, x32)
     assert got.shape == (len(x32),) and got.dtype == np.float32
     assert np.all(np.isfinite(got))
-    assert training.compare(got, native)[1] <= 1e-5
+    assert verification.compare(got, native)[1] <= 1e-5
 
 
 @pytest.mark.parametrize(("name", "dataset"), CASES)
@@ -137,7 +137,7 @@ def test_float64_training_values_tie_with_their_float32_rows(name: str) -> None:
     rows = train[:40]
     # PyOD scoring the float64 rows alone against the float64 training data: what the user means.
     meant = np.array([copy.deepcopy(det).decision_function(rows[i : i + 1])[0] for i in range(len(rows))])
-    assert training.compare(_run(sess, rows.astype(np.float32)), meant)[1] <= 1e-5
+    assert verification.compare(_run(sess, rows.astype(np.float32)), meant)[1] <= 1e-5
 
 
 @pytest.mark.parametrize("dataset", ["normal", "integer", "skewed"])

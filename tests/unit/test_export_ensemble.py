@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 from pyod.models.loda import LODA
 
-from pynomaly import algorithms, training
+from pynomaly import algorithms, training, verification
 from pynomaly.algorithms.ensemble import member
 from pynomaly.errors import InvalidArgument
 from pynomaly.export import CONVERTERS, ExportError, supports, to_onnx
@@ -114,7 +114,7 @@ def test_onnx_matches_native(config: str, dataset: str) -> None:
     got = _run(sess, x32)
     assert got.shape == (len(x32),) and got.dtype == np.float32
     assert np.all(np.isfinite(got))
-    assert training.compare(got, native)[1] <= 1e-5
+    assert verification.compare(got, native)[1] <= 1e-5
 
 
 @pytest.mark.parametrize(("config", "dataset"), CASES)
@@ -189,7 +189,7 @@ def test_suod_projected_members_score_exactly() -> None:
     assert list(np.ravel(det.model_.approx_flags)) == [0, 1, 0, 0]
     sess = ort.InferenceSession(to_onnx(det, N_FEATURES).SerializeToString(), providers=["CPUExecutionProvider"])
     x32 = _score_rows(train)
-    assert training.compare(_run(sess, x32), det.decision_function(x32.astype(np.float64)))[1] <= 1e-5
+    assert verification.compare(_run(sess, x32), det.decision_function(x32.astype(np.float64)))[1] <= 1e-5
 
 
 @pytest.mark.parametrize(

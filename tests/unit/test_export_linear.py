@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from pyod.models.pca import PCA
 
-from pynomaly import algorithms, training
+from pynomaly import algorithms, training, verification
 from pynomaly.errors import InvalidArgument
 from pynomaly.export import CONVERTERS, ExportError, to_onnx
 
@@ -155,7 +155,7 @@ def test_rounding_level_components_are_left_out_as_pyod_would_with_n_components_
     x32 = np.vstack([x, np.full((1, 5), 1e3), np.full((1, 5), -1e3)]).astype(np.float32)
     got = _run(sess, x32)
     assert np.all(np.isfinite(got))
-    assert training.compare(got, algorithms.get("pca").score(det, x32.astype(np.float64)))[1] <= 1e-5
+    assert verification.compare(got, algorithms.get("pca").score(det, x32.astype(np.float64)))[1] <= 1e-5
 
 
 @pytest.mark.parametrize("kind", ["sum", "affine"])

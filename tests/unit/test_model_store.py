@@ -12,9 +12,9 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from pynomaly.errors import InvalidArgument, NotFound
-from pynomaly.object_store import ObjectStore
 from pynomaly.refs import ModelRef
-from pynomaly.registry import LocalStore, ModelStore, open_store
+from pynomaly.store import LocalStore, ModelStore, open_store, resolve
+from pynomaly.store.object import ObjectStore
 
 BUCKET = "pynomaly-test"
 
@@ -92,8 +92,8 @@ def test_versions_are_numbered_and_immutable(store):
     assert store.model_names() == ["m", "m2"]
     assert store.onnx_bytes("m", 1) == b"one" and store.onnx_bytes("m", 2) == b"two"
     assert store.manifest("m", 2) == {"tag": "2", "feature_names": ["a"], "name": "m", "version": 2}
-    assert store.resolve(ModelRef("m")) == ("m", 2)
-    assert store.resolve(ModelRef("m", version=1)) == ("m", 1)
+    assert resolve(store, ModelRef("m")) == ("m", 2)
+    assert resolve(store, ModelRef("m", version=1)) == ("m", 1)
 
 
 def test_deleted_version_numbers_are_not_reused(store):
@@ -107,7 +107,7 @@ def test_deleted_version_numbers_are_not_reused(store):
     assert store.versions("m") == [1]
     assert store.create_version("m", b"g", _manifest()) == 5
     with pytest.raises(NotFound, match="^model 'm' has no version 3$"):
-        store.resolve(ModelRef("m", version=3))
+        resolve(store, ModelRef("m", version=3))
     with pytest.raises(NotFound, match="^model m@3 not found$"):
         store.delete_version("m", 3)
 
@@ -157,9 +157,9 @@ def test_half_written_version_is_never_visible(backend):
     backend.crash("m")
     assert store.versions("m") == [] and store.model_names() == []
     with pytest.raises(NotFound, match="^model 'm' not found$"):
-        store.resolve(ModelRef("m"))
+        resolve(store, ModelRef("m"))
     with pytest.raises(NotFound, match="^model 'm' not found$"):
-        store.resolve(ModelRef("m", version=1))
+        resolve(store, ModelRef("m", version=1))
     with pytest.raises(NotFound, match="^model m@1 not found$"):
         store.manifest("m", 1)
     store.sweep_staging()
@@ -172,7 +172,7 @@ def test_aliases(store):
     store.create_version("m", b"g", _manifest())
     store.create_version("m", b"g", _manifest())
     store.set_alias("m", "production", 1)
-    assert store.resolve(ModelRef("m", alias="production")) == ("m", 1)
+    assert resolve(store, ModelRef("m", alias="production")) == ("m", 1)
     store.set_alias("m", "production", 2)
     store.set_alias("m", "staging", 1)
     assert store.aliases("m") == {"production": 2, "staging": 1}
@@ -187,7 +187,7 @@ def test_aliases(store):
     store.delete_version("m", 2)  # takes its aliases with it
     assert store.aliases("m") == {}
     with pytest.raises(NotFound, match="^model 'm' has no alias 'production'$"):
-        store.resolve(ModelRef("m", alias="production"))
+        resolve(store, ModelRef("m", alias="production"))
     with pytest.raises(NotFound, match="^model 'm' has no alias 'nope'$"):
         store.delete_alias("m", "nope")
 
@@ -195,7 +195,7 @@ def test_aliases(store):
 def test_resolve_errors(store):
     for ref in (ModelRef("nope"), ModelRef("nope", version=1), ModelRef("nope", alias="production")):
         with pytest.raises(NotFound, match="^model 'nope' not found$"):
-            store.resolve(ref)
+            resolve(store, ref)
     with pytest.raises(NotFound, match="^model nope@1 not found$"):
         store.manifest("nope", 1)
     with pytest.raises(NotFound, match="^model nope@1 not found$"):
@@ -232,16 +232,16 @@ def test_another_process_sees_new_deleted_versions_and_moved_aliases(s3_url):
     url = s3_url
     writer, reader = ObjectStore(url), ObjectStore(url, cache_ttl=0)
     writer.create_version("m", b"g", _manifest())
-    assert reader.resolve(ModelRef("m")) == ("m", 1)
+    assert resolve(reader, ModelRef("m")) == ("m", 1)
     writer.create_version("m", b"g", _manifest())
     writer.set_alias("m", "production", 1)
-    assert reader.resolve(ModelRef("m")) == ("m", 2)
-    assert reader.resolve(ModelRef("m", alias="production")) == ("m", 1)
+    assert resolve(reader, ModelRef("m")) == ("m", 2)
+    assert resolve(reader, ModelRef("m", alias="production")) == ("m", 1)
     writer.delete_version("m", 1)
     with pytest.raises(NotFound, match="^model 'm' has no version 1$"):
-        reader.resolve(ModelRef("m", version=1))
+        resolve(reader, ModelRef("m", version=1))
     with pytest.raises(NotFound, match="^model 'm' has no alias 'production'$"):
-        reader.resolve(ModelRef("m", alias="production"))
+        resolve(reader, ModelRef("m", alias="production"))
 
 
 def test_concurrent_alias_updates_from_two_processes_lose_nothing(s3_url):
@@ -273,13 +273,13 @@ def test_resolve_costs_one_request_and_none_when_cached(s3_url):
                               (ModelRef("m", alias="production"), ["GetObject"]),  # aliases.json
                               (ModelRef("m"), ["ListObjectsV2"])]:
             calls.clear()
-            assert store.resolve(ref) == ("m", 1)
+            assert resolve(store, ref) == ("m", 1)
             assert calls == expected, ref
         cached = ObjectStore(url, cache_ttl=60)
         for ref in (ModelRef("m", version=1), ModelRef("m", alias="production"), ModelRef("m")):
-            cached.resolve(ref)
+            resolve(cached, ref)
             calls.clear()
-            assert cached.resolve(ref) == ("m", 1)
+            assert resolve(cached, ref) == ("m", 1)
             assert calls == [], ref
     finally:
         events.unregister("before-call.s3", record)

@@ -4,8 +4,8 @@ import numpy as np
 
 from pynomaly import algorithms
 from pynomaly.export import to_onnx
-from pynomaly.registry import LocalStore
 from pynomaly.runtime import SessionCache
+from pynomaly.store import LocalStore
 
 
 def _version(store, name, algorithm):

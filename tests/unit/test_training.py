@@ -2,7 +2,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from pynomaly import algorithms, training
+from pynomaly import algorithms, training, verification
 
 RNG = np.random.default_rng(3)
 X = RNG.normal(size=(300, 4))
@@ -25,8 +25,8 @@ def test_train_exports_verified_graph_and_manifest(algorithm, params):
     assert stages == ["fit", "export", "verify"]
     m = result.manifest
     check = m["export_check"]
-    assert check["rows"] == 300 + training.VERIFY_SYNTHETIC_ROWS
-    assert check["max_rel_error"] <= training.EXPORT_TOLERANCE
+    assert check["rows"] == 300 + verification.SYNTHETIC_ROWS
+    assert check["max_rel_error"] <= verification.TOLERANCE
     assert m["feature_names"] == ["a", "b", "c", "d"] and m["training_rows"] == 300
     # The threshold is the quantile at 1 - contamination of the served (verified) training scores, as PyOD sets
     # threshold_ from its own: equal to the native one to float32 rounding.
@@ -49,13 +49,13 @@ def test_fit_error_fails_the_job_with_the_library_message():
 
 def test_compare_is_relative_with_a_floor():
     native = np.array([1.0, -2.0, 1e-12])
-    abs_err, rel_err = training.compare(np.array([1.0, -2.0, 0.0], np.float32), native)
+    abs_err, rel_err = verification.compare(np.array([1.0, -2.0, 0.0], np.float32), native)
     assert abs_err == pytest.approx(1e-12)
     # the near-zero score is judged against 1e-6 × the largest |score|, not against itself
     assert rel_err == pytest.approx(1e-12 / 2e-6)
 
 
 def test_verification_rows_cover_beyond_the_training_range():
-    rows = training.verification_rows(X)
+    rows = verification.verification_rows(X)
     assert rows.dtype == np.float32
     assert (rows.max(axis=0) > X.max(axis=0)).all() and (rows.min(axis=0) < X.min(axis=0)).all()

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from pynomaly.algorithms import _registry
 from pynomaly.algorithms._spec import (
     Algorithm,
     Check,
@@ -45,11 +46,9 @@ _SEED = Param("random_state", "int | null", None, "Seed; null draws a fresh one.
 
 
 def _member_algorithm(name: str) -> Algorithm:
-    from pynomaly import algorithms
-
-    algo = algorithms.ALGORITHMS.get(name)
+    algo = _registry.ALGORITHMS.get(name)
     if algo is None or not _can_be_member(algo):
-        allowed = sorted(a.name for a in algorithms.ALGORITHMS.values() if _can_be_member(a))
+        allowed = sorted(a.name for a in _registry.ALGORITHMS.values() if _can_be_member(a))
         raise ValueError(f"{name!r} cannot be a member; choose one of {', '.join(allowed)}")
     return algo
 

@@ -7,43 +7,12 @@ they are merged here, in one place. Keys are strings so that registering torch d
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import onnx
-
 from . import cluster, covariance, deep, ecdf, ensemble, hbos, iforest, linear, neighbors, svm
+from ._registry import CONVERTERS, ExportError, class_path, supports, to_onnx
 
-__all__ = ["CONVERTERS", "ExportError", "supports", "to_onnx"]
-
-
-class ExportError(Exception):
-    """The estimator cannot be exported (unsupported class, not fitted, or wrong feature count)."""
-
+__all__ = ["CONVERTERS", "ExportError", "class_path", "supports", "to_onnx"]
 
 _FAMILIES = (iforest, hbos, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep)
 
-CONVERTERS: dict[str, Callable[[Any, int], onnx.ModelProto]] = {
-    path: converter for family in _FAMILIES for path, converter in family.CONVERTERS.items()
-}
-
-
-def class_path(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def supports(estimator_class: type) -> bool:
-    return class_path(estimator_class) in CONVERTERS
-
-
-def to_onnx(estimator: Any, n_features: int) -> onnx.ModelProto:
-    cls = type(estimator)
-    converter = CONVERTERS.get(class_path(cls))
-    if converter is None:
-        raise ExportError(f"no ONNX converter for {class_path(cls)}; supported: {', '.join(sorted(CONVERTERS))}")
-    try:
-        return converter(estimator, n_features)
-    # Converters signal bad input (not fitted, wrong feature count) with ValueError, NotFittedError included;
-    # a graph the checker refuses must not be served either.
-    except (ValueError, onnx.checker.ValidationError) as exc:
-        raise ExportError(f"cannot export {cls.__qualname__}: {exc}") from exc
+for _family in _FAMILIES:
+    CONVERTERS.update(_family.CONVERTERS)

@@ -114,7 +114,7 @@ def _network(module: Any) -> Any:
 
 
 def _export(score: Any, n_features: int, graph_name: str, contributions: bool = False) -> onnx.ModelProto:
-    from pynomaly.torch_export import to_onnx_model
+    from pynomaly.export.torch_module import to_onnx_model
 
     return to_onnx_model(score.eval(), n_features, graph_name, contributions)
 

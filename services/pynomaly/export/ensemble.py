@@ -48,6 +48,7 @@ from ._graph import (
     const,
     make_model,
 )
+from ._registry import ExportError, to_onnx
 from .hbos import _search_tree
 
 _SUM = 1
@@ -134,11 +135,9 @@ class _Part(NamedTuple):
 
 
 def _member_graph(est: Any, n_features: int, what: str) -> onnx.ModelProto:
-    from pynomaly import export
-
     try:
-        model = export.to_onnx(est, n_features)
-    except export.ExportError as e:
+        model = to_onnx(est, n_features)
+    except ExportError as e:
         raise ValueError(f"{what}: {e}") from None
     for opset in model.opset_import:
         expected = {"": DEFAULT_OPSET, ML_DOMAIN: ML_OPSET}.get(opset.domain)

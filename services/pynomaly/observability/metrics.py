@@ -48,7 +48,7 @@ RPC_TYPES = {(False, False): "unary", (False, True): "server_stream", (True, Fal
 class NoMetrics:
     enabled = False
 
-    def observe_scores(self, model: Any, scores: np.ndarray) -> None:
+    def observe_scores(self, name: str, version: int, manifest: dict[str, Any], scores: np.ndarray) -> None:
         pass
 
     def observe_training(self, algorithm: str, stages: Iterable[tuple[str, int, int]]) -> None:
@@ -172,11 +172,10 @@ class Metrics:
     def rpc(self, grpc_type: str, method: str) -> RpcRecorder:
         return RpcRecorder(self, grpc_type, method)
 
-    def observe_scores(self, model: Any, scores: np.ndarray) -> None:
-        """`model`: a runtime.LoadedModel (name, version, manifest)."""
-        stats = self._scores.get((model.name, model.version))
+    def observe_scores(self, name: str, version: int, manifest: dict[str, Any], scores: np.ndarray) -> None:
+        stats = self._scores.get((name, version))
         if stats is None:
-            stats = self._scores.setdefault((model.name, model.version), _ScoreStats.for_model(model.manifest))
+            stats = self._scores.setdefault((name, version), _ScoreStats.for_model(manifest))
         stats.observe(scores)
 
     def observe_training(self, algorithm: str, stages: Iterable[tuple[str, int, int]]) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,14 @@ from ray import serve
 from ray.exceptions import ObjectLostError, OwnerDiedError, RayActorError, RaySystemError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, RequestCancelledError
 
-from pynomaly.dataplane import DataPlane, DetectResult
+from pynomaly.dataplane import DataPlane
 from pynomaly.errors import PynomalyError, Unavailable
 from pynomaly.jobs import JobManager
-from pynomaly.observability import tracing
+from pynomaly.ray_engine.config import AppArgs
 from pynomaly.ray_engine.jobs import RayPool
 from pynomaly.ray_engine.scorer import model_id
-from pynomaly.registry import open_store
 from pynomaly.server.app import ServerConfig, observability, serve_dataplane
+from pynomaly.store import ModelStore, open_store
 
 log = logging.getLogger("pynomaly.ray")
 
@@ -32,20 +33,37 @@ UNAVAILABLE = (BackPressureError, DeploymentUnavailableError, RequestCancelledEr
                OwnerDiedError, RaySystemError, AioRpcError)
 
 
-class _ScoredModel:
-    """What the metrics need of a version scored elsewhere: name, version, manifest."""
+@dataclass(frozen=True)
+class RemoteModel:
+    """A version scored on a replica: what the gateway's data plane checks calls against."""
 
-    def __init__(self, name: str, version: int, manifest: dict[str, Any]):
-        self.name, self.version, self.manifest = name, version, manifest
+    name: str
+    version: int
+    manifest: dict[str, Any]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.manifest["feature_names"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.manifest["threshold"])
 
 
-class RayDataPlane(DataPlane):
-    """The DataPlane with Detect/Explain on Scorer replicas; everything else runs here, on the shared store."""
+class ReplicaScoring:
+    """The data plane's scoring port on Scorer replicas, through a deployment handle multiplexed by version.
 
-    def __init__(self, scorer: Any, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    The gateway checks each call against the version's manifest (read from the shared store once); the replica
+    loads the version and scores. A version deleted here stays on replicas until their LRU drops it: it is never
+    routed to again, since references resolve against the store and a deleted number is never reused."""
+
+    run_span = "scorer.detect"
+
+    def __init__(self, scorer: Any, store: ModelStore):
         self._scorer = scorer
+        self._store = store
         self._handles: dict[str, Any] = {}
+        self._models: dict[tuple[str, int], RemoteModel] = {}
 
     def _handle(self, model: str) -> Any:
         handle = self._handles.get(model)
@@ -55,8 +73,8 @@ class RayDataPlane(DataPlane):
             handle = self._handles[model] = self._scorer.options(multiplexed_model_id=model)
         return handle
 
-    async def _call(self, method: str, model: str, *args: Any) -> Any:
-        response = getattr(self._handle(model), method).remote(*args)
+    async def _call(self, method: str, model: RemoteModel, *args: Any) -> Any:
+        response = getattr(self._handle(model_id(model.name, model.version)), method).remote(*args)
         try:
             result = await response
         except asyncio.CancelledError:
@@ -74,36 +92,37 @@ class RayDataPlane(DataPlane):
             raise result
         return result
 
-    async def detect(self, model: str, X: np.ndarray, threshold: float | None = None) -> DetectResult:
-        with self.tracer.span("resolve"):
-            name, version = await self._resolve(model)
-        call = self.tracer.current()
-        if call.is_recording():
-            call.set_attributes({tracing.MODEL_NAME: name, tracing.MODEL_VERSION: version,
-                                 tracing.ROWS: int(X.shape[0]) if X.ndim else 0})
-        with self.tracer.span("scorer.detect"):
-            result: DetectResult = await self._call("detect", model_id(name, version), X, threshold)
-        if self.metrics.enabled:
-            manifest = await asyncio.to_thread(self.store.manifest, name, version)  # cached after the first
-            self.metrics.observe_scores(_ScoredModel(name, version, manifest), result.scores)
-        return result
+    async def load(self, name: str, version: int) -> tuple[RemoteModel, None]:
+        key = (name, version)
+        model = self._models.get(key)
+        if model is None:
+            if len(self._models) > 4096:
+                self._models.clear()
+            manifest = await asyncio.to_thread(self._store.manifest, name, version)  # cached by the store too
+            model = self._models[key] = RemoteModel(name, version, manifest)
+        return model, None
 
-    async def explain(self, model: str, X: np.ndarray, top_k: int = 0, method: str | None = None,
-                      deadline: float | None = None) -> Any:
-        name, version = await self._resolve(model)
+    async def score(self, model: RemoteModel, X: np.ndarray) -> np.ndarray:
+        return await self._call("detect", model, X)
+
+    async def explain(self, model: RemoteModel, X: np.ndarray, method: str | None, deadline: float | None) -> Any:
+        # A duration crosses the process boundary, not an instant: monotonic clocks differ between nodes.
         timeout = max(0.0, deadline - time.monotonic()) if deadline is not None else None
-        with self.tracer.span("scorer.explain"):
-            return await self._call("explain", model_id(name, version), X, top_k, method, timeout)
+        return await self._call("explain", model, X, method, timeout)
+
+    def evict(self, name: str, version: int) -> None:
+        self._models.pop((name, version), None)
 
 
 async def start_gateway(config: ServerConfig, store_uri: str, scorer: Any, train_cpus: float) -> Any:
-    """The Ray engine's composition: store, Ray-task training, RayDataPlane, and the shared gRPC front."""
+    """The Ray engine's composition: store, Ray-task training, scoring on replicas, and the shared gRPC front."""
     tracer, metrics, interceptors = observability(config, None)
     store = open_store(store_uri)
     store.sweep_staging()
-    jobs = JobManager(store, tracer=tracer, metrics=metrics, pool=RayPool(train_cpus))
+    jobs = JobManager(store, store, RayPool(train_cpus), tracer=tracer, metrics=metrics)
     await jobs.start(warm_up=False)
-    dataplane = RayDataPlane(scorer, store, None, jobs, config.data_root, tracer=tracer, metrics=metrics)
+    dataplane = DataPlane(store, ReplicaScoring(scorer, store), jobs, config.data_root, tracer=tracer,
+                          metrics=metrics)
     if metrics.enabled:
         metrics.bind(None, jobs)
     return await serve_dataplane(config, dataplane, interceptors)
@@ -115,8 +134,6 @@ class Gateway:
     """Runs the gRPC server in a thread of its own with its own event loop, for the life of the replica."""
 
     def __init__(self, scorer: Any, args: dict[str, Any]):
-        from pynomaly.ray_engine.app import AppArgs
-
         a = AppArgs(**args)
         config = ServerConfig(listen=a.listen, store=a.store,
                               data_root=Path(a.data_root) if a.data_root else None,

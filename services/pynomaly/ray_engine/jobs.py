@@ -39,8 +39,8 @@ class _Progress:
 
 @ray.remote(max_retries=0)
 def _train(events: Queue, job_id: str, spec: training.TrainSpec, X: np.ndarray) -> Any:
-    jobs._init_worker(_Progress(events))
-    return jobs._run(job_id, spec, X)
+    jobs.init_worker(_Progress(events))
+    return jobs.run_job(job_id, spec, X)
 
 
 class _Events:

@@ -16,7 +16,8 @@ def run(args: object, ray_address: str | None = None, log_level: str = "warning"
     import ray
     from ray import serve
 
-    from pynomaly.ray_engine.app import AppArgs, build
+    from pynomaly.ray_engine.app import build
+    from pynomaly.ray_engine.config import AppArgs
 
     assert isinstance(args, AppArgs)
     level = log_level.upper()

@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from pynomaly.dataplane import DataPlane, DetectResult
 from pynomaly.errors import PynomalyError
-from pynomaly.registry import open_store
-from pynomaly.runtime import SessionCache
+from pynomaly.runtime import LocalScoring, SessionCache
+from pynomaly.store import open_store
 
 
 def model_id(name: str, version: int) -> str:
@@ -41,7 +40,8 @@ class Scorer:
         # drops a version, _Held.__del__ evicts its session. The session cache's own bound is only a backstop
         # (twice as large), since the two see calls in slightly different orders.
         self._sessions = SessionCache(self._store, threads, 2 * max_models)
-        self._dp = DataPlane(self._store, self._sessions, jobs=None)
+        # Loads happen in a worker thread (below, and for explainers): a load reads the store (S3: a download).
+        self._scoring = LocalScoring(self._sessions, offload_loads=True)
         sessions = self._sessions
 
         async def load_version(model: str) -> _Held:
@@ -54,26 +54,32 @@ class Scorer:
         # the capacity is a constructor argument, so the decorator is applied here.
         self._load = serve.multiplexed(max_num_models_per_replica=max_models)(load_version)
 
-    # Both calls return a client's error (bad width, NaN, method not offered…) as a value rather than raising it:
-    # Serve would log a traceback for each and ship it to the gateway. Anything else raises as usual.
+    # The gateway has checked the rows against the version. Both calls return a client's error (method not offered,
+    # deadline…) as a value rather than raising it: Serve would log a traceback for each and ship it to the
+    # gateway. Anything else raises as usual.
 
-    async def detect(self, X: np.ndarray, threshold: float | None) -> DetectResult | PynomalyError:
-        model = serve.get_multiplexed_model_id()
+    async def detect(self, X: np.ndarray) -> np.ndarray | PynomalyError:
         try:
-            await self._load(model)
-            return await self._dp.detect(model, X, threshold)
+            model = await self._version()
+            return await self._scoring.score(model, X)
         except PynomalyError as e:
             return e
 
-    async def explain(self, X: np.ndarray, top_k: int, method: str | None, timeout_s: float | None) -> Any:
-        model = serve.get_multiplexed_model_id()
+    async def explain(self, X: np.ndarray, method: str | None, timeout_s: float | None) -> Any:
         # A duration crosses the process boundary, not an instant: monotonic clocks differ between nodes.
         deadline = time.monotonic() + timeout_s if timeout_s is not None else None
         try:
-            await self._load(model)
-            return await self._dp.explain(model, X, top_k, method, deadline)
+            model = await self._version()
+            return await self._scoring.explain(model, X, method, deadline)
         except PynomalyError as e:
             return e
+
+    async def _version(self) -> Any:
+        """The version this call is routed for, loaded (Serve's multiplexing LRU holds it)."""
+        model = serve.get_multiplexed_model_id()
+        await self._load(model)
+        name, _, version = model.rpartition("@")
+        return (await self._scoring.load(name, int(version)))[0]
 
     def loaded(self) -> list[str]:
         """The versions this replica holds (tests and operators)."""

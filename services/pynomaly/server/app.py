@@ -16,12 +16,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pynomaly.dataplane import DataPlane
-from pynomaly.jobs import JobManager
+from pynomaly.jobs import JobManager, ProcessPool
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
-from pynomaly.registry import open_store
-from pynomaly.runtime import SessionCache
+from pynomaly.runtime import LocalScoring, SessionCache
 from pynomaly.server.servicers import DetectServicer, ExplainServicer, ModelServicer, TrainServicer
+from pynomaly.store import LocalStore, open_store
 from pynomaly.v1 import (
     detect_pb2,
     detect_pb2_grpc,
@@ -51,7 +51,7 @@ class ServerConfig:
     """Settings of the embedded server; every field is a `pynomaly serve` flag."""
 
     listen: str = "127.0.0.1:50051"
-    # A directory, or an fsspec URL such as s3://bucket/prefix (pynomaly.registry.open_store).
+    # A directory, or an fsspec URL such as s3://bucket/prefix (pynomaly.store.open_store).
     store: str = "var/store"
     # Directory that CreateTrainingJob's data_uri may read from; None disables data_uri.
     data_root: Path | None = None
@@ -108,10 +108,11 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     tracer, metrics, interceptors = observability(config, tracer)
     store = open_store(config.store)
     store.sweep_staging()
-    jobs = JobManager(store, workers=config.train_workers, tracer=tracer, metrics=metrics)
+    jobs = JobManager(store, store, ProcessPool(config.train_workers), tracer=tracer, metrics=metrics)
     await jobs.start(warm_up=config.warm_up)
     sessions = SessionCache(store, config.threads, config.max_models)
-    dataplane = DataPlane(store, sessions, jobs, config.data_root, tracer=tracer, metrics=metrics)
+    scoring = LocalScoring(sessions, offload_loads=not isinstance(store, LocalStore))
+    dataplane = DataPlane(store, scoring, jobs, config.data_root, tracer=tracer, metrics=metrics)
     if metrics.enabled:
         metrics.bind(sessions, jobs)
     return await serve_dataplane(config, dataplane, interceptors, extra_handlers)

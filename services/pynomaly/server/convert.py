@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from pynomaly import algorithms
+from pynomaly.dataplane import DetectResult
 from pynomaly.errors import InvalidArgument
-from pynomaly.v1 import common_pb2, model_pb2, train_pb2
+from pynomaly.explain import Explanation
+from pynomaly.imports import ImportSpec
+from pynomaly.v1 import common_pb2, detect_pb2, explain_pb2, model_pb2, train_pb2
 
 _F32 = np.dtype("<f4")
 
@@ -108,3 +112,117 @@ def algorithm_to_proto(a: algorithms.Algorithm) -> train_pb2.Algorithm:
         export_note=a.export_note,
         exact_explanation=a.exact_explanation,
     )
+
+
+# --- training ---
+
+
+def training_job_args(request: train_pb2.CreateTrainingJobRequest) -> dict[str, Any]:
+    """DataPlane.create_training_job's arguments."""
+    return {
+        "model_name": request.model_name,
+        "algorithm": request.algorithm,
+        "params": values_to_dict(request.params),
+        "contamination": request.contamination,
+        "matrix": matrix_to_array(request.matrix, "matrix") if request.HasField("matrix") else None,
+        "data_uri": request.data_uri,
+        "feature_names": list(request.feature_names),
+        "description": request.description,
+    }
+
+
+# --- models ---
+
+
+def import_spec(request: model_pb2.ImportModelRequest) -> ImportSpec:
+    return ImportSpec(
+        name=request.name,
+        onnx_model=request.onnx_model,
+        score_output=request.score_output,
+        feature_names=list(request.feature_names),
+        threshold=request.threshold if request.HasField("threshold") else None,
+        contamination=request.contamination,
+        lower_is_anomalous=request.lower_is_anomalous,
+        reference_rows=(matrix_to_array(request.reference_rows, "reference_rows")
+                        if request.HasField("reference_rows") else None),
+        description=request.description,
+    )
+
+
+# --- detect ---
+
+
+def detect_args(request: detect_pb2.DetectRequest) -> tuple[str, np.ndarray, float | None]:
+    """(model, rows, threshold override or None)."""
+    threshold = request.threshold if request.HasField("threshold") else None
+    return request.model, matrix_to_array(request.rows, "rows"), threshold
+
+
+def detect_response(r: DetectResult) -> detect_pb2.DetectResponse:
+    return detect_pb2.DetectResponse(
+        anomaly_scores=r.scores.tolist(),
+        is_anomaly=r.is_anomaly.tolist(),
+        threshold=r.threshold,
+        model_name=r.model_name,
+        model_version=r.model_version,
+    )
+
+
+# --- explain ---
+
+METHODS = {
+    explain_pb2.EXPLAIN_METHOD_UNSPECIFIED: None,
+    explain_pb2.EXPLAIN_METHOD_EXACT: "exact",
+    explain_pb2.EXPLAIN_METHOD_TREE_SHAP: "tree_shap",
+    explain_pb2.EXPLAIN_METHOD_KERNEL_SHAP: "kernel_shap",
+}
+_METHOD_ENUMS = {v: k for k, v in METHODS.items() if v}
+LAYOUTS = (explain_pb2.EXPLAIN_LAYOUT_UNSPECIFIED, explain_pb2.EXPLAIN_LAYOUT_ROWS, explain_pb2.EXPLAIN_LAYOUT_PACKED)
+
+
+@dataclass(frozen=True)
+class ExplainArgs:
+    model: str
+    rows: np.ndarray
+    top_k: int
+    method: str | None
+    packed: bool
+
+
+def explain_args(request: explain_pb2.ExplainRequest) -> ExplainArgs:
+    if request.method not in METHODS:
+        raise InvalidArgument(f"method: unknown value {request.method}")
+    if request.layout not in LAYOUTS:
+        raise InvalidArgument(f"layout: unknown value {request.layout}")
+    packed = request.layout == explain_pb2.EXPLAIN_LAYOUT_PACKED
+    if packed and request.top_k:
+        raise InvalidArgument("top_k: a packed response carries every feature; use top_k 0, or the ROWS layout")
+    return ExplainArgs(request.model, matrix_to_array(request.rows, "rows"), request.top_k, METHODS[request.method],
+                       packed)
+
+
+def explain_response(args: ExplainArgs, result: Explanation, names: list[str], name: str,
+                     version: int) -> explain_pb2.ExplainResponse:
+    """Packed: dense arrays in feature order. Rows: each row's attributions, largest first, the top_k of them."""
+    common = {"method": _METHOD_ENUMS[result.method], "model_name": name, "model_version": version,
+              "evaluations_per_row": result.evaluations_per_row}
+    if args.packed:
+        return explain_pb2.ExplainResponse(
+            **common, feature_names=names, anomaly_scores=result.scores.tolist(),
+            base_values=result.base_values.tolist(), contributions=result.contributions.ravel().tolist(),
+        )
+    X = args.rows
+    order = np.argsort(-result.contributions, axis=1, kind="stable")[:, : args.top_k or X.shape[1]]
+    rows = [
+        explain_pb2.RowExplanation(
+            anomaly_score=float(result.scores[i]),
+            base_value=float(result.base_values[i]),
+            attributions=[
+                explain_pb2.Attribution(feature=names[j], value=float(X[i, j]),
+                                        contribution=float(result.contributions[i, j]))
+                for j in order[i]
+            ],
+        )
+        for i in range(len(X))
+    ]
+    return explain_pb2.ExplainResponse(rows=rows, **common)

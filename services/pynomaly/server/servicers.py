@@ -1,4 +1,4 @@
-"""gRPC servicers: each RPC converts the request, calls the dataplane, converts the response."""
+"""gRPC servicers: each RPC converts the request, calls the dataplane, converts the response (server/convert.py)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,11 @@ import time
 from collections.abc import AsyncIterator
 
 import grpc
-import numpy as np
 
 from pynomaly import algorithms
-from pynomaly.dataplane import DataPlane, DetectResult
-from pynomaly.errors import InvalidArgument
-from pynomaly.imports import ImportSpec
-from pynomaly.server.convert import (
-    algorithm_to_proto,
-    card_to_proto,
-    job_to_proto,
-    matrix_to_array,
-    values_to_dict,
-)
+from pynomaly.dataplane import DataPlane
+from pynomaly.server import convert
+from pynomaly.server.convert import card_to_proto, job_to_proto
 from pynomaly.server.status import grpc_errors
 from pynomaly.v1 import (
     detect_pb2,
@@ -47,17 +39,7 @@ class TrainServicer(train_pb2_grpc.TrainServiceServicer):
 
     @grpc_errors
     async def CreateTrainingJob(self, request: train_pb2.CreateTrainingJobRequest, context: Context):
-        matrix = matrix_to_array(request.matrix, "matrix") if request.HasField("matrix") else None
-        job = self.dp.create_training_job(
-            model_name=request.model_name,
-            algorithm=request.algorithm,
-            params=values_to_dict(request.params),
-            contamination=request.contamination,
-            matrix=matrix,
-            data_uri=request.data_uri,
-            feature_names=list(request.feature_names),
-            description=request.description,
-        )
+        job = self.dp.create_training_job(**convert.training_job_args(request))
         return train_pb2.CreateTrainingJobResponse(job=job_to_proto(job))
 
     @grpc_errors
@@ -83,7 +65,7 @@ class TrainServicer(train_pb2_grpc.TrainServiceServicer):
     @grpc_errors
     async def ListAlgorithms(self, request: train_pb2.ListAlgorithmsRequest, context: Context):
         return train_pb2.ListAlgorithmsResponse(
-            algorithms=[algorithm_to_proto(a) for a in algorithms.ALGORITHMS.values()]
+            algorithms=[convert.algorithm_to_proto(a) for a in algorithms.ALGORITHMS.values()]
         )
 
 
@@ -123,20 +105,8 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
 
     @grpc_errors
     async def ImportModel(self, request: model_pb2.ImportModelRequest, context: Context):
-        spec = ImportSpec(
-            name=request.name,
-            onnx_model=request.onnx_model,
-            score_output=request.score_output,
-            feature_names=list(request.feature_names),
-            threshold=request.threshold if request.HasField("threshold") else None,
-            contamination=request.contamination,
-            lower_is_anomalous=request.lower_is_anomalous,
-            reference_rows=(matrix_to_array(request.reference_rows, "reference_rows")
-                            if request.HasField("reference_rows") else None),
-            description=request.description,
-        )
         # Validation runs onnxruntime on probe rows: keep it off the event loop.
-        card = await asyncio.to_thread(self.dp.import_model, spec)
+        card = await asyncio.to_thread(self.dp.import_model, convert.import_spec(request))
         return model_pb2.ImportModelResponse(model_version=card_to_proto(card))
 
     @grpc_errors
@@ -149,24 +119,12 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
             yield model_pb2.DownloadModelResponse(chunk=data[start : start + DOWNLOAD_CHUNK])
 
 
-def _detect_response(r: DetectResult) -> detect_pb2.DetectResponse:
-    return detect_pb2.DetectResponse(
-        anomaly_scores=r.scores.tolist(),
-        is_anomaly=r.is_anomaly.tolist(),
-        threshold=r.threshold,
-        model_name=r.model_name,
-        model_version=r.model_version,
-    )
-
-
 class DetectServicer(detect_pb2_grpc.DetectServiceServicer):
     def __init__(self, dataplane: DataPlane):
         self.dp = dataplane
 
     async def _detect(self, request: detect_pb2.DetectRequest) -> detect_pb2.DetectResponse:
-        X = matrix_to_array(request.rows, "rows")
-        threshold = request.threshold if request.HasField("threshold") else None
-        return _detect_response(await self.dp.detect(request.model, X, threshold))
+        return convert.detect_response(await self.dp.detect(*convert.detect_args(request)))
 
     @grpc_errors
     async def Detect(self, request: detect_pb2.DetectRequest, context: Context):
@@ -183,57 +141,17 @@ class DetectServicer(detect_pb2_grpc.DetectServiceServicer):
         await _unimplemented(context, "DetectService.CreateBatchDetectJob")
 
 
-_METHODS = {
-    explain_pb2.EXPLAIN_METHOD_UNSPECIFIED: None,
-    explain_pb2.EXPLAIN_METHOD_EXACT: "exact",
-    explain_pb2.EXPLAIN_METHOD_TREE_SHAP: "tree_shap",
-    explain_pb2.EXPLAIN_METHOD_KERNEL_SHAP: "kernel_shap",
-}
-_METHOD_ENUMS = {v: k for k, v in _METHODS.items() if v}
-_LAYOUTS = (explain_pb2.EXPLAIN_LAYOUT_UNSPECIFIED, explain_pb2.EXPLAIN_LAYOUT_ROWS, explain_pb2.EXPLAIN_LAYOUT_PACKED)
-
-
 class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):
     def __init__(self, dataplane: DataPlane):
         self.dp = dataplane
 
     @grpc_errors
     async def Explain(self, request: explain_pb2.ExplainRequest, context: Context):
-        if request.method not in _METHODS:
-            raise InvalidArgument(f"method: unknown value {request.method}")
-        if request.layout not in _LAYOUTS:
-            raise InvalidArgument(f"layout: unknown value {request.layout}")
-        packed = request.layout == explain_pb2.EXPLAIN_LAYOUT_PACKED
-        if packed and request.top_k:
-            raise InvalidArgument("top_k: a packed response carries every feature; use top_k 0, or the ROWS layout")
-        X = matrix_to_array(request.rows, "rows")
+        args = convert.explain_args(request)
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
-        result, names, name, version = await self.dp.explain(request.model, X, request.top_k,
-                                                             _METHODS[request.method], deadline)
-        if packed:
-            return explain_pb2.ExplainResponse(
-                method=_METHOD_ENUMS[result.method], model_name=name, model_version=version,
-                evaluations_per_row=result.evaluations_per_row, feature_names=names,
-                anomaly_scores=result.scores.tolist(), base_values=result.base_values.tolist(),
-                contributions=result.contributions.ravel().tolist(),
-            )
-        k = request.top_k or X.shape[1]
-        order = np.argsort(-result.contributions, axis=1, kind="stable")[:, :k]
-        rows = [
-            explain_pb2.RowExplanation(
-                anomaly_score=float(result.scores[i]),
-                base_value=float(result.base_values[i]),
-                attributions=[
-                    explain_pb2.Attribution(feature=names[j], value=float(X[i, j]),
-                                            contribution=float(result.contributions[i, j]))
-                    for j in order[i]
-                ],
-            )
-            for i in range(len(X))
-        ]
-        return explain_pb2.ExplainResponse(rows=rows, method=_METHOD_ENUMS[result.method], model_name=name,
-                                           model_version=version, evaluations_per_row=result.evaluations_per_row)
+        result = await self.dp.explain(args.model, args.rows, args.top_k, args.method, deadline)
+        return convert.explain_response(args, *result)
 
 
 __all__ = ["DetectServicer", "ExplainServicer", "ModelServicer", "TrainServicer"]

@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from pynomaly import verification
 from pynomaly.errors import InvalidArgument
 from pynomaly.export._graph import BATCH_DIM, CONTRIBUTIONS_NAME, DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME
 
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["PROBE_ROWS", "export_module", "probe_rows", "to_onnx_model"]
 
 PROBE_ROWS = 256
-# Same bound and metric as training's export check (pynomaly.training.compare).
-TOLERANCE = 1e-5
 _ALONE_ROWS = 8
 
 
@@ -158,9 +157,7 @@ def _module_dtype(net: torch.nn.Module) -> torch.dtype:
 
 
 def _compare(got: np.ndarray, native: np.ndarray) -> float:
-    from pynomaly.training import compare
-
-    return compare(got, native)[1]
+    return verification.compare(got, native)[1]
 
 
 @dataclass
@@ -173,7 +170,6 @@ class _Checked:
 
 def _export_checked(net: torch.nn.Module, dtype: torch.dtype, probe: np.ndarray, sign: float) -> _Checked:
     """Export `net` computing in `dtype`; score the probe rows with torch and with onnxruntime."""
-    import onnxruntime as ort
     import torch
 
     n, n_features = probe.shape
@@ -195,11 +191,9 @@ def _export_checked(net: torch.nn.Module, dtype: torch.dtype, probe: np.ndarray,
         graph = to_onnx_model(head, n_features, "torch_module").SerializeToString()
     except (ValueError, onnx.checker.ValidationError) as e:
         raise InvalidArgument(f"module: cannot be exported to ONNX: {e}") from e
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
     try:
-        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        served = session.run(None, {INPUT_NAME: probe})[0]
+        session = verification.session(graph)
+        served = verification.scores(session, probe)
     except Exception as e:  # onnxruntime's own error types: e.g. no kernel for an op in this dtype
         raise InvalidArgument(f"module: onnxruntime cannot run the exported graph: {e}") from e
     return _Checked(graph, session, served, _compare(served, native))
@@ -218,7 +212,7 @@ def export_module(
     eval mode from a CPU copy (the caller's module is left as it was). If `higher_is_anomalous` is False its
     scores are negated, so the graph keeps the platform's convention. The graph is run with onnxruntime on
     `rows` (float32 [M, n_features]; default: PROBE_ROWS seeded random rows) and must match the module to
-    relative 1e-5 (training.compare's metric), and a row scored alone must match its score inside the batch
+    relative 1e-5 (pynomaly.verification's metric), and a row scored alone must match its score inside the batch
     (a module that mixes rows, such as batch statistics, cannot be served). Raises InvalidArgument saying why.
 
     A float32 module is exported in float32 first. torch and onnxruntime round float32 sums differently, and
@@ -240,20 +234,20 @@ def export_module(
     dtype = _module_dtype(net)
     sign = 1.0 if higher_is_anomalous else -1.0
     checked = _export_checked(net, dtype, probe, sign)
-    if not checked.max_rel_error <= TOLERANCE and dtype == torch.float32:
+    if not checked.max_rel_error <= verification.TOLERANCE and dtype == torch.float32:
         with contextlib.suppress(InvalidArgument):  # no float64 kernel for some op: keep the float32 verdict
             in_double = _export_checked(net.double(), torch.float64, probe, sign)
-            if in_double.max_rel_error <= TOLERANCE:
+            if in_double.max_rel_error <= verification.TOLERANCE:
                 checked = in_double
-    if not checked.max_rel_error <= TOLERANCE:
+    if not checked.max_rel_error <= verification.TOLERANCE:
         raise InvalidArgument(
             f"module: the ONNX graph does not match the module: max relative error {checked.max_rel_error:.3g} "
-            f"over {len(probe)} rows exceeds {TOLERANCE:g}"
+            f"over {len(probe)} rows exceeds {verification.TOLERANCE:g}"
         )
     picked = np.linspace(0, len(probe) - 1, min(_ALONE_ROWS, len(probe))).astype(int)
     alone = np.concatenate([checked.session.run(None, {INPUT_NAME: probe[i : i + 1]})[0] for i in picked])
     rel = _compare(alone, checked.served[picked].astype(np.float64))
-    if not rel <= TOLERANCE:
+    if not rel <= verification.TOLERANCE:
         raise InvalidArgument(
             f"module: a row scored alone differs from its score in a batch (relative {rel:.3g}): the module "
             "mixes rows (batch statistics, normalization over the batch), which the server cannot serve"

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from pynomaly import training
+from pynomaly import verification
 from pynomaly.errors import InvalidArgument
-from pynomaly.torch_export import export_module, probe_rows
+from pynomaly.export.torch_module import export_module, probe_rows
 
 F = 5
 
@@ -101,9 +101,9 @@ def test_exported_graph_matches_the_module(make, higher: bool, request: pytest.F
     in_double = _computes_in_double(model)
     assert in_double == (name in ("mlp-Nx1", "mlp-float64"))
     native = _reference(module, rows, torch.float64 if in_double else None) * (1 if higher else -1)
-    assert training.compare(got, native)[1] <= 1e-5
+    assert verification.compare(got, native)[1] <= 1e-5
     alone = np.concatenate([sess.run(None, {"X": rows[i : i + 1]})[0] for i in range(0, len(rows), 15)])
-    assert training.compare(alone, got[::15].astype(np.float64))[1] <= 1e-5
+    assert verification.compare(alone, got[::15].astype(np.float64))[1] <= 1e-5
 
 
 def test_the_callers_module_is_left_as_it_was() -> None:
@@ -125,7 +125,7 @@ def test_lower_is_anomalous_negates() -> None:
 def test_verifies_on_given_rows() -> None:
     rows = np.random.default_rng(4).normal(loc=50, size=(16, F)).astype(np.float32)
     graph = export_module(Norm(), F, rows=rows)
-    assert training.compare(_session(graph).run(None, {"X": rows})[0], _reference(Norm(), rows))[1] <= 1e-5
+    assert verification.compare(_session(graph).run(None, {"X": rows})[0], _reference(Norm(), rows))[1] <= 1e-5
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,6 @@
 """The model store on S3-compatible object storage (or any fsspec URL), shared by several server processes.
 
-The keys are LocalStore's, under the URL's prefix (s3://bucket/prefix/...):
-
-    models/<name>/versions/<n>/model.onnx, explain.npz, manifest.json
-    models/<name>/deleted/<n>               tombstones
-    models/<name>/aliases.json
-    jobs/<id>.json
+The keys are LocalStore's (pynomaly.store.base), under the URL's prefix (s3://bucket/prefix/...).
 
 Object storage has no rename and no directories, only whole-object PUTs and conditional writes. How each guarantee
 holds with them:
@@ -49,7 +44,6 @@ can find its own object: for the manifest that is recognised (same bytes); for m
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -62,17 +56,23 @@ import numpy as np
 
 from pynomaly.errors import FailedPrecondition, NotFound
 from pynomaly.refs import ModelRef, check_alias
-from pynomaly.registry import ARRAYS_FILE, MANIFEST_FILE, MODEL_FILE
+from pynomaly.store.base import (
+    ALIASES_FILE,
+    ARRAYS_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    decode_arrays,
+    dumps,
+    encode_arrays,
+    job_key,
+    resolve,
+)
 
 CACHE_TTL_S = 1.0
 # A version without a manifest this old is a crashed write, not one in progress: sweep_staging removes it.
 ABANDONED_AFTER_S = 3600.0
 # Compare-and-swap retries on aliases.json before giving up (each lost round means another writer won one).
 ALIAS_TRIES = 20
-
-
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, indent=1, sort_keys=True).encode()
 
 
 def _lost_race(e: Exception) -> bool:
@@ -92,7 +92,8 @@ def _version_file(parts: list[str]) -> tuple[str, int, str] | None:
 
 
 class ObjectStore:
-    """Model versions, aliases and job records under one fsspec URL. Safe for many writer processes on S3."""
+    """Model versions, aliases and job records under one fsspec URL (a ModelStore and a JobStore). Safe for many
+    writer processes on S3."""
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None, cache_ttl: float = CACHE_TTL_S):
         # A listing cache in the filesystem would hide other processes' writes for as long as it lives: ours (below)
@@ -182,11 +183,7 @@ class ObjectStore:
     def create_version(self, name: str, onnx_model: bytes, manifest: dict[str, Any],
                        arrays: dict[str, np.ndarray] | None = None) -> int:
         """Write a new version and return its number (above every number ever taken); see the module docstring."""
-        npz = None
-        if arrays:
-            buffer = io.BytesIO()
-            np.savez(buffer, **arrays)
-            npz = buffer.getvalue()
+        npz = encode_arrays(arrays) if arrays else None
         version = max(self._numbers(name)[1], default=0) + 1
         while True:
             try:
@@ -204,7 +201,7 @@ class ObjectStore:
                 version += 1
                 continue
             document = {**manifest, "name": name, "version": version}
-            key, body = self._version_key(name, version, MANIFEST_FILE), _dumps(document)
+            key, body = self._version_key(name, version, MANIFEST_FILE), dumps(document)
             try:
                 self._fs.pipe_file(key, body, mode="create")
             except Exception as e:
@@ -237,8 +234,7 @@ class ObjectStore:
             data = self._get(self._version_key(name, version, ARRAYS_FILE))
         except FileNotFoundError:
             return {}
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        return decode_arrays(data)
 
     def onnx_bytes(self, name: str, version: int) -> bytes:
         try:
@@ -269,28 +265,8 @@ class ObjectStore:
         self._present[key] = time.monotonic() + self._ttl
         return True
 
-    def _check_version(self, name: str, version: int, cached: bool = True) -> None:
-        if not self._exists(name, version, cached):
-            if not self._numbers(name)[0]:
-                raise NotFound(f"model {name!r} not found")
-            raise NotFound(f"model {name!r} has no version {version}")
-
-    def resolve(self, ref: ModelRef) -> tuple[str, int]:
-        """Resolve a reference to (name, version); NotFound names what is missing."""
-        if ref.version is not None:
-            self._check_version(ref.name, ref.version)
-            return ref.name, ref.version
-        if ref.alias is not None:
-            aliases = self.aliases(ref.name)
-            if ref.alias not in aliases:
-                if not self._numbers(ref.name)[0]:
-                    raise NotFound(f"model {ref.name!r} not found")
-                raise NotFound(f"model {ref.name!r} has no alias {ref.alias!r}")
-            return ref.name, aliases[ref.alias]
-        versions = self.versions(ref.name)
-        if not versions:
-            raise NotFound(f"model {ref.name!r} not found")
-        return ref.name, versions[-1]
+    def has_version(self, name: str, version: int) -> bool:
+        return self._exists(name, version)
 
     def delete_version(self, name: str, version: int) -> None:
         if not self._exists(name, version, cached=False):
@@ -320,7 +296,7 @@ class ObjectStore:
     def _read_aliases(self, name: str, etag: bool = True) -> tuple[str | None, dict[str, int]]:
         """(ETag, aliases). The ETag (a HEAD) comes first: if the object changes before the GET, the If-Match PUT
         that follows fails and the change is redone, so an old ETag never guards a newer document."""
-        key = self._key("models", name, "aliases.json")
+        key = self._key("models", name, ALIASES_FILE)
         try:
             tag = self._fs.info(key).get("ETag") if etag and self._s3 else None
             return tag, json.loads(self._get(key))
@@ -328,7 +304,7 @@ class ObjectStore:
             return None, {}
 
     def _update_aliases(self, name: str, change: Callable[[dict[str, int]], dict[str, int]]) -> None:
-        key = self._key("models", name, "aliases.json")
+        key = self._key("models", name, ALIASES_FILE)
         with self._lock:
             for _ in range(ALIAS_TRIES):
                 etag, aliases = self._read_aliases(name)
@@ -339,7 +315,7 @@ class ObjectStore:
                 if self._s3:
                     condition = {"IfMatch": etag} if etag else {"mode": "create"}
                 try:
-                    self._fs.pipe_file(key, _dumps(updated), **condition)
+                    self._fs.pipe_file(key, dumps(updated), **condition)
                 except Exception as e:
                     # FileNotFoundError: If-Match on an object deleted meanwhile (only a wiped store does that).
                     if _lost_race(e) or isinstance(e, FileNotFoundError):
@@ -351,7 +327,8 @@ class ObjectStore:
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         check_alias(alias)
-        self._check_version(name, version, cached=False)
+        if not self._exists(name, version, cached=False):  # not the cache: another process may have deleted it
+            resolve(self, ModelRef(name, version=version))  # raises NotFound naming what is missing
         self._update_aliases(name, lambda aliases: {**aliases, alias: version})
 
     def delete_alias(self, name: str, alias: str) -> None:
@@ -366,13 +343,11 @@ class ObjectStore:
     # --- jobs ---
 
     def save_job(self, job: dict[str, Any]) -> None:
-        self._fs.pipe_file(self._key("jobs", f"{job['id']}.json"), _dumps(job))
+        self._fs.pipe_file(self._key("jobs", job_key(job["id"])), dumps(job))
 
     def load_job(self, job_id: str) -> dict[str, Any]:
-        if not job_id.replace("-", "").isalnum():
-            raise NotFound(f"training job {job_id!r} not found")
         try:
-            return json.loads(self._get(self._key("jobs", f"{job_id}.json")))
+            return json.loads(self._get(self._key("jobs", job_key(job_id))))
         except FileNotFoundError:
             raise NotFound(f"training job {job_id!r} not found") from None
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from pynomaly.client import Client
 
+ROOT = Path(__file__).resolve().parents[1]  # the echo server runs as `python -m benchmarks.bench` from here
 N_TRAIN, N_SCORE, N_FEATURES = 10_000, 10_000, 20
 ECHO_METHOD = "/pynomaly.bench.EchoService/Echo"
 
@@ -73,7 +74,7 @@ def bench_export(names: list[str] | None = None) -> None:
           f"{ort.__version__}: 1 row on 1 thread, 10k rows in 2 chunks on 2 threads, as the server does)")
     print(f"{'detector':26} {'native 1 row':>13} {'onnx 1 row':>12} {'ratio':>8}   "
           f"{'native 10k':>11} {'onnx 10k':>10} {'ratio':>7}  max rel err")
-    from pynomaly.parity import exportable, parity_params
+    from benchmarks.parity import exportable, parity_params
 
     for name in names or exportable():
         algo = algorithms.get(name)
@@ -146,7 +147,7 @@ def bench_grpc(calls: int = 3000) -> None:
 
     train, score = data()
     with tempfile.TemporaryDirectory() as store:
-        proc = subprocess.Popen([sys.executable, "-m", "pynomaly.bench", "--serve-echo", store],
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench", "--serve-echo", store], cwd=ROOT,
                                 stdout=subprocess.PIPE, text=True)
         try:
             assert proc.stdout is not None

@@ -1,6 +1,6 @@
 """`make parity`: every exportable detector on every ADBench dataset — ONNX vs native scores, ROC-AUC, finiteness.
 
-    python -m pynomaly.parity --datasets ../shared/datasets --out parity-results
+    python -m benchmarks.parity --datasets ../shared/datasets --out parity-results
 
 writes parity-results/parity.md (the table) and parity.csv, and exits non-zero if any case fails.
 The fast subset of the same checks runs in `make test` (tests/integration/test_parity.py).
@@ -18,14 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pynomaly import algorithms
-from pynomaly.training import (
-    EXPORT_TOLERANCE,
-    VERIFY_SAMPLE_ROWS,
-    VERIFY_SLOW_SAMPLE_ROWS,
-    compare,
-    verification_rows,
-)
+from pynomaly import algorithms, verification
 
 DATASETS = ("annthyroid", "breastw", "cardio", "ionosphere", "mammography", "pendigits", "pima", "satellite",
             "shuttle", "thyroid", "vowels", "wbc")
@@ -47,13 +40,13 @@ class ParityRow:
     finite: bool = False
     fit_s: float = 0.0
     export_s: float = 0.0
-    # The platform's own export check (training.verification_rows) fails: training refuses to serve the model.
+    # The platform's own export check (pynomaly.verification) fails: training refuses to serve the model.
     refused: bool = False
     error: str = ""
 
     @property
     def exact(self) -> bool:
-        return (self.finite and self.max_rel_error <= EXPORT_TOLERANCE
+        return (self.finite and self.max_rel_error <= verification.TOLERANCE
                 and abs(self.auc_served - self.auc_native) <= 0.5 * 10**-AUC_DECIMALS)
 
     @property
@@ -81,11 +74,10 @@ def load(datasets: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def run_case(algorithm: str, dataset: str, X: np.ndarray, y: np.ndarray, contamination: float = 0.1) -> ParityRow:
     """Fit natively on X, export, score every row with onnxruntime; compare with the native reference scores."""
-    import onnxruntime as ort
     from sklearn.metrics import roc_auc_score
 
     from pynomaly import export
-    from pynomaly.runtime import chunk_rows, run_chunked, session_options
+    from pynomaly.runtime import chunk_rows, run_chunked
 
     row = ParityRow(dataset, algorithm, X.shape[0], X.shape[1])
     algo = algorithms.get(algorithm)
@@ -95,14 +87,14 @@ def run_case(algorithm: str, dataset: str, X: np.ndarray, y: np.ndarray, contami
         t1 = time.perf_counter()
         graph = export.to_onnx(detector, X.shape[1]).SerializeToString()
         row.fit_s, row.export_s = t1 - t0, time.perf_counter() - t1
-        session = ort.InferenceSession(graph, session_options(1), providers=["CPUExecutionProvider"])
+        session = verification.session(graph)
         X32 = X.astype(np.float32)
         rows = chunk_rows(graph)  # as the server scores: bounded memory per run (shuttle × OCSVM: >20 GB in one)
         served = run_chunked(session, "X", X32, rows)
         row.finite = bool(np.all(np.isfinite(served)))
         sample = np.random.default_rng(0).choice(len(X), size=min(len(X), PARITY_SAMPLE), replace=False)
         native_sample = algo.score(detector, X32[sample].astype(np.float64))
-        row.max_abs_error, row.max_rel_error = compare(served[sample], native_sample)
+        row.max_abs_error, row.max_rel_error = verification.compare(served[sample], native_sample)
         if len(sample) == len(X) or algo.slow_reference:
             # Both AUCs on the sample: a one-row-at-a-time reference over 49k rows (shuttle) takes hours.
             row.auc_native = float(roc_auc_score(y[sample], native_sample))
@@ -110,9 +102,11 @@ def run_case(algorithm: str, dataset: str, X: np.ndarray, y: np.ndarray, contami
         else:
             row.auc_native = float(roc_auc_score(y, algo.score(detector, X32.astype(np.float64))))
             row.auc_served = float(roc_auc_score(y, served)) if row.finite else float("nan")
-        check = verification_rows(X, sample=VERIFY_SLOW_SAMPLE_ROWS if algo.slow_reference else VERIFY_SAMPLE_ROWS)
-        row.refused = compare(run_chunked(session, "X", check, rows),
-                              algo.score(detector, check.astype(np.float64)))[1] > EXPORT_TOLERANCE
+        # The same verdict as training's export check, on the same verification rows.
+        check = verification.verification_rows(
+            X, sample=verification.SLOW_SAMPLE_ROWS if algo.slow_reference else verification.SAMPLE_ROWS)
+        row.refused = not verification.check(run_chunked(session, "X", check, rows),
+                                             algo.score(detector, check.astype(np.float64))).passed
     except Exception as e:  # a failing case is a row of the report, not the end of the run
         row.error = f"{type(e).__name__}: {e}"
     return row

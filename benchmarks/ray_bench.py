@@ -25,8 +25,8 @@ from pathlib import Path
 
 import grpc
 
+from benchmarks.bench import _fmt, _percentiles, data
 from pynomaly import Client
-from pynomaly.bench import _fmt, _percentiles, data
 from pynomaly.client import to_matrix
 from pynomaly.v1 import detect_pb2, detect_pb2_grpc
 
@@ -105,7 +105,8 @@ def run(calls: int) -> None:
     import ray
     from ray import serve
 
-    from pynomaly.ray_engine.app import AppArgs, build
+    from pynomaly.ray_engine.app import build
+    from pynomaly.ray_engine.config import AppArgs
 
     train, score = data()
     grpc_port = _free_port()

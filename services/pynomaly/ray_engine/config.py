@@ -1,0 +1,30 @@
+"""The arguments of the Pynomaly Serve application (a Serve config file's `args:`), validated by pydantic.
+
+Kept apart from the application builder so that the Gateway, the CLI and the chart tests read them without
+importing the deployments."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AppArgs(BaseModel):
+    """Arguments of the Pynomaly Serve application. Unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    listen: str = Field("127.0.0.1:50051", description="host:port of the gateway's gRPC server (port 0: any)")
+    store: str = Field("var/store", description="model store shared by all replicas: a directory or s3://bucket/prefix")
+    data_root: str | None = Field(None, description="directory CreateTrainingJob's data_uri may read; None: off")
+    min_replicas: int = Field(1, ge=0, description="Scorer replicas kept up when idle")
+    max_replicas: int = Field(2, ge=1, description="Scorer replicas at most")
+    target_ongoing_requests: float = Field(4.0, gt=0, description="autoscaling target per Scorer replica")
+    max_ongoing_requests: int = Field(32, ge=1, description="calls one Scorer replica takes at once")
+    max_queued_requests: int = Field(1000, ge=1, description="calls waiting for a Scorer replica before "
+                                     "UNAVAILABLE (back pressure)")
+    max_models_per_replica: int = Field(16, ge=1, description="model versions one Scorer replica keeps loaded")
+    ort_threads: int = Field(1, ge=1, description="threads one Scorer replica splits a large batch over")
+    replica_cpus: float = Field(0.5, gt=0, description="CPUs Ray reserves per Scorer replica")
+    train_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves per training task")
+    max_message_mb: float = Field(64.0, gt=0, description="largest request or response, MiB")
+    metrics_port: int | None = Field(None, ge=0, description="Prometheus /metrics port on the gateway host; None: off")

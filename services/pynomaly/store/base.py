@@ -1,0 +1,99 @@
+"""What every model store is: the layout of its keys, the two protocols, and the reference resolution they share.
+
+Layout under the store root (a directory for LocalStore, a URL prefix for ObjectStore):
+
+    models/<name>/versions/<n>/model.onnx, explain.npz, manifest.json   immutable versions
+    models/<name>/deleted/<n>                                           tombstones: numbers are never reused
+    models/<name>/aliases.json                                          {"production": 3}
+    jobs/<id>.json                                                      job records
+    .staging/                                                           versions being written (LocalStore)
+
+How each store keeps a half-written version invisible is in its own module (local.py: one rename(2); object.py:
+the manifest is written last, and conditional PUTs).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, Protocol
+
+import numpy as np
+
+from pynomaly.errors import NotFound
+from pynomaly.refs import ModelRef
+
+MODEL_FILE = "model.onnx"
+MANIFEST_FILE = "manifest.json"
+ARRAYS_FILE = "explain.npz"
+ALIASES_FILE = "aliases.json"
+
+
+class ModelStore(Protocol):
+    """Model versions and aliases: what the data plane, the runtime and the job manager use."""
+
+    def sweep_staging(self) -> None: ...
+    def model_names(self) -> list[str]: ...
+    def versions(self, name: str) -> list[int]: ...
+    def has_version(self, name: str, version: int) -> bool: ...
+    def create_version(self, name: str, onnx_model: bytes, manifest: dict[str, Any],
+                       arrays: dict[str, np.ndarray] | None = None) -> int: ...
+    def manifest(self, name: str, version: int) -> dict[str, Any]: ...
+    def arrays(self, name: str, version: int) -> dict[str, np.ndarray]: ...
+    def onnx_bytes(self, name: str, version: int) -> bytes: ...
+    def delete_version(self, name: str, version: int) -> None: ...
+    def aliases(self, name: str) -> dict[str, int]: ...
+    def set_alias(self, name: str, alias: str, version: int) -> None: ...
+    def delete_alias(self, name: str, alias: str) -> None: ...
+
+
+class JobStore(Protocol):
+    """Job records (training jobs), each one document replaced whole. Both stores keep them under jobs/."""
+
+    def save_job(self, job: dict[str, Any]) -> None: ...
+    def load_job(self, job_id: str) -> dict[str, Any]: ...
+    def list_jobs(self) -> list[dict[str, Any]]: ...
+
+
+def resolve(store: ModelStore, ref: ModelRef) -> tuple[str, int]:
+    """Resolve a reference to (name, version) with the store's primitives; NotFound names what is missing."""
+    if ref.version is not None:
+        if store.has_version(ref.name, ref.version):
+            return ref.name, ref.version
+        missing = f"has no version {ref.version}"
+    elif ref.alias is not None:
+        version = store.aliases(ref.name).get(ref.alias)
+        if version is not None:
+            return ref.name, version
+        missing = f"has no alias {ref.alias!r}"
+    else:
+        versions = store.versions(ref.name)
+        if versions:
+            return ref.name, versions[-1]
+        missing = ""
+    if not missing or not store.versions(ref.name):
+        raise NotFound(f"model {ref.name!r} not found")
+    raise NotFound(f"model {ref.name!r} {missing}")
+
+
+def job_key(job_id: str) -> str:
+    """The record's file name; an id that could not have been issued (a path, say) is simply not found."""
+    if not job_id.replace("-", "").isalnum():
+        raise NotFound(f"training job {job_id!r} not found")
+    return f"{job_id}.json"
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, indent=1, sort_keys=True).encode()
+
+
+def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def decode_arrays(data: bytes) -> dict[str, np.ndarray]:
+    """explain.npz's arrays, loaded without pickle."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
