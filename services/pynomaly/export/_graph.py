@@ -118,6 +118,19 @@ def tree_targets(
     return [helper.make_node("Cast", [INPUT_NAME], ["x64"], to=TensorProto.DOUBLE), ensemble], []
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def clipped_output(src: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """The double score `src` clipped to the float32 range, then cast to the float output: a quadratic score of a
+    huge row stays finite when served."""
+    nodes = [
+        helper.make_node("Clip", [src, "f32_min", "f32_max"], [src + "_clipped"]),
+        helper.make_node("Cast", [src + "_clipped"], [OUTPUT_NAME], to=TensorProto.FLOAT),
+    ]
+    return nodes, [const("f32_min", -_F32_MAX), const("f32_max", _F32_MAX)]
+
+
 def make_model(
     nodes: list[onnx.NodeProto],
     initializers: list[onnx.TensorProto],

@@ -23,18 +23,7 @@ import onnx
 from onnx import TensorProto, helper
 from sklearn.utils.validation import check_is_fitted
 
-from ._graph import INPUT_NAME, OUTPUT_NAME, const, make_model
-
-_F32_MAX = float(np.finfo(np.float32).max)
-
-
-def _to_output(src: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
-    """Clip to the float32 range, then cast: a quadratic score of a huge row stays finite when served."""
-    nodes = [
-        helper.make_node("Clip", [src, "f32_min", "f32_max"], [src + "_clipped"]),
-        helper.make_node("Cast", [src + "_clipped"], [OUTPUT_NAME], to=TensorProto.FLOAT),
-    ]
-    return nodes, [const("f32_min", -_F32_MAX), const("f32_max", _F32_MAX)]
+from ._graph import INPUT_NAME, clipped_output, const, make_model
 
 
 def _check_width(n_features: int, fitted: int, what: str) -> None:
@@ -61,7 +50,7 @@ def _mahalanobis_model(location: np.ndarray, precision: np.ndarray, offset: floa
         nodes.append(helper.make_node("Add", ["dist", "offset"], ["shifted"]))
         inits.append(const("offset", offset))
         last = "shifted"
-    out_nodes, out_inits = _to_output(last)
+    out_nodes, out_inits = clipped_output(last)
     return make_model(nodes + out_nodes, inits + out_inits, n_features, name)
 
 
@@ -171,7 +160,7 @@ def gmm_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
         const("axis1", [1], np.int64),
         const("flat", [-1], np.int64),
     ]
-    out_nodes, out_inits = _to_output("score64")
+    out_nodes, out_inits = clipped_output("score64")
     return make_model(nodes + out_nodes, inits + out_inits, n_features, "gmm")
 
 

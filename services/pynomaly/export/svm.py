@@ -26,18 +26,7 @@ import onnx
 from onnx import TensorProto, helper
 from sklearn.utils.validation import check_is_fitted
 
-from ._graph import INPUT_NAME, OUTPUT_NAME, const, make_model
-
-_F32_MAX = float(np.finfo(np.float32).max)
-
-
-def _to_output(src: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
-    """Clip to the float32 range, then cast: a quadratic score of a huge row stays finite when served."""
-    nodes = [
-        helper.make_node("Clip", [src, "f32_min", "f32_max"], [src + "_clipped"]),
-        helper.make_node("Cast", [src + "_clipped"], [OUTPUT_NAME], to=TensorProto.FLOAT),
-    ]
-    return nodes, [const("f32_min", -_F32_MAX), const("f32_max", _F32_MAX)]
+from ._graph import INPUT_NAME, clipped_output, const, make_model
 
 
 def _check_width(n_features: int, fitted: int) -> None:
@@ -128,7 +117,7 @@ def _one_class_svm_model(svm: Any, n_features: int, name: str) -> onnx.ModelProt
         const("intercept", np.asarray(svm.intercept_, np.float64).reshape(1)),
         const("flat", [-1], np.int64),
     ]
-    out_nodes, out_inits = _to_output("score64")
+    out_nodes, out_inits = clipped_output("score64")
     nodes, inits = nodes + out_nodes, inits + out_inits
     # Drop initializers no node reads (the rbf and poly paths share the constant names).
     used = {i for n in nodes for i in n.input}
@@ -159,7 +148,7 @@ def sgd_one_class_svm_to_onnx(est: Any, n_features: int) -> onnx.ModelProto:
     ]
     inits = [const("coef", coef), const("offset", np.asarray(est.offset_, np.float64).reshape(1)),
              const("flat", [-1], np.int64)]
-    out_nodes, out_inits = _to_output("score64")
+    out_nodes, out_inits = clipped_output("score64")
     return make_model(nodes + out_nodes, inits + out_inits, n_features, "sgd_one_class_svm")
 
 

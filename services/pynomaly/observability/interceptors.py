@@ -57,17 +57,28 @@ def _status(context: grpc.aio.ServicerContext, error: BaseException | None) -> t
     return code, details.decode(errors="replace") if isinstance(details, bytes) else str(details)
 
 
-class _MethodCache:
-    """Wrapped handlers per method, built once (a generic handler returns the same object for every call)."""
+class _Wrapping(grpc.aio.ServerInterceptor):
+    """An interceptor that wraps each method's handler, once per method (a generic handler returns the same object
+    for every call). Subclasses define `_wrap`."""
 
-    def __init__(self, wrap: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]):
-        self._wrap = wrap
+    def __init__(self) -> None:
         self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    def get(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        cached = self._cache.get(method)
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
+
+    def _begin(self, details: grpc.HandlerCallDetails) -> None:
+        """Called on the call's context before its handler runs, for the calls this interceptor wraps."""
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        cached = self._cache.get(details.method)
         if cached is None or cached[0] is not handler:
-            cached = self._cache[method] = (handler, self._wrap(method, handler))
+            cached = self._cache[details.method] = (handler, self._wrap(details.method, handler))
+        if cached[1] is not handler:
+            self._begin(details)
         return cached[1]
 
 
@@ -87,20 +98,14 @@ class _Rpc:
 _CURRENT: ContextVar[_Rpc] = ContextVar("pynomaly_rpc")
 
 
-class TracingInterceptor(grpc.aio.ServerInterceptor):
+class TracingInterceptor(_Wrapping):
     def __init__(self, tracer: Any):
+        super().__init__()
         self._tracer = tracer
-        self._handlers = _MethodCache(self._wrap)
 
-    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        wrapped = self._handlers.get(details.method, handler)
-        if wrapped is not handler:
-            # grpc.aio runs the interceptors, the (de)serializers and the handler in one contextvars.Context.
-            _CURRENT.set(_Rpc(self._tracer.start_server_span(details.method, details.invocation_metadata)))
-        return wrapped
+    def _begin(self, details: grpc.HandlerCallDetails) -> None:
+        # grpc.aio runs the interceptors, the (de)serializers and the handler in one contextvars.Context.
+        _CURRENT.set(_Rpc(self._tracer.start_server_span(details.method, details.invocation_metadata)))
 
     def _finish(self, rpc: _Rpc, code: grpc.StatusCode, details: str) -> None:
         if not rpc.ended:
@@ -179,14 +184,10 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
 # --- metrics ---
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class MetricsInterceptor(_Wrapping):
     def __init__(self, metrics: Metrics):
+        super().__init__()
         self._metrics = metrics
-        self._handlers = _MethodCache(self._wrap)
-
-    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        handler = await continuation(details)
-        return None if handler is None else self._handlers.get(details.method, handler)
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         behavior = _behavior(handler)

@@ -55,6 +55,41 @@ class JobStore(Protocol):
     def list_jobs(self) -> list[dict[str, Any]]: ...
 
 
+class VersionFiles:
+    """manifest / arrays / onnx_bytes of a version over one primitive of the store, `_read(name, version, file)`
+    (FileNotFoundError when absent). Manifests are cached for good: versions are immutable."""
+
+    _manifests: dict[tuple[str, int], dict[str, Any]]
+
+    def _read(self, name: str, version: int, file: str) -> bytes:
+        raise NotImplementedError
+
+    def manifest(self, name: str, version: int) -> dict[str, Any]:
+        key = (name, version)
+        cached = self._manifests.get(key)
+        if cached is not None:
+            return cached
+        try:
+            manifest = json.loads(self._read(name, version, MANIFEST_FILE))
+        except FileNotFoundError:
+            raise NotFound(f"model {name}@{version} not found") from None
+        self._manifests[key] = manifest
+        return manifest
+
+    def arrays(self, name: str, version: int) -> dict[str, np.ndarray]:
+        """The version's explain.npz arrays (loaded without pickle), or {} if it has none."""
+        try:
+            return decode_arrays(self._read(name, version, ARRAYS_FILE))
+        except FileNotFoundError:
+            return {}
+
+    def onnx_bytes(self, name: str, version: int) -> bytes:
+        try:
+            return self._read(name, version, MODEL_FILE)
+        except FileNotFoundError:
+            raise NotFound(f"model {name}@{version} not found") from None
+
+
 def resolve(store: ModelStore, ref: ModelRef) -> tuple[str, int]:
     """Resolve a reference to (name, version) with the store's primitives; NotFound names what is missing."""
     if ref.version is not None:

@@ -19,17 +19,7 @@ import numpy as np
 
 from pynomaly.errors import NotFound
 from pynomaly.refs import ModelRef, check_alias
-from pynomaly.store.base import (
-    ALIASES_FILE,
-    ARRAYS_FILE,
-    MANIFEST_FILE,
-    MODEL_FILE,
-    decode_arrays,
-    dumps,
-    encode_arrays,
-    job_key,
-    resolve,
-)
+from pynomaly.store import base
 
 
 def _fsync_dir(path: Path) -> None:
@@ -49,12 +39,12 @@ def _write_file(path: Path, data: bytes) -> None:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    _write_file(tmp, dumps(obj))
+    _write_file(tmp, base.dumps(obj))
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
 
-class LocalStore:
+class LocalStore(base.VersionFiles):
     """Model versions, aliases and job records in one directory: a ModelStore and a JobStore."""
 
     def __init__(self, root: str | os.PathLike[str]):
@@ -93,9 +83,9 @@ class LocalStore:
         stage = self._staging / uuid.uuid4().hex
         stage.mkdir()
         try:
-            _write_file(stage / MODEL_FILE, onnx_model)
+            _write_file(stage / base.MODEL_FILE, onnx_model)
             if arrays:
-                _write_file(stage / ARRAYS_FILE, encode_arrays(arrays))
+                _write_file(stage / base.ARRAYS_FILE, base.encode_arrays(arrays))
             versions = self._versions_dir(name)
             versions.mkdir(parents=True, exist_ok=True)
             tombstones = self._models / name / "deleted"
@@ -104,7 +94,7 @@ class LocalStore:
                 if tombstones.exists():
                     taken += [int(e) for e in os.listdir(tombstones) if e.isdigit()]
                 version = max(taken, default=0) + 1
-                _write_file(stage / MANIFEST_FILE, dumps({**manifest, "name": name, "version": version}))
+                _write_file(stage / base.MANIFEST_FILE, base.dumps({**manifest, "name": name, "version": version}))
                 _fsync_dir(stage)
                 try:
                     # rename(2) onto an existing non-empty directory fails: that is our version lock.
@@ -118,30 +108,8 @@ class LocalStore:
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
-    def manifest(self, name: str, version: int) -> dict[str, Any]:
-        key = (name, version)
-        cached = self._manifests.get(key)
-        if cached is not None:
-            return cached
-        try:
-            manifest = json.loads((self._versions_dir(name) / str(version) / MANIFEST_FILE).read_bytes())
-        except FileNotFoundError:
-            raise NotFound(f"model {name}@{version} not found") from None
-        self._manifests[key] = manifest
-        return manifest
-
-    def arrays(self, name: str, version: int) -> dict[str, np.ndarray]:
-        """The version's explain.npz arrays (loaded without pickle), or {} if it has none."""
-        try:
-            return decode_arrays((self._versions_dir(name) / str(version) / ARRAYS_FILE).read_bytes())
-        except FileNotFoundError:
-            return {}
-
-    def onnx_bytes(self, name: str, version: int) -> bytes:
-        try:
-            return (self._versions_dir(name) / str(version) / MODEL_FILE).read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"model {name}@{version} not found") from None
+    def _read(self, name: str, version: int, file: str) -> bytes:
+        return (self._versions_dir(name) / str(version) / file).read_bytes()
 
     def has_version(self, name: str, version: int) -> bool:
         # os.path on strings, not pathlib: this runs on every Detect call.
@@ -159,22 +127,22 @@ class LocalStore:
             os.rename(src, trash)
             self._manifests.pop((name, version), None)
             aliases = {a: v for a, v in self.aliases(name).items() if v != version}
-            write_json_atomic(self._models / name / ALIASES_FILE, aliases)
+            write_json_atomic(self._models / name / base.ALIASES_FILE, aliases)
         shutil.rmtree(trash, ignore_errors=True)
 
     # --- aliases ---
 
     def aliases(self, name: str) -> dict[str, int]:
         try:
-            return json.loads((self._models / name / ALIASES_FILE).read_bytes())
+            return json.loads((self._models / name / base.ALIASES_FILE).read_bytes())
         except FileNotFoundError:
             return {}
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         check_alias(alias)
-        resolve(self, ModelRef(name, version=version))
+        base.resolve(self, ModelRef(name, version=version))
         with self._lock:
-            write_json_atomic(self._models / name / ALIASES_FILE, {**self.aliases(name), alias: version})
+            write_json_atomic(self._models / name / base.ALIASES_FILE, {**self.aliases(name), alias: version})
 
     def delete_alias(self, name: str, alias: str) -> None:
         with self._lock:
@@ -182,16 +150,16 @@ class LocalStore:
             if alias not in aliases:
                 raise NotFound(f"model {name!r} has no alias {alias!r}")
             del aliases[alias]
-            write_json_atomic(self._models / name / ALIASES_FILE, aliases)
+            write_json_atomic(self._models / name / base.ALIASES_FILE, aliases)
 
     # --- jobs ---
 
     def save_job(self, job: dict[str, Any]) -> None:
-        write_json_atomic(self._jobs / job_key(job["id"]), job)
+        write_json_atomic(self._jobs / base.job_key(job["id"]), job)
 
     def load_job(self, job_id: str) -> dict[str, Any]:
         try:
-            return json.loads((self._jobs / job_key(job_id)).read_bytes())
+            return json.loads((self._jobs / base.job_key(job_id)).read_bytes())
         except FileNotFoundError:
             raise NotFound(f"training job {job_id!r} not found") from None
 

@@ -56,17 +56,7 @@ import numpy as np
 
 from pynomaly.errors import FailedPrecondition, NotFound
 from pynomaly.refs import ModelRef, check_alias
-from pynomaly.store.base import (
-    ALIASES_FILE,
-    ARRAYS_FILE,
-    MANIFEST_FILE,
-    MODEL_FILE,
-    decode_arrays,
-    dumps,
-    encode_arrays,
-    job_key,
-    resolve,
-)
+from pynomaly.store import base
 
 CACHE_TTL_S = 1.0
 # A version without a manifest this old is a crashed write, not one in progress: sweep_staging removes it.
@@ -91,7 +81,7 @@ def _version_file(parts: list[str]) -> tuple[str, int, str] | None:
     return None
 
 
-class ObjectStore:
+class ObjectStore(base.VersionFiles):
     """Model versions, aliases and job records under one fsspec URL (a ModelStore and a JobStore). Safe for many
     writer processes on S3."""
 
@@ -148,7 +138,7 @@ class ObjectStore:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
         for (name, version), files in orphans.items():
             keys = [self._version_key(name, version, f) for f in files]
-            if MANIFEST_FILE in files or any(self._fs.modified(k) > cutoff for k in keys):
+            if base.MANIFEST_FILE in files or any(self._fs.modified(k) > cutoff for k in keys):
                 continue
             self._fs.pipe_file(self._key("models", name, "deleted", version), b"")
             self._fs.rm(keys)
@@ -161,7 +151,7 @@ class ObjectStore:
         for parts in self._list("models", name):
             if found := _version_file(parts):
                 taken.add(found[1])
-                if found[2] == MANIFEST_FILE:
+                if found[2] == base.MANIFEST_FILE:
                     complete.append(found[1])
             elif len(parts) == 4 and parts[2] == "deleted" and parts[3].isdigit():
                 taken.add(int(parts[3]))
@@ -170,7 +160,7 @@ class ObjectStore:
     def model_names(self) -> list[str]:
         # One listing of all models rather than one per model.
         return sorted({found[0] for parts in self._list("models")
-                       if (found := _version_file(parts)) and found[2] == MANIFEST_FILE})
+                       if (found := _version_file(parts)) and found[2] == base.MANIFEST_FILE})
 
     def versions(self, name: str) -> list[int]:
         cached = self._versions.get(name)
@@ -183,25 +173,25 @@ class ObjectStore:
     def create_version(self, name: str, onnx_model: bytes, manifest: dict[str, Any],
                        arrays: dict[str, np.ndarray] | None = None) -> int:
         """Write a new version and return its number (above every number ever taken); see the module docstring."""
-        npz = encode_arrays(arrays) if arrays else None
+        npz = base.encode_arrays(arrays) if arrays else None
         version = max(self._numbers(name)[1], default=0) + 1
         while True:
             try:
-                self._fs.pipe_file(self._version_key(name, version, MODEL_FILE), onnx_model, mode="create")
+                self._fs.pipe_file(self._version_key(name, version, base.MODEL_FILE), onnx_model, mode="create")
             except Exception as e:
                 if not _lost_race(e):
                     raise
                 version += 1
                 continue
             if npz is not None:
-                self._fs.pipe_file(self._version_key(name, version, ARRAYS_FILE), npz)
+                self._fs.pipe_file(self._version_key(name, version, base.ARRAYS_FILE), npz)
             if self._has(self._key("models", name, "deleted", version)):
-                written = [MODEL_FILE] + ([ARRAYS_FILE] if npz is not None else [])
+                written = [base.MODEL_FILE] + ([base.ARRAYS_FILE] if npz is not None else [])
                 self._fs.rm([self._version_key(name, version, f) for f in written])
                 version += 1
                 continue
             document = {**manifest, "name": name, "version": version}
-            key, body = self._version_key(name, version, MANIFEST_FILE), dumps(document)
+            key, body = self._version_key(name, version, base.MANIFEST_FILE), base.dumps(document)
             try:
                 self._fs.pipe_file(key, body, mode="create")
             except Exception as e:
@@ -216,31 +206,10 @@ class ObjectStore:
             self._forget(name)
             return version
 
-    def manifest(self, name: str, version: int) -> dict[str, Any]:
-        key = (name, version)
-        cached = self._manifests.get(key)
-        if cached is not None:
-            return cached
-        try:
-            manifest = json.loads(self._get(self._version_key(name, version, MANIFEST_FILE)))
-        except FileNotFoundError:
-            raise NotFound(f"model {name}@{version} not found") from None
-        self._manifests[key] = manifest
-        return manifest
-
-    def arrays(self, name: str, version: int) -> dict[str, np.ndarray]:
-        """The version's explain.npz arrays (loaded without pickle), or {} if it has none."""
-        try:
-            data = self._get(self._version_key(name, version, ARRAYS_FILE))
-        except FileNotFoundError:
-            return {}
-        return decode_arrays(data)
-
-    def onnx_bytes(self, name: str, version: int) -> bytes:
-        try:
-            return self._fs.cat_file(self._version_key(name, version, MODEL_FILE))
-        except FileNotFoundError:
-            raise NotFound(f"model {name}@{version} not found") from None
+    def _read(self, name: str, version: int, file: str) -> bytes:
+        if file == base.MODEL_FILE:  # the large one: s3fs may read it in concurrent ranges
+            return self._fs.cat_file(self._version_key(name, version, file))
+        return self._get(self._version_key(name, version, file))
 
     def _get(self, key: str) -> bytes:
         return self._fs.cat_file(key, **self._one_get)
@@ -259,7 +228,7 @@ class ObjectStore:
             return True
         try:
             # The manifest itself (a few KB): one GET, as cheap as a HEAD, and it fills the manifest cache.
-            self._manifests[key] = json.loads(self._get(self._version_key(name, version, MANIFEST_FILE)))
+            self._manifests[key] = json.loads(self._get(self._version_key(name, version, base.MANIFEST_FILE)))
         except FileNotFoundError:
             return False
         self._present[key] = time.monotonic() + self._ttl
@@ -274,7 +243,7 @@ class ObjectStore:
         # Tombstone first: from here on no writer can take n, whatever happens next.
         self._fs.pipe_file(self._key("models", name, "deleted", version), b"")
         # The manifest next, alone: the version disappears in that one DELETE.
-        self._fs.rm_file(self._version_key(name, version, MANIFEST_FILE))
+        self._fs.rm_file(self._version_key(name, version, base.MANIFEST_FILE))
         self._manifests.pop((name, version), None)
         self._present.pop((name, version), None)
         self._forget(name)
@@ -296,7 +265,7 @@ class ObjectStore:
     def _read_aliases(self, name: str, etag: bool = True) -> tuple[str | None, dict[str, int]]:
         """(ETag, aliases). The ETag (a HEAD) comes first: if the object changes before the GET, the If-Match PUT
         that follows fails and the change is redone, so an old ETag never guards a newer document."""
-        key = self._key("models", name, ALIASES_FILE)
+        key = self._key("models", name, base.ALIASES_FILE)
         try:
             tag = self._fs.info(key).get("ETag") if etag and self._s3 else None
             return tag, json.loads(self._get(key))
@@ -304,7 +273,7 @@ class ObjectStore:
             return None, {}
 
     def _update_aliases(self, name: str, change: Callable[[dict[str, int]], dict[str, int]]) -> None:
-        key = self._key("models", name, ALIASES_FILE)
+        key = self._key("models", name, base.ALIASES_FILE)
         with self._lock:
             for _ in range(ALIAS_TRIES):
                 etag, aliases = self._read_aliases(name)
@@ -315,7 +284,7 @@ class ObjectStore:
                 if self._s3:
                     condition = {"IfMatch": etag} if etag else {"mode": "create"}
                 try:
-                    self._fs.pipe_file(key, dumps(updated), **condition)
+                    self._fs.pipe_file(key, base.dumps(updated), **condition)
                 except Exception as e:
                     # FileNotFoundError: If-Match on an object deleted meanwhile (only a wiped store does that).
                     if _lost_race(e) or isinstance(e, FileNotFoundError):
@@ -328,7 +297,7 @@ class ObjectStore:
     def set_alias(self, name: str, alias: str, version: int) -> None:
         check_alias(alias)
         if not self._exists(name, version, cached=False):  # not the cache: another process may have deleted it
-            resolve(self, ModelRef(name, version=version))  # raises NotFound naming what is missing
+            base.resolve(self, ModelRef(name, version=version))  # raises NotFound naming what is missing
         self._update_aliases(name, lambda aliases: {**aliases, alias: version})
 
     def delete_alias(self, name: str, alias: str) -> None:
@@ -343,11 +312,11 @@ class ObjectStore:
     # --- jobs ---
 
     def save_job(self, job: dict[str, Any]) -> None:
-        self._fs.pipe_file(self._key("jobs", job_key(job["id"])), dumps(job))
+        self._fs.pipe_file(self._key("jobs", base.job_key(job["id"])), base.dumps(job))
 
     def load_job(self, job_id: str) -> dict[str, Any]:
         try:
-            return json.loads(self._get(self._key("jobs", job_key(job_id))))
+            return json.loads(self._get(self._key("jobs", base.job_key(job_id))))
         except FileNotFoundError:
             raise NotFound(f"training job {job_id!r} not found") from None
 
