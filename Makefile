@@ -43,8 +43,9 @@ run-ray: setup ## start the platform on a private Ray cluster (Ray Serve replica
 test: setup ## run the test suite (both engines), inside a loopback-only network namespace
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q $(PYTEST_ARGS)
 
-lint: setup ## ruff, the stubs-match-proto check and buf lint
+lint: setup ## ruff, mypy (the core and the API layer), the stubs-match-proto check and buf lint
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(MAKE) proto-check buf-lint
 
 proto: setup ## regenerate services/pynomaly/v1 from proto/

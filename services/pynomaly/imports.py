@@ -155,6 +155,7 @@ def import_model(spec: ImportSpec) -> tuple[bytes, dict]:
                      else spec.threshold)
         training_scores = summarize(ref_scores)
     else:
+        assert spec.threshold is not None  # checked above: a threshold, or reference rows
         threshold, training_scores = float(spec.threshold), summarize(scores.astype(np.float64))
     manifest = {
         "format": 1,

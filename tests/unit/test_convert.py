@@ -1,10 +1,16 @@
+"""Converters between protobuf messages and the data plane's arguments and results, table-driven."""
+
 import numpy as np
 import pytest
+from google.protobuf import struct_pb2
 
+from pynomaly.dataplane import DetectResult
 from pynomaly.errors import InvalidArgument
+from pynomaly.explain import Explanation
 from pynomaly.rows import check_rows
+from pynomaly.server import convert
 from pynomaly.server.convert import array_to_matrix, matrix_to_array
-from pynomaly.v1 import common_pb2
+from pynomaly.v1 import common_pb2, detect_pb2, explain_pb2, model_pb2, train_pb2
 
 X = np.arange(12, dtype=np.float32).reshape(4, 3) / 7
 
@@ -50,3 +56,161 @@ def test_bad_matrix(matrix, message):
 def test_check_rows(X, width, message):
     with pytest.raises(InvalidArgument, match=message):
         check_rows(X, "rows", width)
+
+
+# --- requests -> data-plane arguments ---
+
+
+def _rows(X: np.ndarray = X) -> common_pb2.Matrix:
+    return array_to_matrix(X)
+
+
+@pytest.mark.parametrize(
+    "request_, expected",
+    [
+        (detect_pb2.DetectRequest(model="m@2", rows=_rows()), ("m@2", None)),
+        (detect_pb2.DetectRequest(model="m", rows=_rows(), threshold=0.0), ("m", 0.0)),  # 0 is a threshold, not unset
+        (detect_pb2.DetectRequest(model="m:prod", rows=_rows(), threshold=-1.5), ("m:prod", -1.5)),
+    ],
+    ids=["no-threshold", "threshold-zero", "threshold-negative"],
+)
+def test_detect_args(request_, expected):
+    model, rows, threshold = convert.detect_args(request_)
+    assert (model, threshold) == expected
+    np.testing.assert_array_equal(rows, X)
+
+
+def test_detect_response():
+    result = DetectResult(np.array([0.5, 2.0], np.float32), np.array([False, True]), 1.0, "m", 3)
+    assert convert.detect_response(result) == detect_pb2.DetectResponse(
+        anomaly_scores=[0.5, 2.0], is_anomaly=[False, True], threshold=1.0, model_name="m", model_version=3)
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        ({}, ("m", 0, None, False)),
+        ({"method": explain_pb2.EXPLAIN_METHOD_EXACT, "top_k": 2}, ("m", 2, "exact", False)),
+        ({"method": explain_pb2.EXPLAIN_METHOD_TREE_SHAP, "layout": explain_pb2.EXPLAIN_LAYOUT_ROWS},
+         ("m", 0, "tree_shap", False)),
+        ({"method": explain_pb2.EXPLAIN_METHOD_KERNEL_SHAP, "layout": explain_pb2.EXPLAIN_LAYOUT_PACKED},
+         ("m", 0, "kernel_shap", True)),
+    ],
+    ids=["defaults", "exact-top2", "tree-rows", "kernel-packed"],
+)
+def test_explain_args(fields, expected):
+    args = convert.explain_args(explain_pb2.ExplainRequest(model="m", rows=_rows(), **fields))
+    assert (args.model, args.top_k, args.method, args.packed) == expected
+    np.testing.assert_array_equal(args.rows, X)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"method": 17}, "method: unknown value 17"),
+        ({"layout": 9}, "layout: unknown value 9"),
+        ({"layout": explain_pb2.EXPLAIN_LAYOUT_PACKED, "top_k": 1}, "top_k: a packed response carries every feature"),
+        ({"rows": common_pb2.Matrix(rows=1, columns=2, values=[1.0])}, r"rows.values: 1 values, expected .* = 2"),
+    ],
+)
+def test_bad_explain_request(fields, message):
+    with pytest.raises(InvalidArgument, match=message):
+        convert.explain_args(explain_pb2.ExplainRequest(model="m", **{"rows": _rows(), **fields}))
+
+
+EXPLANATION = Explanation(scores=np.array([1.0, 2.0]), base_values=np.array([0.5, 0.5]),
+                          contributions=np.array([[0.1, 0.4, 0.0], [1.0, -0.5, 1.0]]), method="exact",
+                          evaluations_per_row=1)
+NAMES = ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    "top_k, expected_order",
+    [
+        (0, [["b", "a", "c"], ["a", "c", "b"]]),  # largest first; ties keep feature order (stable)
+        (1, [["b"], ["a"]]),
+        (2, [["b", "a"], ["a", "c"]]),
+    ],
+)
+def test_explain_rows_layout(top_k, expected_order):
+    args = convert.ExplainArgs("m", X[:2], top_k, "exact", packed=False)
+    response = convert.explain_response(args, EXPLANATION, NAMES, "m", 4)
+    assert [[a.feature for a in r.attributions] for r in response.rows] == expected_order
+    assert response.method == explain_pb2.EXPLAIN_METHOD_EXACT and response.model_version == 4
+    first = response.rows[1].attributions[0]
+    assert (first.value, first.contribution) == (pytest.approx(float(X[1, 0])), 1.0)
+    assert [r.anomaly_score for r in response.rows] == [1.0, 2.0] and not response.contributions
+
+
+def test_explain_packed_layout():
+    args = convert.ExplainArgs("m", X[:2], 0, None, packed=True)
+    response = convert.explain_response(args, EXPLANATION, NAMES, "m", 4)
+    assert list(response.feature_names) == NAMES and not response.rows
+    assert list(response.contributions) == pytest.approx(EXPLANATION.contributions.ravel().tolist())
+    assert list(response.base_values) == [0.5, 0.5] and list(response.anomaly_scores) == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        ({}, {"threshold": None, "reference_rows": None}),
+        ({"threshold": 0.0}, {"threshold": 0.0, "reference_rows": None}),
+        ({"reference_rows": _rows()}, {"threshold": None, "reference_rows": X}),
+    ],
+    ids=["neither", "threshold-zero", "reference-rows"],
+)
+def test_import_spec(fields, expected):
+    request = model_pb2.ImportModelRequest(name="tf", onnx_model=b"graph", score_output="s", feature_names=["x"],
+                                           contamination=0.2, lower_is_anomalous=True, description="d", **fields)
+    spec = convert.import_spec(request)
+    assert (spec.name, spec.onnx_model, spec.score_output, spec.feature_names) == ("tf", b"graph", "s", ["x"])
+    assert (spec.contamination, spec.lower_is_anomalous, spec.description) == (pytest.approx(0.2), True, "d")
+    assert spec.threshold == expected["threshold"]
+    if expected["reference_rows"] is None:
+        assert spec.reference_rows is None
+    else:
+        np.testing.assert_array_equal(spec.reference_rows, expected["reference_rows"])
+
+
+@pytest.mark.parametrize(
+    "fields, matrix, data_uri",
+    [
+        ({"matrix": _rows()}, X, ""),
+        ({"data_uri": "train.csv"}, None, "train.csv"),
+    ],
+    ids=["inline", "uri"],
+)
+def test_training_job_args(fields, matrix, data_uri):
+    request = train_pb2.CreateTrainingJobRequest(model_name="m", algorithm="iforest", contamination=0.05,
+                                                 feature_names=["a", "b", "c"], description="d",
+                                                 params={"n_estimators": struct_pb2.Value(number_value=10)},
+                                                 **fields)
+    args = convert.training_job_args(request)
+    assert {k: v for k, v in args.items() if k != "matrix"} == {
+        "model_name": "m", "algorithm": "iforest", "params": {"n_estimators": 10.0},
+        "contamination": pytest.approx(0.05), "data_uri": data_uri, "feature_names": ["a", "b", "c"],
+        "description": "d"}
+    if matrix is None:
+        assert args["matrix"] is None
+    else:
+        np.testing.assert_array_equal(args["matrix"], matrix)
+
+
+@pytest.mark.parametrize(
+    "state, stage, expected_state, expected_stage",
+    [
+        ("QUEUED", "", train_pb2.TRAINING_JOB_STATE_QUEUED, train_pb2.TRAINING_STAGE_UNSPECIFIED),
+        ("RUNNING", "fit", train_pb2.TRAINING_JOB_STATE_RUNNING, train_pb2.TRAINING_STAGE_FIT),
+        ("RUNNING", "verify", train_pb2.TRAINING_JOB_STATE_RUNNING, train_pb2.TRAINING_STAGE_VERIFY),
+        ("SUCCEEDED", "", train_pb2.TRAINING_JOB_STATE_SUCCEEDED, train_pb2.TRAINING_STAGE_UNSPECIFIED),
+        ("CANCELLED", "", train_pb2.TRAINING_JOB_STATE_CANCELLED, train_pb2.TRAINING_STAGE_UNSPECIFIED),
+    ],
+)
+def test_job_to_proto(state, stage, expected_state, expected_stage):
+    job = {"id": "job-1", "model_name": "m", "algorithm": "iforest", "params": {"n_estimators": 10},
+           "state": state, "stage": stage, "message": "", "model_version": 0, "rows": 5, "columns": 3,
+           "create_time": 1.5, "start_time": 0.0, "end_time": 0.0}
+    proto = convert.job_to_proto(job)
+    assert (proto.state, proto.stage) == (expected_state, expected_stage)
+    assert proto.create_time.ToNanoseconds() == 1_500_000_000 and not proto.HasField("start_time")
+    assert proto.params["n_estimators"].number_value == 10

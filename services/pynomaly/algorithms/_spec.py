@@ -112,7 +112,7 @@ def either(*checks: Check, what: str) -> Check:
     return check
 
 
-def literal(*options: str) -> Check:
+def literal(*options: str | None) -> Check:
     def check(v: Any) -> Any:
         if v not in options:
             raise ValueError(f"must be one of {', '.join(repr(o) for o in options)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
@@ -36,7 +37,7 @@ def floor_f32(values: np.ndarray) -> np.ndarray:
     return down.astype(np.float64)
 
 
-def const(name: str, value: np.ndarray | float | int, dtype: type = np.float64) -> onnx.TensorProto:
+def const(name: str, value: npt.ArrayLike, dtype: type = np.float64) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(value, dtype=dtype), name=name)
 
 

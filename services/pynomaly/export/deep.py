@@ -55,7 +55,8 @@ def _wrappers() -> SimpleNamespace:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if self.identity:
                 return x
-            return ((x.to(torch.float64) - self.mean) / self.scale).to(torch.float32)
+            mean, scale = self.get_buffer("mean"), self.get_buffer("scale")
+            return ((x.to(torch.float64) - mean) / scale).to(torch.float32)
 
     def sum_of_squares(d: torch.Tensor) -> torch.Tensor:
         """Row sums of d^2 in float64 (see the module docstring: batch invariance)."""
@@ -81,7 +82,7 @@ def _wrappers() -> SimpleNamespace:
     class VAEMean(nn.Module):
         """decode(mu(z)): PyOD's VAE forward with the latent noise set to zero."""
 
-        def __init__(self, vae: nn.Module):
+        def __init__(self, vae: Any):  # PyOD's VAE module: encoder, encoder_mu, decode
             super().__init__()
             self.vae = vae
 

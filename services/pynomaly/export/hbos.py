@@ -33,8 +33,8 @@ def _per_feature(det: HBOS) -> tuple[list[np.ndarray], list[np.ndarray]]:
     if isinstance(det.hist_, list):
         edges = [np.asarray(e, np.float64) for e in det.bin_edges_]
         return edges, [np.asarray(h, np.float64) for h in det.hist_]
-    edges, hist = np.asarray(det.bin_edges_, np.float64), np.asarray(det.hist_, np.float64)
-    return list(edges.T), list(hist.T)
+    edge_matrix, hist_matrix = np.asarray(det.bin_edges_, np.float64), np.asarray(det.hist_, np.float64)
+    return list(edge_matrix.T), list(hist_matrix.T)
 
 
 def _last_float32(pred: Callable[[np.float32], bool], start: float) -> float:

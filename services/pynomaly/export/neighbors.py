@@ -52,7 +52,7 @@ class _Graph:
         return f"{hint}_{self._count}"
 
     def const(self, value: Any, dtype: type = np.float64, hint: str = "c") -> str:
-        arr = np.ascontiguousarray(value, dtype=dtype)
+        arr: np.ndarray = np.ascontiguousarray(value, dtype=dtype)
         self.const_bytes += arr.nbytes
         if self.const_bytes > MAX_CONSTANT_BYTES:
             raise ValueError(

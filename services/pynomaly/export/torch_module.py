@@ -84,6 +84,8 @@ def to_onnx_model(module: torch.nn.Module, n_features: int, graph_name: str,
     except Exception as e:  # torch raises many kinds here (export, lowering, dispatch errors)
         last = str(e).strip().splitlines()[-1:] or [type(e).__name__]
         raise ValueError(f"torch.onnx.export failed: {type(e).__name__}: {last[0]}") from e
+    if program is None:  # only with dynamo=False and a file to write to
+        raise ValueError("torch.onnx.export returned no program")
     model = program.model_proto
     _check_contract(model, n_features, contributions)
     model.graph.name = graph_name

@@ -204,8 +204,8 @@ def explain_args(request: explain_pb2.ExplainRequest) -> ExplainArgs:
 def explain_response(args: ExplainArgs, result: Explanation, names: list[str], name: str,
                      version: int) -> explain_pb2.ExplainResponse:
     """Packed: dense arrays in feature order. Rows: each row's attributions, largest first, the top_k of them."""
-    common = {"method": _METHOD_ENUMS[result.method], "model_name": name, "model_version": version,
-              "evaluations_per_row": result.evaluations_per_row}
+    common: dict[str, Any] = {"method": _METHOD_ENUMS[result.method], "model_name": name, "model_version": version,
+                              "evaluations_per_row": result.evaluations_per_row}
     if args.packed:
         return explain_pb2.ExplainResponse(
             **common, feature_names=names, anomaly_scores=result.scores.tolist(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import TypeAlias
 
 import grpc
 
@@ -26,7 +27,7 @@ from pynomaly.v1 import (
 
 DOWNLOAD_CHUNK = 1 << 20
 
-Context = grpc.aio.ServicerContext
+Context: TypeAlias = grpc.aio.ServicerContext
 
 
 async def _unimplemented(context: Context, what: str) -> None:

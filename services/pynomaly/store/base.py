@@ -124,7 +124,8 @@ def dumps(obj: Any) -> bytes:
 
 def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    named: dict[str, Any] = dict(arrays)  # numpy's stub reads **kwds as its own keyword arguments
+    np.savez(buffer, **named)
     return buffer.getvalue()
 
 
