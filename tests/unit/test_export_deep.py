@@ -1,17 +1,12 @@
-"""PyOD's torch detectors (AutoEncoder, VAE, DeepSVDD): ONNX parity with the native scores, real fits.
-
-Fits are a few epochs on a few hundred seeded rows: parity does not need a trained network, only a fitted one.
-"""
+"""PyOD's torch detectors (AutoEncoder, VAE, DeepSVDD): what test_export_contract does not check, real fits."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from functools import cache
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -20,131 +15,11 @@ from pynomaly import algorithms, training, verification
 from pynomaly.errors import InvalidArgument
 from pynomaly.export import ExportError, supports, to_onnx
 
-N_FEATURES = 6
+import export_checks as checks
+import export_data as data
 
-# id -> (algorithm, params, dataset)
-CONFIGS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "ae-default": ("auto_encoder", {"epoch_num": 2}, "normal"),
-    "ae-raw-tanh-nobn": (
-        "auto_encoder",
-        {
-            "epoch_num": 2,
-            "preprocessing": False,
-            "batch_norm": False,
-            "hidden_activation_name": "tanh",
-            "hidden_neuron_list": [8, 4, 2],
-            "dropout_rate": 0.0,
-        },
-        "normal",
-    ),
-    "ae-constant-feature-elu": ("auto_encoder", {"epoch_num": 2, "hidden_activation_name": "elu"}, "constant"),
-    "vae-default": ("vae", {"epoch_num": 2}, "normal"),
-    "vae-bn-softplus-nodecoder": (
-        "vae",
-        {
-            "epoch_num": 2,
-            "batch_norm": True,
-            "hidden_activation_name": "softplus",
-            "output_activation_name": "sigmoid",
-            "latent_dim": 3,
-            "decoder_neuron_list": [],
-            "logvar_clip": None,
-        },
-        "normal",
-    ),
-    "svdd-default": ("deep_svdd", {"epochs": 3, "random_state": 0}, "normal"),
-    "svdd-use-ae-raw-leaky": (
-        "deep_svdd",
-        {
-            "epochs": 3,
-            "random_state": 0,
-            "use_ae": True,
-            "preprocessing": False,
-            "hidden_neurons": [5, 3],
-            "hidden_activation": "leaky_relu",
-            "output_activation": "tanh",
-            "optimizer": "sgd",
-        },
-        "normal",
-    ),
-}
-
-
-def _train(dataset: str) -> np.ndarray:
-    x = np.random.default_rng(0).normal(size=(240, N_FEATURES))
-    if dataset == "constant":
-        x[:, 2] = 3.5  # std 0: PyOD divides by std + 1e-8
-    return x
-
-
-def _score_rows(train: np.ndarray) -> np.ndarray:
-    rng = np.random.default_rng(2)
-    return np.vstack(
-        [
-            verification.verification_rows(train),
-            rng.normal(size=(50, N_FEATURES)),
-            rng.uniform(-1e3, 1e3, size=(20, N_FEATURES)),
-            np.full((1, N_FEATURES), 1e3),
-            np.full((1, N_FEATURES), -1e3),
-        ]
-    ).astype(np.float32)
-
-
-@cache
-def _case(config: str) -> tuple[Any, Any, onnx.ModelProto, ort.InferenceSession, np.ndarray]:
-    name, params, dataset = CONFIGS[config]
-    algo = algorithms.get(name)
-    train = _train(dataset)
-    det = algo.build(algo.resolve_params(params), 0.1).fit(train)
-    model = to_onnx(det, N_FEATURES)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    return algo, det, model, sess, _score_rows(train)
-
-
-def _run(sess: ort.InferenceSession, x32: np.ndarray) -> np.ndarray:
-    return sess.run(["anomaly_score"], {"X": x32})[0]
-
-
-@pytest.mark.parametrize("config", CONFIGS)
-def test_onnx_matches_native(config: str) -> None:
-    algo, det, _, sess, x32 = _case(config)
-    native = algo.score(det, x32.astype(np.float64))
-    got = _run(sess, x32)
-    assert got.shape == (len(x32),)
-    assert got.dtype == np.float32
-    assert np.isfinite(got).all() and np.isfinite(native).all()  # rows at ±1e3 included
-    assert verification.compare(got, native)[1] <= 1e-5
-
-
-@pytest.mark.parametrize("config", CONFIGS)
-def test_row_alone_equals_row_in_batch(config: str) -> None:
-    _, _, _, sess, x32 = _case(config)
-    batch = _run(sess, x32)
-    picked = np.r_[np.linspace(0, len(x32) - 1, 40).astype(int), len(x32) - 2, len(x32) - 1]
-    alone = np.array([_run(sess, x32[i : i + 1])[0] for i in picked])
-    # The graph runs the network in float64: no float32 kernel picks a different rounding for one row.
-    np.testing.assert_array_equal(alone, batch[picked])
-
-
-@pytest.mark.parametrize("config", CONFIGS)
-def test_graph_contract(config: str) -> None:
-    _, _, model, _, _ = _case(config)
-    onnx.checker.check_model(model, full_check=True)
-    (x,), (y, *extra) = model.graph.input, model.graph.output
-    assert (x.name, y.name) == ("X", "anomaly_score")
-    assert x.type.tensor_type.elem_type == y.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    assert [d.dim_param or d.dim_value for d in x.type.tensor_type.shape.dim] == ["N", N_FEATURES]
-    assert [d.dim_param or d.dim_value for d in y.type.tensor_type.shape.dim] == ["N"]
-    # The reconstruction models also give Explain its exact per-feature terms; DeepSVDD's distance is taken in
-    # the embedding, which has no per-feature split.
-    if config.startswith(("ae", "vae")):
-        (c,) = extra
-        assert c.name == "contributions" and c.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-        assert [d.dim_param or d.dim_value for d in c.type.tensor_type.shape.dim] == ["N", N_FEATURES]
-    else:
-        assert extra == []
+N_FEATURES = data.DEEP_FEATURES
+_train = data.deep_train
 
 
 def test_list_algorithms_says_which_explain_exactly() -> None:
@@ -152,9 +27,9 @@ def test_list_algorithms_says_which_explain_exactly() -> None:
     assert not algorithms.get("deep_svdd").exact_explanation
 
 
-@pytest.mark.parametrize("config", [c for c in CONFIGS if c.startswith(("ae", "vae"))])
-def test_reconstruction_terms_sum_to_the_score(config: str) -> None:
-    _, _, _, sess, x32 = _case(config)
+@pytest.mark.parametrize("case_id", checks.params("deep", names=("auto_encoder", "vae")))
+def test_reconstruction_terms_sum_to_the_score(case_id: str) -> None:
+    _, _, _, sess, _, x32, _ = checks.fitted(case_id)
     score, terms = sess.run(["anomaly_score", "contributions"], {"X": x32})
     assert terms.shape == x32.shape and np.all(terms >= 0) and np.all(np.isfinite(terms))
     np.testing.assert_allclose(terms.astype(np.float64).sum(axis=1), score, rtol=1e-5)
@@ -164,17 +39,17 @@ def test_reconstruction_terms_sum_to_the_score(config: str) -> None:
 
 
 def test_export_leaves_the_detector_as_it_was() -> None:
-    algo, det, _, sess, x32 = _case("ae-default")  # exported already: the graph is a float64 copy
+    algo, det, _, sess, _, x32, _ = checks.fitted("ae-default-normal")  # exported already: a float64 copy
     param = next(det.model.parameters())
     assert (str(param.dtype), param.device.type) == ("torch.float32", "cpu")
-    assert verification.compare(_run(sess, x32[:20]), algo.score(det, x32[:20].astype(np.float64)))[1] <= 1e-5
+    assert verification.compare(checks.run(sess, x32[:20]), algo.score(det, x32[:20].astype(np.float64)))[1] <= 1e-5
 
 
 @pytest.mark.parametrize("name", ["auto_encoder", "vae", "deep_svdd"])
 def test_wrong_width_or_unfitted_is_an_export_error(name: str) -> None:
     algo = algorithms.get(name)
     config = {"auto_encoder": "ae-default", "vae": "vae-default", "deep_svdd": "svdd-default"}[name]
-    _, det, _, _, _ = _case(config)
+    det = checks.fitted(f"{config}-normal").det
     assert supports(type(det))
     with pytest.raises(ExportError, match="n_features=4"):
         to_onnx(det, 4)
@@ -183,7 +58,7 @@ def test_wrong_width_or_unfitted_is_an_export_error(name: str) -> None:
 
 
 def test_vae_native_reference_is_the_deterministic_mean_path() -> None:
-    algo, det, _, _, x32 = _case("vae-default")
+    algo, det, _, _, _, x32, _ = checks.fitted("vae-default-normal")
     x = x32[:50].astype(np.float64)
     # PyOD's own decision_function decodes a sampled latent: two calls disagree, so it cannot be a reference.
     assert not np.array_equal(det.decision_function(x), det.decision_function(x))
@@ -207,13 +82,13 @@ def test_fit_is_reproducible_with_a_seed(name: str, params: dict[str, Any]) -> N
     np.testing.assert_array_equal(first, second)
 
 
-@pytest.mark.parametrize("config", ["ae-default", "vae-default", "svdd-default"])
-def test_detects_planted_outliers(config: str) -> None:
-    algo, det, _, sess, _ = _case(config)
+@pytest.mark.parametrize("case_id", ["ae-default-normal", "vae-default-normal", "svdd-default-normal"])
+def test_detects_planted_outliers(case_id: str) -> None:
+    sess = checks.fitted(case_id).sess
     rng = np.random.default_rng(7)
     rows = np.vstack([rng.normal(size=(200, N_FEATURES)), rng.uniform(-6, 6, size=(20, N_FEATURES))])
     labels = np.r_[np.zeros(200), np.ones(20)]
-    assert roc_auc_score(labels, _run(sess, rows.astype(np.float32))) >= 0.8
+    assert roc_auc_score(labels, checks.run(sess, rows.astype(np.float32))) >= 0.8
 
 
 @pytest.mark.parametrize(
