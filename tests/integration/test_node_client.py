@@ -1,0 +1,74 @@
+"""A Node.js client (@grpc/grpc-js + @grpc/proto-loader, loading proto/ at run time) trains, detects and explains on
+the embedded server; its results must equal the Python SDK's for the same rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pynomaly import Client
+
+from conftest import REPO, ServerProcess
+
+NODE_DIR = REPO / "tests" / "node"
+
+
+@pytest.fixture(scope="session")
+def node_client() -> Path:
+    """tests/node with its packages installed from the npm registry (`npm ci`, once per lock file)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        reason = "Node.js and npm are needed for the Node client test (Debian: apt-get install nodejs npm)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    stamp = NODE_DIR / "node_modules" / ".package-lock.json"
+    lock = NODE_DIR / "package-lock.json"
+    if not stamp.is_file() or stamp.stat().st_mtime < lock.stat().st_mtime:
+        subprocess.run([npm, "ci", "--silent", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, timeout=300)
+    return NODE_DIR / "client.mjs"
+
+
+@pytest.mark.parametrize("server", ["embedded"], indirect=True)
+def test_node_client_trains_detects_and_explains(server: ServerProcess, node_client: Path, tmp_path: Path,
+                                                 blobs: tuple[np.ndarray, np.ndarray]) -> None:
+    train = blobs[0].astype(np.float32)
+    score = blobs[1].astype(np.float32)
+    request = tmp_path / "input.json"
+    request.write_text(json.dumps({"name": "node-blobs", "train": train.tolist(), "score": score.tolist()}))
+
+    run = subprocess.run(["node", str(node_client), server.address, str(request)], capture_output=True, text=True,
+                         timeout=180)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+
+    # The job ran with the parameters the Node client sent as google.protobuf.Value numbers.
+    assert result["job"]["state"] == "TRAINING_JOB_STATE_SUCCEEDED"
+    assert result["job"]["params"] == {"n_estimators": {"numberValue": 50, "kind": "numberValue"},
+                                       "random_state": {"numberValue": 0, "kind": "numberValue"}}
+    version = result["job"]["model_version"]
+    model = f"node-blobs@{version}"
+
+    with Client(server.address) as client:
+        expected = client.detect(model, score)
+        explained = client.explain(model, score)
+    detect = result["detect"]
+    assert (detect["model_name"], detect["model_version"]) == ("node-blobs", version)
+    np.testing.assert_array_equal(np.array(detect["anomaly_scores"], dtype=np.float32), expected.anomaly_scores)
+    np.testing.assert_array_equal(detect["is_anomaly"], expected.is_anomaly)
+    assert detect["threshold"] == expected.threshold
+    assert expected.is_anomaly[-10:].all()  # the planted outliers
+
+    ex = result["explain"]
+    assert ex["method"] == "EXPLAIN_METHOD_TREE_SHAP"
+    assert ex["feature_names"] == [f"f{i}" for i in range(train.shape[1])]
+    contributions = np.array(ex["contributions"]).reshape(score.shape)
+    np.testing.assert_allclose(contributions, explained.contributions, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.array(ex["base_values"]) + contributions.sum(axis=1), ex["anomaly_scores"],
+                               rtol=1e-6, atol=1e-9)
