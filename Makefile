@@ -10,7 +10,9 @@ ENGINE ?= embedded
 LOAD_TIME ?= 60
 LOAD_USERS ?= 10
 LOAD_OUT ?= var/load
-PROTOS := $(wildcard proto/pynomaly/v1/*.proto)
+PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_service.proto
+# Where the stubs of PROTOS land (committed), each compared with a fresh generation by proto-check.
+STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run run-ray test lint proto proto-check buf-lint bench bench-ray parity load clean
@@ -48,14 +50,16 @@ lint: setup ## ruff, mypy (the core and the API layer), the stubs-match-proto ch
 	$(VENV)/bin/mypy
 	$(MAKE) proto-check buf-lint
 
-proto: setup ## regenerate services/pynomaly/v1 from proto/
+proto: setup ## regenerate the stubs (services/pynomaly/v1, services/pynomaly/oip/v2) from proto/
 	$(PY) -m grpc_tools.protoc -I proto --python_out=services --pyi_out=services --grpc_python_out=services $(PROTOS)
 
 proto-check: setup ## fail if the committed stubs differ from proto/
 	@tmp=$$(mktemp -d); \
 	$(PY) -m grpc_tools.protoc -I proto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS); \
-	if diff -r -x __init__.py -x __pycache__ $$tmp/pynomaly/v1 services/pynomaly/v1; then echo "stubs match proto/"; \
-	else echo "stubs differ from proto/: run 'make proto' and commit" >&2; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
+	for stubs in $(STUBS); do \
+		if ! diff -r -x __init__.py -x __pycache__ $$tmp/$$stubs services/$$stubs; then \
+			echo "stubs differ from proto/: run 'make proto' and commit" >&2; rm -rf $$tmp; exit 1; fi; \
+	done; echo "stubs match proto/"; rm -rf $$tmp
 
 buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 	@test -x .tools/node_modules/.bin/buf || npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1.75.0

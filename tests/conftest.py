@@ -69,7 +69,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 class ServerProcess:
-    """`python -m pynomaly.cli serve` on an ephemeral loopback port; `engine="ray"` starts a private Ray cluster."""
+    """`python -m pynomaly.cli serve` on an ephemeral loopback port; `engine="ray"` starts a private Ray cluster.
+    `http_address` is the REST API's host:port when `--http-listen` is among the flags (from the banner), else None."""
 
     def __init__(self, store: Path, *extra: str, engine: str = "embedded"):
         self.store = store
@@ -81,6 +82,8 @@ class ServerProcess:
         )
         assert self.proc.stdout is not None
         lines = []
+        self.address: str | None = None
+        self.http_address: str | None = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
@@ -89,6 +92,9 @@ class ServerProcess:
             lines.append(line)
             if m := re.search(r"serving on (127\.0\.0\.1:\d+)", line):
                 self.address = m.group(1)
+            if m := re.search(r"REST: .*http://(127\.0\.0\.1:\d+)/", line):
+                self.http_address = m.group(1)
+            if self.address and (self.http_address or "--http-listen" not in extra):
                 break
         else:
             raise RuntimeError("server did not start in 60 s:\n" + "".join(lines))
@@ -118,7 +124,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         require_ray()
     data_root = tmp_path_factory.mktemp("data-root")
     srv = ServerProcess(tmp_path_factory.mktemp("store"), "--data-root", str(data_root), "--max-message-mb", "8",
-                        engine=request.param)
+                        "--http-listen", "127.0.0.1:0", engine=request.param)
     srv.data_root = data_root  # type: ignore[attr-defined]
     yield srv
     srv.stop()
