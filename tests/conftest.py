@@ -152,6 +152,32 @@ def trained(client: Client, blobs: tuple[np.ndarray, np.ndarray]) -> str:
     return f"{card.name}@{card.version}"
 
 
+@pytest.fixture(scope="session")
+def oip_model(client: Client, blobs: tuple[np.ndarray, np.ndarray]) -> str:
+    """Model 'oip' for the Open Inference Protocol tests: versions 1 and 2 (two different forests) and the alias
+    'production' on version 1; returns its name."""
+    client.train("oip", blobs[0], algorithm="iforest", params={"n_estimators": 40, "random_state": 0})
+    client.train("oip", blobs[0], algorithm="iforest", params={"n_estimators": 25, "random_state": 1})
+    client.set_alias("oip", "production", 1)
+    return "oip"
+
+
+@pytest.fixture(scope="session")
+def tritonclient_python() -> Path:
+    """The interpreter of the tritonclient environment (built once under the repository, then reused). Without
+    PyPI it cannot be built: the tests using it are skipped with the reason, or fail under CI=true."""
+    from benchmarks import tritonclient_env
+
+    try:
+        return tritonclient_env.python()
+    except (subprocess.CalledProcessError, OSError) as e:
+        reason = (f"cannot build the tritonclient environment ({tritonclient_env.TRITONCLIENT}): "
+                  f"{getattr(e, 'stderr', None) or e}")
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
 def assert_scores_close(served: np.ndarray, native: np.ndarray, rtol: float = 1e-5) -> None:
     """Relative error ≤ rtol per row, with the denominator floored at 1e-6 × the largest |score|.
 
