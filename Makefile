@@ -15,7 +15,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test lint proto proto-check buf-lint bench bench-ray parity load clean
+.PHONY: help setup run run-ray test lint proto proto-check buf-lint bench bench-oip bench-ray parity load clean
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 
 bench: setup ## ONNX vs native PyOD, Detect vs echo RPC: ratios from one run
 	$(PY) -m benchmarks.bench
+
+bench-oip: setup ## OIP v2 via tritonclient (gRPC, REST) vs native Detect: 1-row p50, 8-thread calls/s, 1k-row rows/s
+	$(PY) -m benchmarks.oip_bench
 
 bench-ray: setup ## Detect via the Ray engine vs a bare Ray Serve echo vs embedded; Ray memory
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m benchmarks.ray_bench

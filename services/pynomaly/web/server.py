@@ -30,10 +30,17 @@ def bind(listen: str) -> socket.socket:
     if not host or not port.isdigit():
         raise OSError(f"cannot listen on {listen!r} (HTTP): expected host:port")
     host = host.strip("[]")
+    # IPPROTO_TCP named explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto says TCP, and
+    # with Nagle on, a response's body waits behind its headers for the client's delayed ACK: 40 ms a call.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        return socket.create_server((host, int(port)), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        sock.listen(2048)
     except OSError as e:
+        sock.close()
         raise OSError(f"cannot listen on {listen} (HTTP): {e}") from None
+    return sock
 
 
 class HttpServer:
