@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LISTEN ?= 127.0.0.1:50051
+HTTP_LISTEN ?= 127.0.0.1:8000
 STORE ?= var/store
 ENGINE ?= embedded
 LOAD_TIME ?= 60
@@ -28,8 +29,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies
 
-run: setup ## start the embedded platform on $(LISTEN) (store: $(STORE))
-	$(VENV)/bin/pynomaly serve --listen $(LISTEN) --store $(STORE)
+run: setup ## start the embedded platform on $(LISTEN), REST on $(HTTP_LISTEN) (store: $(STORE))
+	$(VENV)/bin/pynomaly serve --listen $(LISTEN) --http-listen $(HTTP_LISTEN) --store $(STORE)
 
 # The suite runs in a network namespace with only loopback, so nothing it starts (Ray binds every interface) is
 # reachable from outside: `unshare -n` as root, `unshare -rn` as a user where user namespaces are allowed. Where
@@ -40,7 +41,8 @@ NETNS := $(shell command -v ip >/dev/null || exit 0; if unshare -n true 2>/dev/n
 ISOLATED = $(if $(NETNS),$(NETNS) sh -c 'ip link set lo up && exec "$$0" "$$@"',)
 
 run-ray: setup ## start the platform on a private Ray cluster (Ray Serve replicas), on $(LISTEN)
-	RAY_USAGE_STATS_ENABLED=0 $(VENV)/bin/pynomaly serve --engine ray --listen $(LISTEN) --store $(STORE)
+	RAY_USAGE_STATS_ENABLED=0 $(VENV)/bin/pynomaly serve --engine ray --listen $(LISTEN) --http-listen $(HTTP_LISTEN) \
+		--store $(STORE)
 
 test: setup ## run the test suite (both engines), inside a loopback-only network namespace
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q $(PYTEST_ARGS)
@@ -82,4 +84,4 @@ load: setup ## Locust vs a server on 127.0.0.1: LOAD_USERS=10 users, LOAD_TIME=6
 	RAY_USAGE_STATS_ENABLED=0 $(if $(filter ray,$(ENGINE)),$(ISOLATED)) $(PY) load_tests/run.py --engine $(ENGINE) --time $(LOAD_TIME) --users $(LOAD_USERS) --out $(LOAD_OUT)
 
 clean: ## remove the venv and local model store
-	rm -rf $(VENV) var
+	rm -rf $(VENV) .venv-tritonclient var
