@@ -9,7 +9,7 @@ import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -35,6 +35,9 @@ from pynomaly.v1 import (
     train_pb2,
     train_pb2_grpc,
 )
+
+if TYPE_CHECKING:
+    from pynomaly.web.server import HttpServer
 
 log = logging.getLogger("pynomaly.server")
 
@@ -81,7 +84,7 @@ class Running:
     health: health.aio.HealthServicer
     metrics_port: int | None = None  # where /metrics is served, if it is
     inference: Inference | None = None
-    http: Any = None  # the pynomaly.web.server.HttpServer on --http-listen, if there is one
+    http: HttpServer | None = None  # the HTTP app on --http-listen, if there is one
 
     async def stop(self, grace: float | None = 5.0) -> None:
         if self.inference is not None:
@@ -185,7 +188,7 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
     return Running(server, port, dataplane, health_servicer, metrics_port, inference, http)
 
 
-def _http_server(config: ServerConfig, inference: Inference) -> Any:
+def _http_server(config: ServerConfig, inference: Inference) -> HttpServer | None:
     """The HTTP app bound to config.http_listen (not started yet), or None when it is off."""
     if config.http_listen is None:
         return None
