@@ -4,7 +4,9 @@ Pynomaly's own Detect RPC, on one embedded server in one run (this machine is sh
 The model: IForest, 100 trees, trained on 10,000 rows × 20 features (benchmarks.bench.data). Each client measures
 the 1-row p50, the calls/s of 8 threads making 1-row calls, and the rows/s of 1,000-row calls (benchmarks/oip_load.py);
 tritonclient runs in its own environment (benchmarks/tritonclient_env.py), Detect through the Python SDK here.
-Everything is on 127.0.0.1 and bounded in time (about --seconds × 4 per client).
+The three clients take turns for --rounds rounds (the order rotating), and each figure is the median of its rounds,
+so that a burst of load from elsewhere on the machine does not land on one client only. Everything is on 127.0.0.1
+and bounded in time (about --seconds × 4 per client and round).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +51,11 @@ def _fmt(seconds: float) -> str:
     return f"{seconds * 1e6:,.0f} µs" if seconds < 1e-3 else f"{seconds * 1e3:,.2f} ms"
 
 
+def median_of_rounds(rounds: list[dict]) -> dict:
+    """The per-metric median of several measure() results."""
+    return {part: {k: statistics.median(r[part][k] for r in rounds) for k in rounds[0][part]} for part in rounds[0]}
+
+
 def report(results: dict[str, dict]) -> None:
     native = results["Detect (pynomaly SDK)"]
     rows = [("1-row p50", lambda r: r["latency"]["p50_s"], _fmt, True),
@@ -71,7 +79,8 @@ def report(results: dict[str, dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=5.0, help="time per throughput measurement (default 5)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per throughput measurement (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="turns each client takes (default 3)")
     args = parser.parse_args()
     triton_python = tritonclient_env.python()
     train, score = data()
@@ -91,9 +100,7 @@ def main() -> None:
                 c = Client(grpc_address, timeout=60)
                 return lambda X: c.detect(model, X).anomaly_scores
 
-            results = {"Detect (pynomaly SDK)": oip_load.measure(native, score.astype(np.float32), args.seconds)}
-            for label, protocol, url in (("OIP gRPC (tritonclient)", "grpc", grpc_address),
-                                         ("OIP REST (tritonclient)", "http", http_address)):
+            def tritonclient(protocol: str, url: str) -> dict:
                 done = subprocess.run(
                     [str(triton_python), str(ROOT / "benchmarks" / "oip_load.py"), protocol, url, card.name,
                      str(rows_file), "--seconds", str(args.seconds)],
@@ -101,8 +108,20 @@ def main() -> None:
                 )
                 if done.returncode:
                     raise RuntimeError(f"tritonclient ({protocol}) failed:\n{done.stderr}")
-                results[label] = json.loads(done.stdout)
-            report(results)
+                return json.loads(done.stdout)
+
+            clients = {
+                "Detect (pynomaly SDK)": lambda: oip_load.measure(native, score.astype(np.float32), args.seconds),
+                "OIP gRPC (tritonclient)": lambda: tritonclient("grpc", grpc_address),
+                "OIP REST (tritonclient)": lambda: tritonclient("http", http_address),
+            }
+            rounds: dict[str, list[dict]] = {name: [] for name in clients}
+            names = list(clients)
+            for i in range(args.rounds):
+                for name in names[i % len(names) :] + names[: i % len(names)]:
+                    rounds[name].append(clients[name]())
+            print(f"(median of {args.rounds} rounds per client, taken in turn)")
+            report({name: median_of_rounds(r) for name, r in rounds.items()})
         finally:
             proc.terminate()
             proc.wait(timeout=30)
