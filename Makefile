@@ -5,15 +5,18 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LISTEN ?= 127.0.0.1:50051
+HTTP_LISTEN ?= 127.0.0.1:8000
 STORE ?= var/store
 ENGINE ?= embedded
 LOAD_TIME ?= 60
 LOAD_USERS ?= 10
 LOAD_OUT ?= var/load
-PROTOS := $(wildcard proto/pynomaly/v1/*.proto)
+PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_service.proto
+# Where the stubs of PROTOS land (committed), each compared with a fresh generation by proto-check.
+STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test lint proto proto-check buf-lint bench bench-ray parity load clean
+.PHONY: help setup run run-ray test lint proto proto-check buf-lint bench bench-oip bench-ray parity load clean
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,8 +29,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies
 
-run: setup ## start the embedded platform on $(LISTEN) (store: $(STORE))
-	$(VENV)/bin/pynomaly serve --listen $(LISTEN) --store $(STORE)
+run: setup ## start the embedded platform on $(LISTEN), REST on $(HTTP_LISTEN) (store: $(STORE))
+	$(VENV)/bin/pynomaly serve --listen $(LISTEN) --http-listen $(HTTP_LISTEN) --store $(STORE)
 
 # The suite runs in a network namespace with only loopback, so nothing it starts (Ray binds every interface) is
 # reachable from outside: `unshare -n` as root, `unshare -rn` as a user where user namespaces are allowed. Where
@@ -38,7 +41,8 @@ NETNS := $(shell command -v ip >/dev/null || exit 0; if unshare -n true 2>/dev/n
 ISOLATED = $(if $(NETNS),$(NETNS) sh -c 'ip link set lo up && exec "$$0" "$$@"',)
 
 run-ray: setup ## start the platform on a private Ray cluster (Ray Serve replicas), on $(LISTEN)
-	RAY_USAGE_STATS_ENABLED=0 $(VENV)/bin/pynomaly serve --engine ray --listen $(LISTEN) --store $(STORE)
+	RAY_USAGE_STATS_ENABLED=0 $(VENV)/bin/pynomaly serve --engine ray --listen $(LISTEN) --http-listen $(HTTP_LISTEN) \
+		--store $(STORE)
 
 test: setup ## run the test suite (both engines), inside a loopback-only network namespace
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q $(PYTEST_ARGS)
@@ -48,14 +52,16 @@ lint: setup ## ruff, mypy (the core and the API layer), the stubs-match-proto ch
 	$(VENV)/bin/mypy
 	$(MAKE) proto-check buf-lint
 
-proto: setup ## regenerate services/pynomaly/v1 from proto/
+proto: setup ## regenerate the stubs (services/pynomaly/v1, services/pynomaly/oip/v2) from proto/
 	$(PY) -m grpc_tools.protoc -I proto --python_out=services --pyi_out=services --grpc_python_out=services $(PROTOS)
 
 proto-check: setup ## fail if the committed stubs differ from proto/
 	@tmp=$$(mktemp -d); \
 	$(PY) -m grpc_tools.protoc -I proto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS); \
-	if diff -r -x __init__.py -x __pycache__ $$tmp/pynomaly/v1 services/pynomaly/v1; then echo "stubs match proto/"; \
-	else echo "stubs differ from proto/: run 'make proto' and commit" >&2; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
+	for stubs in $(STUBS); do \
+		if ! diff -r -x __init__.py -x __pycache__ $$tmp/$$stubs services/$$stubs; then \
+			echo "stubs differ from proto/: run 'make proto' and commit" >&2; rm -rf $$tmp; exit 1; fi; \
+	done; echo "stubs match proto/"; rm -rf $$tmp
 
 buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 	@test -x .tools/node_modules/.bin/buf || npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1.75.0
@@ -63,6 +69,9 @@ buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 
 bench: setup ## ONNX vs native PyOD, Detect vs echo RPC: ratios from one run
 	$(PY) -m benchmarks.bench
+
+bench-oip: setup ## OIP v2 via tritonclient (gRPC, REST) vs native Detect: 1-row p50, 8-thread calls/s, 1k-row rows/s
+	$(PY) -m benchmarks.oip_bench
 
 bench-ray: setup ## Detect via the Ray engine vs a bare Ray Serve echo vs embedded; Ray memory
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m benchmarks.ray_bench
@@ -75,4 +84,4 @@ load: setup ## Locust vs a server on 127.0.0.1: LOAD_USERS=10 users, LOAD_TIME=6
 	RAY_USAGE_STATS_ENABLED=0 $(if $(filter ray,$(ENGINE)),$(ISOLATED)) $(PY) load_tests/run.py --engine $(ENGINE) --time $(LOAD_TIME) --users $(LOAD_USERS) --out $(LOAD_OUT)
 
 clean: ## remove the venv and local model store
-	rm -rf $(VENV) var
+	rm -rf $(VENV) .venv-tritonclient var

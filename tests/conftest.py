@@ -69,7 +69,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 class ServerProcess:
-    """`python -m pynomaly.cli serve` on an ephemeral loopback port; `engine="ray"` starts a private Ray cluster."""
+    """`python -m pynomaly.cli serve` on an ephemeral loopback port; `engine="ray"` starts a private Ray cluster.
+    `http_address` is the REST API's host:port when `--http-listen` is among the flags (from the banner), else None."""
 
     def __init__(self, store: Path, *extra: str, engine: str = "embedded"):
         self.store = store
@@ -81,6 +82,8 @@ class ServerProcess:
         )
         assert self.proc.stdout is not None
         lines = []
+        self.address: str | None = None
+        self.http_address: str | None = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
@@ -89,6 +92,9 @@ class ServerProcess:
             lines.append(line)
             if m := re.search(r"serving on (127\.0\.0\.1:\d+)", line):
                 self.address = m.group(1)
+            if m := re.search(r"REST: .*http://(127\.0\.0\.1:\d+)/", line):
+                self.http_address = m.group(1)
+            if self.address and (self.http_address or "--http-listen" not in extra):
                 break
         else:
             raise RuntimeError("server did not start in 60 s:\n" + "".join(lines))
@@ -118,7 +124,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         require_ray()
     data_root = tmp_path_factory.mktemp("data-root")
     srv = ServerProcess(tmp_path_factory.mktemp("store"), "--data-root", str(data_root), "--max-message-mb", "8",
-                        engine=request.param)
+                        "--http-listen", "127.0.0.1:0", engine=request.param)
     srv.data_root = data_root  # type: ignore[attr-defined]
     yield srv
     srv.stop()
@@ -144,6 +150,32 @@ def trained(client: Client, blobs: tuple[np.ndarray, np.ndarray]) -> str:
     """A small IForest model 'blobs' trained once per session; returns its reference."""
     card = client.train("blobs", blobs[0], algorithm="iforest", params={"n_estimators": 50, "random_state": 0})
     return f"{card.name}@{card.version}"
+
+
+@pytest.fixture(scope="session")
+def oip_model(client: Client, blobs: tuple[np.ndarray, np.ndarray]) -> str:
+    """Model 'oip' for the Open Inference Protocol tests: versions 1 and 2 (two different forests) and the alias
+    'production' on version 1; returns its name."""
+    client.train("oip", blobs[0], algorithm="iforest", params={"n_estimators": 40, "random_state": 0})
+    client.train("oip", blobs[0], algorithm="iforest", params={"n_estimators": 25, "random_state": 1})
+    client.set_alias("oip", "production", 1)
+    return "oip"
+
+
+@pytest.fixture(scope="session")
+def tritonclient_python() -> Path:
+    """The interpreter of the tritonclient environment (built once under the repository, then reused). Without
+    PyPI it cannot be built: the tests using it are skipped with the reason, or fail under CI=true."""
+    from benchmarks import tritonclient_env
+
+    try:
+        return tritonclient_env.python()
+    except (subprocess.CalledProcessError, OSError) as e:
+        reason = (f"cannot build the tritonclient environment ({tritonclient_env.TRITONCLIENT}): "
+                  f"{getattr(e, 'stderr', None) or e}")
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 def assert_scores_close(served: np.ndarray, native: np.ndarray, rtol: float = 1e-5) -> None:

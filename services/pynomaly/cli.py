@@ -50,6 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_message_bytes=int(args.max_message_mb * 1024 * 1024),
         metrics_port=args.metrics_port,
+        http_listen=args.http_listen,
     )
     try:
         asyncio.run(serve(config))
@@ -70,7 +71,7 @@ def _serve_ray(args: argparse.Namespace) -> int:
         app_args = AppArgs(
             listen=args.listen, store=args.store, data_root=args.data_root, min_replicas=args.min_replicas,
             max_replicas=args.max_replicas, max_models_per_replica=args.max_models, ort_threads=args.threads,
-            max_message_mb=args.max_message_mb, metrics_port=args.metrics_port,
+            max_message_mb=args.max_message_mb, metrics_port=args.metrics_port, http_listen=args.http_listen,
         )
         local.run(app_args, ray_address=args.ray_address, log_level=args.log_level)
     except (OSError, ValueError, RuntimeError) as e:  # pydantic's ValidationError is a ValueError
@@ -234,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "process) or the Ray engine (Ray Serve replicas; needs pynomaly[ray]).")
     p.add_argument("--engine", choices=["embedded", "ray"], default="embedded", help="(default embedded)")
     p.add_argument("--listen", default="127.0.0.1:50051", help="host:port to listen on (default 127.0.0.1:50051)")
+    p.add_argument("--http-listen", metavar="HOST:PORT",
+                   help="also serve the REST API (the Open Inference Protocol v2 over HTTP/JSON) on HOST:PORT, in the "
+                        "same process; port 0 picks a free one (default: off)")
     p.add_argument("--store", default="var/store",
                    help="model store: a directory, or s3://bucket/prefix with the AWS_* variables (default var/store)")
     p.add_argument("--data-root", help="directory that CreateTrainingJob data_uri may read (default: none)")

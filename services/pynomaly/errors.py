@@ -33,3 +33,7 @@ class DeadlineExceeded(PynomalyError):
 
 class Unavailable(PynomalyError):
     """A part of the platform the call needs is down or restarting (e.g. a Ray Serve replica): retry later."""
+
+
+class PayloadTooLarge(ResourceExhausted):
+    """A request body over the configured size limit (HTTP tells it apart from other limits: 413, not 429)."""

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "services" / "pynomaly"
-GENERATED = PACKAGE / "v1"
+GENERATED = (PACKAGE / "v1", PACKAGE / "oip" / "v2")  # protoc's stubs
 
 # The core: domain types, detectors, converters, explanations, verification and the model store.
 CORE = ["pynomaly.refs", "pynomaly.rows", "pynomaly.data", "pynomaly.errors", "pynomaly.algorithms", "pynomaly.export",
@@ -28,7 +28,7 @@ def _module_name(path: Path) -> str:
 
 
 def _sources() -> dict[str, Path]:
-    return {_module_name(p): p for p in PACKAGE.rglob("*.py") if GENERATED not in p.parents}
+    return {_module_name(p): p for p in PACKAGE.rglob("*.py") if not set(GENERATED) & set(p.parents)}
 
 
 def _imports(name: str, path: Path, modules: set[str]) -> set[str]:
@@ -127,7 +127,7 @@ def test_the_package_face_loads_the_sdk_only_when_asked():
 
 
 def test_hand_written_modules_stay_small():
-    written = [p for p in (ROOT / "services").rglob("*.py") if GENERATED not in p.parents]
+    written = [p for p in (ROOT / "services").rglob("*.py") if not set(GENERATED) & set(p.parents)]
     for folder in ("benchmarks", "tests", "load_tests"):
         written += (ROOT / folder).rglob("*.py")
     large = {str(p.relative_to(ROOT)): n for p in written if (n := len(p.read_text().splitlines())) > MAX_LINES}

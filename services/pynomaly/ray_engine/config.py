@@ -28,3 +28,5 @@ class AppArgs(BaseModel):
     train_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves per training task")
     max_message_mb: float = Field(64.0, gt=0, description="largest request or response, MiB")
     metrics_port: int | None = Field(None, ge=0, description="Prometheus /metrics port on the gateway host; None: off")
+    http_listen: str | None = Field(None, description="host:port of the gateway's REST API (the Open Inference "
+                                    "Protocol v2 over HTTP/JSON; port 0: any); None: off")

@@ -137,7 +137,8 @@ class Gateway:
         a = AppArgs(**args)
         config = ServerConfig(listen=a.listen, store=a.store,
                               data_root=Path(a.data_root) if a.data_root else None,
-                              max_message_bytes=int(a.max_message_mb * 1024 * 1024), metrics_port=a.metrics_port)
+                              max_message_bytes=int(a.max_message_mb * 1024 * 1024), metrics_port=a.metrics_port,
+                              http_listen=a.http_listen)
         self._running: Any = None
         self._loop = asyncio.new_event_loop()
         self._error: BaseException | None = None
@@ -163,6 +164,7 @@ class Gateway:
         self._address = f"{host}:{self._running.port}"
         port = self._running.metrics_port
         self._metrics_url = f"http://{host}:{port}/metrics" if port else ""
+        self._http_url = f"http://{self._running.http.address}" if self._running.http else ""
         log.info("pynomaly gateway serving on %s", self._address)
 
     def address(self) -> str:
@@ -172,6 +174,10 @@ class Gateway:
     def metrics_url(self) -> str:
         """Where Prometheus scrapes the gateway ("" when metrics are off)."""
         return self._metrics_url
+
+    def http_url(self) -> str:
+        """Where the REST API is served ("" when --http-listen is off)."""
+        return self._http_url
 
     def check_health(self) -> None:
         """Serve's replica health check (defining it replaces Serve's own): the replica is restarted when the

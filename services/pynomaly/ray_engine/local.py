@@ -32,12 +32,15 @@ def run(args: object, ray_address: str | None = None, log_level: str = "warning"
         handle = serve.run(build(args), name=APP_NAME, route_prefix=None)
         address = handle.address.remote().result()
         metrics = handle.metrics_url.remote().result()
+        http = handle.http_url.remote().result()
         print(
             f"Pynomaly (Ray engine) is serving on {address} (model store: {args.store}; "
             f"{args.min_replicas}–{args.max_replicas} Scorer replicas)\n"
             f"  health:  grpcurl -plaintext {address} grpc.health.v1.Health/Check\n"
             f"  train:   pynomaly train --server {address} --name demo --algorithm iforest --data FILE.csv\n"
             f"  detect:  pynomaly detect --server {address} --model demo --data FILE.csv\n"
+            f"  OIP v2:  inference.GRPCInferenceService on {address} (tritonclient, any KServe v2 client)\n"
+            + (f"  REST:    curl {http}/v2/health/ready (Open Inference Protocol v2)\n" if http else "")
             + (f"  metrics: {metrics}\n" if metrics else "")
             + ("  note: --listen asked for any free port; a gateway replica that Serve restarts binds a new one. "
                "Give a fixed port where clients must find it again.\n" if args.listen.endswith(":0") else "")

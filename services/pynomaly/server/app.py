@@ -9,7 +9,7 @@ import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -19,7 +19,10 @@ from pynomaly.dataplane import DataPlane
 from pynomaly.jobs import JobManager, ProcessPool
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
+from pynomaly.oip.inference import Inference
+from pynomaly.oip.v2 import grpc_service_pb2_grpc
 from pynomaly.runtime import LocalScoring, SessionCache
+from pynomaly.server import oip
 from pynomaly.server.servicers import DetectServicer, ExplainServicer, ModelServicer, TrainServicer
 from pynomaly.store import LocalStore, open_store
 from pynomaly.v1 import (
@@ -32,6 +35,9 @@ from pynomaly.v1 import (
     train_pb2,
     train_pb2_grpc,
 )
+
+if TYPE_CHECKING:
+    from pynomaly.web.server import HttpServer
 
 log = logging.getLogger("pynomaly.server")
 
@@ -65,6 +71,9 @@ class ServerConfig:
     # Prometheus metrics over HTTP on this port of the --listen host (0 picks one); None: off. Tracing has no field:
     # it is configured by the standard OTEL_* environment variables only (pynomaly.observability.tracing).
     metrics_port: int | None = None
+    # The REST API (the Open Inference Protocol's HTTP/JSON binding; pynomaly.web) on this host:port, in the same
+    # process and event loop as gRPC (port 0 picks one); None: off.
+    http_listen: str | None = None
 
 
 @dataclass
@@ -74,9 +83,15 @@ class Running:
     dataplane: DataPlane
     health: health.aio.HealthServicer
     metrics_port: int | None = None  # where /metrics is served, if it is
+    inference: Inference | None = None
+    http: HttpServer | None = None  # the HTTP app on --http-listen, if there is one
 
     async def stop(self, grace: float | None = 5.0) -> None:
+        if self.inference is not None:
+            self.inference.draining = True
         await self.health.enter_graceful_shutdown()
+        if self.http is not None:
+            await self.http.stop(grace)
         await self.server.stop(grace)
         await self.dataplane.jobs.stop()
         self.dataplane.metrics.close()
@@ -121,7 +136,8 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
 async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
                           interceptors: list[grpc.aio.ServerInterceptor],
                           extra_handlers: Iterable[grpc.GenericRpcHandler] = ()) -> Running:
-    """The gRPC front of any engine: the four services, health, reflection, metrics; bound and started."""
+    """The front of any engine: the four services, the Open Inference Protocol, health, reflection, metrics, and
+    the HTTP app on config.http_listen; bound and started."""
     metrics = dataplane.metrics
     server = grpc.aio.server(
         interceptors=interceptors,
@@ -136,17 +152,24 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
     model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(dataplane), server)
     detect_pb2_grpc.add_DetectServiceServicer_to_server(DetectServicer(dataplane), server)
     explain_pb2_grpc.add_ExplainServiceServicer_to_server(ExplainServicer(dataplane), server)
+    inference = Inference(dataplane)
+    grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(oip.InferenceServicer(inference), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    services = (*SERVICE_NAMES, oip.SERVICE_NAME)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
+        (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server,
     )
     try:
         port = server.add_insecure_port(config.listen)
     except RuntimeError as e:
         await dataplane.jobs.stop()
         raise OSError(f"cannot listen on {config.listen}: {e}") from None
+    try:
+        http = _http_server(config, inference)
+    except OSError:
+        await dataplane.jobs.stop()
+        raise
     metrics_port = None
     if metrics.enabled:
         host = config.listen.rsplit(":", 1)[0]
@@ -154,11 +177,26 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
             metrics_port = metrics.serve(host, config.metrics_port)
         except OSError as e:
             await dataplane.jobs.stop()
+            if http is not None:
+                await http.stop()
             raise OSError(f"cannot serve metrics on {host}:{config.metrics_port}: {e}") from None
     await server.start()
-    for name in ("", *SERVICE_NAMES):
+    if http is not None:
+        await http.start()
+    for name in ("", *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return Running(server, port, dataplane, health_servicer, metrics_port)
+    return Running(server, port, dataplane, health_servicer, metrics_port, inference, http)
+
+
+def _http_server(config: ServerConfig, inference: Inference) -> HttpServer | None:
+    """The HTTP app bound to config.http_listen (not started yet), or None when it is off."""
+    if config.http_listen is None:
+        return None
+    from pynomaly.web.app import build_app
+    from pynomaly.web.server import HttpServer, bind
+
+    sock = bind(config.http_listen)
+    return HttpServer(build_app(inference, config.max_message_bytes), sock, config.http_listen.rpartition(":")[0])
 
 
 async def serve(config: ServerConfig) -> None:
@@ -176,6 +214,9 @@ async def serve(config: ServerConfig) -> None:
         f"  list:    grpcurl -plaintext {host}:{running.port} list\n"
         f"  train:   pynomaly train --server {host}:{running.port} --name demo --algorithm iforest --data FILE.csv\n"
         f"  detect:  pynomaly detect --server {host}:{running.port} --model demo --data FILE.csv\n"
+        f"  OIP v2:  inference.GRPCInferenceService on {host}:{running.port} (tritonclient, any KServe v2 client)\n"
+        + (f"  REST:    curl http://{running.http.address}/v2/health/ready (Open Inference Protocol v2)\n"
+           if running.http else "")
         + (f"  metrics: http://{host}:{running.metrics_port}/metrics\n" if running.metrics_port else "")
         + ("  tracing: on (OpenTelemetry, from the OTEL_* environment variables)\n"
            if running.dataplane.tracer.enabled else "")
