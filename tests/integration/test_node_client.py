@@ -1,5 +1,6 @@
-"""A Node.js client (@grpc/grpc-js + @grpc/proto-loader, loading proto/ at run time) trains, detects and explains on
-the embedded server; its results must equal the Python SDK's for the same rows."""
+"""A Node.js client (@grpc/grpc-js + @grpc/proto-loader, loading proto/ at run time) trains, detects, explains and
+calls the Open Inference Protocol's ModelInfer on the embedded server; its results must equal the Python SDK's for
+the same rows."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def node_client() -> Path:
 
 
 @pytest.mark.parametrize("server", ["embedded"], indirect=True)
-def test_node_client_trains_detects_and_explains(server: ServerProcess, node_client: Path, tmp_path: Path,
+def test_node_client_trains_detects_explains_and_infers(server: ServerProcess, node_client: Path, tmp_path: Path,
                                                  blobs: tuple[np.ndarray, np.ndarray]) -> None:
     train = blobs[0].astype(np.float32)
     score = blobs[1].astype(np.float32)
@@ -72,3 +73,13 @@ def test_node_client_trains_detects_and_explains(server: ServerProcess, node_cli
     np.testing.assert_allclose(contributions, explained.contributions, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(np.array(ex["base_values"]) + contributions.sum(axis=1), ex["anomaly_scores"],
                                rtol=1e-6, atol=1e-9)
+
+    # The Open Inference Protocol: the same scores and flags, in the input's datatype.
+    oip = result["oip"]
+    assert (oip["model_name"], oip["model_version"]) == ("node-blobs", str(version))
+    assert oip["outputs"]["anomaly_score"]["datatype"] == "FP32"
+    assert oip["outputs"]["anomaly_score"]["shape"] == [len(score)]
+    np.testing.assert_array_equal(np.array(oip["outputs"]["anomaly_score"]["data"], dtype=np.float32),
+                                  expected.anomaly_scores)
+    assert oip["outputs"]["is_anomaly"] == {"datatype": "BOOL", "shape": [len(score)],
+                                            "data": expected.is_anomaly.tolist()}

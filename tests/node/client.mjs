@@ -4,8 +4,8 @@
 // Usage: node client.mjs ADDRESS INPUT.json
 //   INPUT.json: {"name": "...", "train": [[...], ...], "score": [[...], ...]}
 // Trains an IForest on `train`, waits for the job over WatchTrainingJob, then scores `score` with Detect, explains it
-// with Explain, scores it again through the Open Inference Protocol's ModelInfer when the server offers it, and
-// prints one JSON object with every result.
+// with Explain, scores it again through the Open Inference Protocol's ModelInfer, and prints one JSON object with
+// every result.
 
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -83,31 +83,26 @@ async function main() {
   };
 
   // The Open Inference Protocol v2 (inference.GRPCInferenceService), loaded from the same proto/ tree.
-  const oipFile = join("pynomaly", "oip", "v2", "grpc_service.proto");
-  let oip = null;
-  try {
-    oip = load([oipFile]).inference;
-  } catch (error) {
-    if (error.code !== "ENOENT") throw error;
-  }
-  if (oip) {
-    const inference = new oip.GRPCInferenceService(address, credentials);
-    const rows = input.score;
-    const infer = await call(inference, "ModelInfer", {
-      model_name: input.name,
-      model_version: String(job.model_version),
-      inputs: [{
-        name: "input", datatype: "FP32", shape: [rows.length, rows[0].length],
-        contents: { fp32_contents: rows.flat() },
-      }],
-    });
-    result.oip = Object.fromEntries(infer.outputs.map((o) => [o.name, {
+  const oip = load(["pynomaly/oip/v2/grpc_service.proto"]).inference;
+  const inference = new oip.GRPCInferenceService(address, credentials);
+  const rows = input.score;
+  const infer = await call(inference, "ModelInfer", {
+    model_name: input.name,
+    model_version: String(job.model_version),
+    inputs: [{
+      name: "rows", datatype: "FP32", shape: [rows.length, rows[0].length],
+      contents: { fp32_contents: rows.flat() },
+    }],
+  });
+  result.oip = {
+    model_name: infer.model_name, model_version: infer.model_version,
+    outputs: Object.fromEntries(infer.outputs.map((o) => [o.name, {
       datatype: o.datatype, shape: o.shape,
       data: o.datatype === "BOOL" ? o.contents.bool_contents : o.contents.fp32_contents,
-    }]));
-  }
+    }])),
+  };
   process.stdout.write(JSON.stringify(result));
-  for (const c of [train, detect, explain]) c.close();
+  for (const c of [train, detect, explain, inference]) c.close();
 }
 
 main().catch((error) => {
