@@ -1,4 +1,4 @@
-"""`pynomaly` command line: serve, train, detect, models, algorithms. Built on the SDK."""
+"""`pynomaly` command line: serve, train, detect, batch, models, algorithms. Built on the SDK."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from pynomaly import cli_batch
 from pynomaly.client import DEFAULT_TARGET, Client, TrainingError
 from pynomaly.errors import InvalidArgument
 
@@ -272,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="override the model's threshold")
     p.add_argument("--json", action="store_true", help="write JSON instead of CSV")
     p.set_defaults(func=cmd_detect)
+
+    cli_batch.add_parser(sub, client_parser)
 
     p = client_parser("explain", "per-feature contributions to the scores of a file's rows")
     p.add_argument("--model", required=True, help="model reference: name, name@3 or name:alias")

@@ -171,6 +171,8 @@ def output_location(uri: str, root: Path | None, overwrite: bool, store: str) ->
 
 
 def _unwritable(field: str, uri: str, e: OSError) -> Exception:
+    if e.errno in (errno.EEXIST, errno.ENOTDIR):  # os.makedirs through a file
+        return InvalidArgument(f"{field}: cannot write {uri!r}: a parent of it is a file, not a directory")
     text = f"{field}: cannot write {uri!r}: {e.strerror or e}"
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return PermissionDenied(text)

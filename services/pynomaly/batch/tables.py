@@ -55,7 +55,7 @@ def _numeric(t: pa.DataType) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
 
 
-def _csv_options(features: list[str], columns: list[str] | None = None) -> dict[str, Any]:
+def csv_options(features: list[str], columns: list[str] | None = None) -> dict[str, Any]:
     return {
         "read_options": pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
         # Features are read as float64 whatever they look like; a column absent from the file is ignored here.
@@ -86,7 +86,7 @@ def read_layout(location: Location, features: list[str]) -> Layout:
             empty = meta.num_rows == 0
         else:
             with _opened(location) as source:
-                reader = pcsv.open_csv(source, **_csv_options(features))
+                reader = pcsv.open_csv(source, **csv_options(features))
                 schema = reader.schema
                 empty = all(batch.num_rows == 0 for batch in _first(reader))
             layout = Layout(tuple(schema.names), {f.name: f.type for f in schema}, 0, (), 0)
@@ -157,7 +157,7 @@ def read_batches(location: Location, layout: Layout, columns: list[str], feature
     source = pa.OSFile(location.path) if location.local else location.open_read()
     done = 0
     try:
-        reader = pcsv.open_csv(source, **_csv_options(features, columns))
+        reader = pcsv.open_csv(source, **csv_options(features, columns))
         for batch in reader:
             done += batch.num_rows
             yield batch, source.tell() / max(layout.size, 1)
