@@ -55,6 +55,12 @@ def _numeric(t: pa.DataType) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
 
 
+def _kind(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "text"
+    return "true/false" if pa.types.is_boolean(t) else str(t)
+
+
 def csv_options(features: list[str], columns: list[str] | None = None) -> dict[str, Any]:
     return {
         "read_options": pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
@@ -131,7 +137,7 @@ def select_columns(layout: Layout, features: list[str], id_column: str, pass_thr
                               "id_column, set pass_through to copy them all, or drop them")
     for f in features:
         if not _numeric(layout.types[f]):
-            raise InvalidArgument(f"{FIELD}: feature column {f!r} of {uri!r} is {layout.types[f]}, not numeric")
+            raise InvalidArgument(f"{FIELD}: feature column {f!r} of {uri!r} is {_kind(layout.types[f])}, not numeric")
     keep = list(layout.columns) if pass_through else [id_column] if id_column else []
     clash = [c for c in keep if c in (SCORE, FLAG)]
     if clash:
@@ -167,13 +173,14 @@ def read_batches(location: Location, layout: Layout, columns: list[str], feature
         source.close()
 
 
-_CSV_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to ([^:]+): invalid value '(.*)'", re.S)
+_CSV_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to ([^:]+): invalid value")
 
 
 def explain_csv_error(location: Location, features: list[str], layout: Layout | None, error: Exception,
                       done: int) -> str:
     """A CSV reader's error as a message naming the row: pyarrow names the column and value of a cell it cannot
-    convert but not its row, so the column is read once more, as text, to find it (an error path only)."""
+    convert but not its row (or, reading serially, its line), so the column is read once more, as text, to find
+    it (an error path only)."""
     m = _CSV_CONVERSION.search(str(error))
     if m is None:
         return f"{FIELD}: cannot read {location.uri!r} after row {done}: {error}"

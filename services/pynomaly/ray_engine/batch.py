@@ -24,6 +24,9 @@ from pynomaly.runtime import SessionCache
 from pynomaly.store import open_store
 
 ERROR = "__pynomaly_error"  # the actor's mark on a block's first bad row (dropped before the output)
+# Ray Data's blocks are at most this large (its default, 128 MiB, would bring a million rows to the gateway at once):
+# what the gateway holds is a few blocks, and progress moves a block at a time.
+BLOCK_BYTES = 8 << 20
 
 
 class BlockScorer:
@@ -70,6 +73,7 @@ class RayDataEngine:
 
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # blocks leave the actor pool in input order
+        context.target_max_block_size = BLOCK_BYTES
         context.enable_progress_bars = False  # the job's record is the progress; nobody reads the gateway's stderr
         context.print_on_execution_start = False
         dataset = self._read(plan).map_batches(
@@ -91,8 +95,9 @@ class RayDataEngine:
         except (InvalidArgument, GeneratorExit):
             raise
         except Exception as e:
-            # A read task's error comes wrapped by Ray; a CSV cell that is not a number is the client's.
-            if plan.source.suffix == ".csv" and "CSV " in str(e):
-                raise InvalidArgument(tables.explain_csv_error(plan.source, plan.features, plan.layout, e,
-                                                               offset)) from None
+            # A read task's error comes wrapped by Ray, pyarrow's words not always kept. A CSV the reader fails on
+            # is read here the embedded engine's way, which names the bad row (InvalidArgument); an error path only.
+            if plan.source.suffix == ".csv" and "CSV" in str(e):
+                for _ in tables.read_batches(plan.source, plan.layout, plan.columns, plan.features):
+                    pass
             raise
