@@ -1,0 +1,67 @@
+"""A batch job cut off by the end of its server is FAILED when the server comes back, its partial output removed,
+on both engines: the embedded server killed outright (a crash), the Ray engine's server stopped (SIGTERM: killing
+it would orphan its Ray cluster)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pynomaly import Client
+from pynomaly.v1 import detect_pb2, train_pb2
+
+from conftest import ServerProcess, require_ray
+
+ROWS = 1_000_000
+
+
+@pytest.mark.parametrize("engine", ["embedded", "ray"])
+def test_a_job_cut_off_is_failed_at_restart_and_leaves_no_file(tmp_path, engine):
+    if engine == "ray":
+        require_ray()
+    store, data, out = tmp_path / "store", tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    out.mkdir()
+    rng = np.random.default_rng(41)
+    frame = pd.DataFrame(rng.normal(size=(ROWS, 3)), columns=["a", "b", "c"])
+    frame.to_parquet(data / "big.parquet", row_group_size=50_000)
+    frame[:1000].to_parquet(data / "small.parquet")
+    roots = ("--data-root", str(data), "--output-root", str(out))
+    first = ServerProcess(store, *roots, engine=engine)
+    try:
+        with Client(first.address, timeout=60) as client:
+            client.train("restart", rng.normal(size=(300, 3)), algorithm="iforest", feature_names=["a", "b", "c"])
+            job = client.start_batch_detect("restart", "big.parquet", "result.csv", pass_through=True)
+            for event in client.watch_batch_job(job.id, timeout=300):
+                if event.rows_done > 0:
+                    break
+            assert event.state == detect_pb2.BATCH_DETECT_JOB_STATE_RUNNING and event.rows_done < ROWS
+            assert [p.name for p in out.iterdir()] == [f".result.csv.{job.id}.partial"]
+    finally:
+        if engine == "embedded":
+            first.channel.close()
+            first.proc.kill()
+            first.proc.wait(timeout=30)
+        else:
+            first.stop()
+
+    second = ServerProcess(store, *roots, engine=engine)
+    try:
+        with Client(second.address, timeout=60) as client:
+            got = client.get_batch_job(job.id)
+            assert got.state == detect_pb2.BATCH_DETECT_JOB_STATE_FAILED
+            restarted = "interrupted by a server restart; submit the job again"
+            # Stopped, the Ray engine's gateway may have marked the job itself, before the restart did.
+            assert got.message in ((restarted,) if engine == "embedded" else
+                                   (restarted, "interrupted: the server stopped; submit the job again"))
+            assert got.end_time.seconds >= got.start_time.seconds > 0
+            assert list(out.iterdir()) == []  # the partial file is gone and nothing has the final name
+            assert [j.id for j in client.list_batch_jobs()] == [job.id]
+            training = client.train_stub.ListTrainingJobs(train_pb2.ListTrainingJobsRequest()).jobs
+            assert [j.model_name for j in training] == ["restart"]
+            # The same output can be written now, by a job that runs to the end.
+            done = client.batch_detect("restart", "small.parquet", "result.csv", wait_timeout=300)
+            assert done.rows_done == 1000 and [p.name for p in out.iterdir()] == ["result.csv"]
+    finally:
+        second.stop()
