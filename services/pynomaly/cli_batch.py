@@ -30,14 +30,16 @@ def _as_json(job: detect_pb2.BatchDetectJob) -> str:
 
 class _Progress:
     """A tqdm bar on stderr fed by the job's watch events: rows, rows/s and ETA (rows_total unknown for CSV: then
-    the server's own estimate, from bytes read)."""
+    the server's own estimate, from bytes read). Drawn from the first event: a job refused at once shows none."""
 
     def __init__(self) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(unit=" rows", unit_scale=True, file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+        self._bar: Any = None
 
     def __call__(self, job: detect_pb2.BatchDetectJob) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(unit=" rows", unit_scale=True, file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
         bar = self._bar
         if job.rows_total and bar.total != job.rows_total:
             bar.total = job.rows_total
@@ -48,7 +50,8 @@ class _Progress:
             bar.update(job.rows_done - bar.n)
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
