@@ -231,7 +231,8 @@ def feature_matrix(batch: Table, features: list[str],
         column = batch.column(name)
         if column.type != pa.float64():
             column = pc.cast(column, pa.float64(), safe=False)
-        X[:, j] = column.to_numpy(zero_copy_only=False)  # nulls become NaN
+        with np.errstate(over="ignore"):  # 1e300 in float32 becomes inf, and is reported below
+            X[:, j] = column.to_numpy(zero_copy_only=False)  # nulls become NaN
     finite = np.isfinite(X)
     if finite.all():
         return X, None
