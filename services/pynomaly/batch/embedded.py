@@ -1,12 +1,14 @@
 """The embedded engine's batch scoring: the input read and checked a chunk ahead on a thread of its own, each chunk
-scored on the session cache's threads (as a large Detect is), the output written by the job's worker thread. Three
-stages overlap (pyarrow and onnxruntime release the GIL); memory holds a few chunks, whatever the file's size."""
+scored on the session cache's threads (as a large Detect is, `--threads` of them), and the output written by the
+job's worker thread while the next chunk scores. The three stages overlap (pyarrow and onnxruntime release the GIL);
+memory holds a few chunks, whatever the file's size."""
 
 from __future__ import annotations
 
 import queue
 import threading
 from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from typing import Any, TypeVar
 
@@ -95,7 +97,17 @@ class ThreadEngine:
 
     def score(self, plan: BatchPlan) -> Generator[tuple[tables.Table, float], None, None]:
         model = self._sessions.get(plan.model_name, plan.model_version)
-        with closing(read_ahead(self._checked(plan, input_dtype(model)))) as chunks:
+        pending = None  # the chunk being scored while the one before it is written
+        with closing(read_ahead(self._checked(plan, input_dtype(model)))) as chunks, \
+                ThreadPoolExecutor(1, thread_name_prefix="pynomaly-batch-score") as scorer:
             for batch, X, fraction in chunks:
-                scores = self._sessions.score_split(model, X)
-                yield tables.scored(batch, plan.keep, scores, plan.threshold), fraction
+                scoring = scorer.submit(self._sessions.score_split, model, X)
+                if pending is not None:
+                    yield self._done(plan, *pending)
+                pending = batch, scoring, fraction
+            if pending is not None:
+                yield self._done(plan, *pending)
+
+    @staticmethod
+    def _done(plan: BatchPlan, batch: pa.RecordBatch, scoring: Any, fraction: float) -> tuple[tables.Table, float]:
+        return tables.scored(batch, plan.keep, scoring.result(), plan.threshold), fraction
