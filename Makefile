@@ -13,7 +13,7 @@ LOAD_OUT ?= var/load
 PROTOS := $(wildcard proto/pynomaly/v1/*.proto)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test lint proto proto-check buf-lint bench bench-ray parity load clean
+.PHONY: help setup run run-ray test lint proto proto-check buf-lint bench bench-batch bench-ray parity load clean
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,8 +61,12 @@ buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 	@test -x .tools/node_modules/.bin/buf || npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1.75.0
 	cd proto && ../.tools/node_modules/.bin/buf lint
 
-bench: setup ## ONNX vs native PyOD, Detect vs echo RPC: ratios from one run
+bench: setup ## ONNX vs native PyOD, Detect vs echo RPC, then bench-batch: ratios from one run
 	$(PY) -m benchmarks.bench
+	$(PY) -m benchmarks.batch_bench
+
+bench-batch: setup ## a batch job (1M rows x 20, IForest, Parquet) vs native PyOD; server peak RSS at 1M and 4M rows
+	$(PY) -m benchmarks.batch_bench
 
 bench-ray: setup ## Detect via the Ray engine vs a bare Ray Serve echo vs embedded; Ray memory
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m benchmarks.ray_bench

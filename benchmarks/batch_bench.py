@@ -13,6 +13,7 @@ over a server that has loaded the model. Input files have row groups of 65,536 r
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -116,7 +117,8 @@ def main() -> None:
                 served = pq.read_table(out / "scores.parquet").column("anomaly_score").to_numpy()[:len(native_first)]
                 rel = np.max(np.abs(served - native_first) / np.maximum(np.abs(native_first), 1e-6))
                 print(f"\nIForest (100 trees) {card.name}@{card.version}, {args.rows:,} rows × {N_FEATURES}, Parquet → "
-                      f"Parquet, embedded engine (--threads 2), one run:")
+                      f"Parquet, embedded engine (--threads 2), one run on {os.cpu_count()} CPUs (load average "
+                      f"{os.getloadavg()[0]:.1f} before it):")
                 print(f"  batch job (read, score, write):   {wall:7.2f} s  {rate:>12,.0f} rows/s   server peak RSS "
                       f"{peak:,.0f} MB (before the job {before:,} MB)")
                 native_rate = args.rows / native_s
