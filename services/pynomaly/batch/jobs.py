@@ -240,7 +240,10 @@ class BatchJobs:
         self._notify(job)
 
     def _save(self, job: dict[str, Any]) -> None:
-        self._saver.submit(self._records.save_job, dict(job))
+        try:
+            self._saver.submit(self._records.save_job, dict(job))
+        except RuntimeError:  # stopped: the saver is shut down (a job that ended after stop's wait); save it here
+            self._records.save_job(dict(job))
 
     def _notify(self, job: dict[str, Any]) -> None:
         for q in self._watchers.get(job["id"], ()):

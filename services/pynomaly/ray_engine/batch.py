@@ -9,6 +9,7 @@ readable from every node (object storage, or a data root mounted on all of them,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator
 from typing import Any
 
@@ -76,6 +77,7 @@ class RayDataEngine:
         context.target_max_block_size = BLOCK_BYTES
         context.enable_progress_bars = False  # the job's record is the progress; nobody reads the gateway's stderr
         context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a line per dataset in the gateway's log
         dataset = self._read(plan).map_batches(
             BlockScorer,
             fn_constructor_args=(self._store, plan.model_name, plan.model_version, plan.features, plan.keep,
