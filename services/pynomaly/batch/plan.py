@@ -38,7 +38,7 @@ class Roots:
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """What a job does: the version that scores, the files, the columns. Picklable (Ray Data's actors get parts)."""
+    """What a job does: the version that scores, the files, the columns, and its reserved output."""
 
     job_id: str
     model_name: str
@@ -52,10 +52,7 @@ class BatchPlan:
     keep: list[str]  # copied into the output, before the scores
     metadata: dict[str, str]  # the Parquet output's key-value metadata
     chunk_rows: int = tables.CHUNK_ROWS
-    output: Output | None = field(default=None, compare=False, repr=False)  # reserved at planning, not pickled
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "output": None}
+    output: Output | None = field(default=None, compare=False, repr=False)  # reserved at planning
 
 
 def make_plan(job_id: str, request: BatchRequest, model_name: str, model_version: int, manifest: dict[str, Any],
