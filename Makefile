@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test lint proto proto-check buf-lint bench bench-oip bench-ray parity load clean
+.PHONY: help setup run run-ray test lint proto proto-check buf-lint bench bench-batch bench-oip bench-ray parity load clean
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,8 +67,12 @@ buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 	@test -x .tools/node_modules/.bin/buf || npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1.75.0
 	cd proto && ../.tools/node_modules/.bin/buf lint
 
-bench: setup ## ONNX vs native PyOD, Detect vs echo RPC: ratios from one run
+bench: setup ## ONNX vs native PyOD, Detect vs echo RPC, then bench-batch: ratios from one run
 	$(PY) -m benchmarks.bench
+	$(PY) -m benchmarks.batch_bench
+
+bench-batch: setup ## a batch job (1M rows x 20, IForest, Parquet) vs native PyOD; server peak RSS at 1M and 4M rows
+	$(PY) -m benchmarks.batch_bench
 
 bench-oip: setup ## OIP v2 via tritonclient (gRPC, REST) vs native Detect: 1-row p50, 8-thread calls/s, 1k-row rows/s
 	$(PY) -m benchmarks.oip_bench

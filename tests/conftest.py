@@ -122,10 +122,12 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """The platform under test: every test that uses it runs against both engines, the same assertions."""
     if request.param == "ray":
         require_ray()
-    data_root = tmp_path_factory.mktemp("data-root")
-    srv = ServerProcess(tmp_path_factory.mktemp("store"), "--data-root", str(data_root), "--max-message-mb", "8",
-                        "--http-listen", "127.0.0.1:0", engine=request.param)
+    data_root, output_root = tmp_path_factory.mktemp("data-root"), tmp_path_factory.mktemp("output-root")
+    srv = ServerProcess(tmp_path_factory.mktemp("store"), "--data-root", str(data_root), "--output-root",
+                        str(output_root), "--max-message-mb", "8", "--http-listen", "127.0.0.1:0",
+                        engine=request.param)
     srv.data_root = data_root  # type: ignore[attr-defined]
+    srv.output_root = output_root  # type: ignore[attr-defined]
     yield srv
     srv.stop()
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Client", "DetectResult", "ExplainResult", "TrainingError", "__version__"]
+__all__ = ["BatchError", "Client", "DetectResult", "ExplainResult", "TrainingError", "__version__"]
 
 if TYPE_CHECKING:
-    from pynomaly.client import Client, DetectResult, ExplainResult, TrainingError
+    from pynomaly.client import BatchError, Client, DetectResult, ExplainResult, TrainingError
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Client", "DetectResult", "ExplainResult", "TrainingError"):
+    if name in ("BatchError", "Client", "DetectResult", "ExplainResult", "TrainingError"):
         from pynomaly import client
 
         return getattr(client, name)

@@ -1,4 +1,4 @@
-"""`pynomaly` command line: serve, train, detect, models, algorithms. Built on the SDK."""
+"""`pynomaly` command line: serve, train, detect, batch, models, algorithms. Built on the SDK."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from pynomaly import cli_batch
 from pynomaly.client import DEFAULT_TARGET, Client, TrainingError
 from pynomaly.errors import InvalidArgument
 
@@ -46,6 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         listen=args.listen,
         store=args.store,
         data_root=Path(args.data_root) if args.data_root else None,
+        output_root=Path(args.output_root) if args.output_root else None,
         train_workers=args.train_workers,
         threads=args.threads,
         max_message_bytes=int(args.max_message_mb * 1024 * 1024),
@@ -69,7 +71,8 @@ def _serve_ray(args: argparse.Namespace) -> int:
         return 1
     try:
         app_args = AppArgs(
-            listen=args.listen, store=args.store, data_root=args.data_root, min_replicas=args.min_replicas,
+            listen=args.listen, store=args.store, data_root=args.data_root, output_root=args.output_root,
+            min_replicas=args.min_replicas,
             max_replicas=args.max_replicas, max_models_per_replica=args.max_models, ort_threads=args.threads,
             max_message_mb=args.max_message_mb, metrics_port=args.metrics_port, http_listen=args.http_listen,
         )
@@ -240,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "same process; port 0 picks a free one (default: off)")
     p.add_argument("--store", default="var/store",
                    help="model store: a directory, or s3://bucket/prefix with the AWS_* variables (default var/store)")
-    p.add_argument("--data-root", help="directory that CreateTrainingJob data_uri may read (default: none)")
+    p.add_argument("--data-root", help="directory that training data_uri and batch input_uri may read (default: none)")
+    p.add_argument("--output-root", help="directory that batch jobs may write their outputs under (default: none)")
     p.add_argument("--train-workers", type=int, default=1, help="training worker processes (default 1)")
     p.add_argument("--threads", type=int, default=2, help="threads scoring one large batch in parallel (default 2)")
     p.add_argument("--max-message-mb", type=float, default=64, help="largest request in MiB (default 64)")
@@ -273,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="override the model's threshold")
     p.add_argument("--json", action="store_true", help="write JSON instead of CSV")
     p.set_defaults(func=cmd_detect)
+
+    cli_batch.add_parser(sub, client_parser)
 
     p = client_parser("explain", "per-feature contributions to the scores of a file's rows")
     p.add_argument("--model", required=True, help="model reference: name, name@3 or name:alias")

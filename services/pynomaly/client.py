@@ -5,13 +5,14 @@
         model = client.train("cardio", X, algorithm="iforest", params={"random_state": 0})
         result = client.detect("cardio", X_new)
         result.anomaly_scores, result.is_anomaly
+        job = client.batch_detect("cardio", "in.parquet", "out.parquet", id_column="id")  # files the server reads
 
 Errors are `grpc.RpcError`s carrying the server's status code and message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,15 @@ class TrainingError(RuntimeError):
     def __init__(self, job: train_pb2.TrainingJob):
         state = train_pb2.TrainingJobState.Name(job.state).removeprefix("TRAINING_JOB_STATE_")
         super().__init__(f"training job {job.id} {state.lower()}: {job.message}")
+        self.job = job
+
+
+class BatchError(RuntimeError):
+    """A batch job ended FAILED or CANCELLED."""
+
+    def __init__(self, job: detect_pb2.BatchDetectJob):
+        state = detect_pb2.BatchDetectJobState.Name(job.state).removeprefix("BATCH_DETECT_JOB_STATE_")
+        super().__init__(f"batch job {job.id} {state.lower()}: {job.message}")
         self.job = job
 
 
@@ -276,3 +286,60 @@ class Client:
             model_name=r.model_name,
             model_version=r.model_version,
         )
+
+    # --- batch scoring ---
+
+    def start_batch_detect(self, model: str, input_uri: str, output_uri: str, *, id_column: str = "",
+                           pass_through: bool = False, overwrite: bool = False,
+                           threshold: float | None = None) -> detect_pb2.BatchDetectJob:
+        """Start scoring the file `input_uri` into `output_uri` (.csv or .parquet; paths the server reads and writes
+        under its roots, or s3:// URLs) and return the job without waiting."""
+        request = detect_pb2.CreateBatchDetectJobRequest(
+            model=model, input_uri=input_uri, output_uri=output_uri, id_column=id_column, pass_through=pass_through,
+            overwrite=overwrite, threshold=threshold,
+        )
+        return self.detect_stub.CreateBatchDetectJob(request, timeout=self.timeout).job
+
+    def get_batch_job(self, job_id: str) -> detect_pb2.BatchDetectJob:
+        request = detect_pb2.GetBatchDetectJobRequest(id=job_id)
+        return self.detect_stub.GetBatchDetectJob(request, timeout=self.timeout).job
+
+    def list_batch_jobs(self, model_name: str = "", page_size: int = 0) -> list[detect_pb2.BatchDetectJob]:
+        """Batch jobs, newest first (of one model if `model_name` is given)."""
+        request = detect_pb2.ListBatchDetectJobsRequest(model_name=model_name, page_size=page_size)
+        return list(self.detect_stub.ListBatchDetectJobs(request, timeout=self.timeout).jobs)
+
+    def cancel_batch_job(self, job_id: str) -> detect_pb2.BatchDetectJob:
+        """Cancel a batch job; returns once its work has stopped and its partial output is gone."""
+        request = detect_pb2.CancelBatchDetectJobRequest(id=job_id)
+        return self.detect_stub.CancelBatchDetectJob(request, timeout=self.timeout).job
+
+    def watch_batch_job(self, job_id: str, timeout: float | None = None) -> Iterator[detect_pb2.BatchDetectJob]:
+        """The job's state and progress: now, then as it changes, until it ends."""
+        request = detect_pb2.WatchBatchDetectJobRequest(id=job_id)
+        for event in self.detect_stub.WatchBatchDetectJob(request, timeout=timeout):
+            yield event.job
+
+    def wait_batch(self, job_id: str, on_update: Callable[[detect_pb2.BatchDetectJob], None] | None = None,
+                   timeout: float | None = None) -> detect_pb2.BatchDetectJob:
+        """Follow a batch job until it ends; return it if it succeeded, else raise BatchError."""
+        job = None
+        for job in self.watch_batch_job(job_id, timeout):
+            if on_update:
+                on_update(job)
+        assert job is not None
+        if job.state != detect_pb2.BATCH_DETECT_JOB_STATE_SUCCEEDED:
+            raise BatchError(job)
+        return job
+
+    def batch_detect(self, model: str, input_uri: str, output_uri: str, *,
+                     on_update: Callable[[detect_pb2.BatchDetectJob], None] | None = None,
+                     wait_timeout: float | None = None, **kwargs: Any) -> detect_pb2.BatchDetectJob:
+        """Score a file into another with `model` and wait for the job (see `start_batch_detect` for the options);
+        return the finished job. Interrupted while waiting (Ctrl-C), it cancels the job before raising."""
+        job = self.start_batch_detect(model, input_uri, output_uri, **kwargs)
+        try:
+            return self.wait_batch(job.id, on_update, wait_timeout)
+        except KeyboardInterrupt:
+            self.cancel_batch_job(job.id)
+            raise

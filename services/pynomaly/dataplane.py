@@ -2,7 +2,8 @@
 
 One DataPlane serves both engines; what differs is injected: where versions are scored (a `Scoring`: this
 process's onnxruntime sessions, `runtime.LocalScoring`, or Ray Serve replicas, `ray_engine.gateway.ReplicaScoring`)
-and where training runs (the JobManager's pool: worker processes, or Ray tasks).
+and where training runs (the JobManager's pool: worker processes, or Ray tasks), and batch jobs (BatchJobs over
+an engine: worker threads here, or Ray Data).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from pynomaly import algorithms
+from pynomaly.batch import BatchJobs, BatchRequest
+from pynomaly.batch.jobs import check_id
 from pynomaly.data import read_table
 from pynomaly.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from pynomaly.explain import Explanation
@@ -79,10 +82,11 @@ def _trace_attributes(model: ScoredModel, X: np.ndarray) -> dict[str, Any]:
 
 class DataPlane:
     def __init__(self, store: ModelStore, scoring: Scoring, jobs: JobManager, data_root: Path | None = None,
-                 tracer: Any = tracing.NOOP, metrics: Any = NO_METRICS):
+                 tracer: Any = tracing.NOOP, metrics: Any = NO_METRICS, batch: BatchJobs | None = None):
         self.store = store
         self.scoring = scoring
         self.jobs = jobs
+        self.batch = batch
         self.data_root = data_root.resolve() if data_root else None
         # No-op objects unless observability is switched on (pynomaly.observability): the hot path stays cheap.
         self.tracer = tracer
@@ -269,3 +273,37 @@ class DataPlane:
             raise InvalidArgument("id is required")
         self.jobs.get(job_id)  # NotFound before the stream starts
         return self.jobs.watch(job_id)
+
+    # --- batch jobs ---
+
+    def _batch(self) -> BatchJobs:
+        if self.batch is None:
+            raise FailedPrecondition("this server runs no batch jobs")
+        return self.batch
+
+    async def create_batch_detect_job(self, request: BatchRequest) -> dict[str, Any]:
+        batch = self._batch()
+        name, version = await self._resolve(request.model)
+        if self._remote_store:
+            manifest = await asyncio.to_thread(self.store.manifest, name, version)
+        else:
+            manifest = self.store.manifest(name, version)
+        return await batch.create(request, name, version, manifest)
+
+    def get_batch_detect_job(self, job_id: str) -> dict[str, Any]:
+        check_id(job_id)
+        return self._batch().get(job_id)
+
+    def list_batch_detect_jobs(self, model_name: str, page_size: int) -> list[dict[str, Any]]:
+        if page_size < 0:
+            raise InvalidArgument(f"page_size must be ≥ 0, got {page_size}")
+        return self._batch().list(model_name, page_size or 100)
+
+    async def cancel_batch_detect_job(self, job_id: str) -> dict[str, Any]:
+        check_id(job_id)
+        return await self._batch().cancel(job_id)
+
+    def watch_batch_detect_job(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
+        check_id(job_id)
+        self._batch().get(job_id)  # NotFound before the stream starts
+        return self._batch().watch(job_id)

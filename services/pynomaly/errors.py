@@ -15,6 +15,10 @@ class NotFound(PynomalyError):
     """Unknown model, version, alias or job."""
 
 
+class AlreadyExists(PynomalyError):
+    """What the call would create exists already (e.g. a batch job's output file, without `overwrite`)."""
+
+
 class FailedPrecondition(PynomalyError):
     """The request is well-formed but the system is not in a state to serve it."""
 

@@ -214,3 +214,29 @@ def test_job_to_proto(state, stage, expected_state, expected_stage):
     assert (proto.state, proto.stage) == (expected_state, expected_stage)
     assert proto.create_time.ToNanoseconds() == 1_500_000_000 and not proto.HasField("start_time")
     assert proto.params["n_estimators"].number_value == 10
+
+
+@pytest.mark.parametrize("fields, threshold", [({}, None), ({"threshold": 0.0}, 0.0), ({"threshold": -2.5}, -2.5)])
+def test_batch_request(fields, threshold):
+    request = detect_pb2.CreateBatchDetectJobRequest(model="m@2", input_uri="in.csv", output_uri="s3://b/o.parquet",
+                                                     id_column="id", pass_through=True, **fields)
+    got = convert.batch_request(request)
+    assert (got.model, got.input_uri, got.output_uri, got.id_column, got.pass_through, got.overwrite) == (
+        "m@2", "in.csv", "s3://b/o.parquet", "id", True, False)
+    assert got.threshold == threshold
+
+
+@pytest.mark.parametrize("state", ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"])
+def test_batch_job_to_proto(state):
+    job = {"id": "batch-1", "model": "m:prod", "model_name": "m", "model_version": 3, "input_uri": "in.csv",
+           "output_uri": "out.parquet", "state": state, "rows_done": 10, "rows_total": 0, "rows_per_second": 5.5,
+           "eta_seconds": 2.0, "message": "", "create_time": 1.5, "start_time": 2.0, "end_time": 0.0,
+           "threshold": 0.25, "anomalies": 1, "id_column": "id", "pass_through": False, "overwrite": True,
+           "output_url": "/srv/out/out.parquet"}
+    proto = convert.batch_job_to_proto(job)
+    assert detect_pb2.BatchDetectJobState.Name(proto.state) == f"BATCH_DETECT_JOB_STATE_{state}"
+    assert (proto.model, proto.model_name, proto.model_version, proto.rows_done, proto.rows_total) == (
+        "m:prod", "m", 3, 10, 0)
+    assert (proto.rows_per_second, proto.eta_seconds, proto.threshold, proto.anomalies) == (5.5, 2.0, 0.25, 1)
+    assert proto.start_time.ToNanoseconds() == 2_000_000_000 and not proto.HasField("end_time")
+    assert proto.overwrite and not proto.pass_through and proto.id_column == "id"

@@ -220,6 +220,20 @@ def test_jobs_round_trip_and_unknown_ids(store):
         store.load_job("../models")
 
 
+def test_batch_job_records_are_kept_apart_from_training_jobs(store):
+    store.save_job({"id": "job-1", "state": "QUEUED"})
+    store.batch_jobs.save_job({"id": "batch-1", "state": "RUNNING"})
+    assert [j["id"] for j in store.list_jobs()] == ["job-1"]
+    assert [j["id"] for j in store.batch_jobs.list_jobs()] == ["batch-1"]
+    assert store.batch_jobs.load_job("batch-1") == {"id": "batch-1", "state": "RUNNING"}
+    with pytest.raises(NotFound, match="^training job 'batch-1' not found$"):
+        store.load_job("batch-1")
+    with pytest.raises(NotFound, match="^batch job 'job-1' not found$"):
+        store.batch_jobs.load_job("job-1")
+    with pytest.raises(NotFound, match=r"^batch job '\.\./jobs' not found$"):
+        store.batch_jobs.load_job("../jobs")
+
+
 # --- what only a store shared by several processes has to do ---
 
 

@@ -95,8 +95,9 @@ def test_output_bytes_are_little_endian_and_one_byte_per_bool():
 
 @pytest.mark.parametrize("error, status", [
     (errors.InvalidArgument("x"), 400), (errors.FailedPrecondition("x"), 400), (errors.NotFound("x"), 404),
-    (errors.PermissionDenied("x"), 403), (errors.PayloadTooLarge("x"), 413), (errors.ResourceExhausted("x"), 429),
-    (UnsupportedMediaType("x"), 415), (errors.Unavailable("x"), 503), (errors.DeadlineExceeded("x"), 504),
+    (errors.AlreadyExists("x"), 409), (errors.PermissionDenied("x"), 403), (errors.PayloadTooLarge("x"), 413),
+    (errors.ResourceExhausted("x"), 429), (UnsupportedMediaType("x"), 415), (errors.Unavailable("x"), 503),
+    (errors.DeadlineExceeded("x"), 504),
 ])
 def test_http_status_of_each_domain_error(error, status):
     assert to_status(error, "route") == (status, "x")

@@ -15,7 +15,9 @@ class AppArgs(BaseModel):
 
     listen: str = Field("127.0.0.1:50051", description="host:port of the gateway's gRPC server (port 0: any)")
     store: str = Field("var/store", description="model store shared by all replicas: a directory or s3://bucket/prefix")
-    data_root: str | None = Field(None, description="directory CreateTrainingJob's data_uri may read; None: off")
+    data_root: str | None = Field(None, description="directory CreateTrainingJob's data_uri and batch jobs' "
+                                  "input_uri may read (mounted on every node); None: off")
+    output_root: str | None = Field(None, description="directory batch jobs may write outputs under; None: off")
     min_replicas: int = Field(1, ge=0, description="Scorer replicas kept up when idle")
     max_replicas: int = Field(2, ge=1, description="Scorer replicas at most")
     target_ongoing_requests: float = Field(4.0, gt=0, description="autoscaling target per Scorer replica")
@@ -26,6 +28,8 @@ class AppArgs(BaseModel):
     ort_threads: int = Field(1, ge=1, description="threads one Scorer replica splits a large batch over")
     replica_cpus: float = Field(0.5, gt=0, description="CPUs Ray reserves per Scorer replica")
     train_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves per training task")
+    batch_actors: int = Field(2, ge=1, description="Ray Data actors a batch job scores on, at most")
+    batch_cpus: float = Field(0.5, gt=0, description="CPUs Ray reserves per batch actor and per read task")
     max_message_mb: float = Field(64.0, gt=0, description="largest request or response, MiB")
     metrics_port: int | None = Field(None, ge=0, description="Prometheus /metrics port on the gateway host; None: off")
     http_listen: str | None = Field(None, description="host:port of the gateway's REST API (the Open Inference "

@@ -16,9 +16,11 @@ from ray import serve
 from ray.exceptions import ObjectLostError, OwnerDiedError, RayActorError, RaySystemError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, RequestCancelledError
 
+from pynomaly.batch import BatchJobs, Roots
 from pynomaly.dataplane import DataPlane
 from pynomaly.errors import PynomalyError, Unavailable
 from pynomaly.jobs import JobManager
+from pynomaly.ray_engine.batch import RayDataEngine
 from pynomaly.ray_engine.config import AppArgs
 from pynomaly.ray_engine.jobs import RayPool
 from pynomaly.ray_engine.scorer import model_id
@@ -114,15 +116,20 @@ class ReplicaScoring:
         self._models.pop((name, version), None)
 
 
-async def start_gateway(config: ServerConfig, store_uri: str, scorer: Any, train_cpus: float) -> Any:
-    """The Ray engine's composition: store, Ray-task training, scoring on replicas, and the shared gRPC front."""
+async def start_gateway(config: ServerConfig, store_uri: str, scorer: Any, train_cpus: float,
+                        batch_engine: RayDataEngine | None = None) -> Any:
+    """The Ray engine's composition: store, Ray-task training, scoring on replicas, batch jobs on Ray Data, and the
+    shared gRPC front."""
     tracer, metrics, interceptors = observability(config, None)
     store = open_store(store_uri)
     store.sweep_staging()
     jobs = JobManager(store, store, RayPool(train_cpus), tracer=tracer, metrics=metrics)
     await jobs.start(warm_up=False)
+    batch = BatchJobs(store.batch_jobs, batch_engine or RayDataEngine(store_uri),
+                      Roots(config.data_root, config.output_root, store_uri))
+    await batch.start()
     dataplane = DataPlane(store, ReplicaScoring(scorer, store), jobs, config.data_root, tracer=tracer,
-                          metrics=metrics)
+                          metrics=metrics, batch=batch)
     if metrics.enabled:
         metrics.bind(None, jobs)
     return await serve_dataplane(config, dataplane, interceptors)
@@ -137,6 +144,7 @@ class Gateway:
         a = AppArgs(**args)
         config = ServerConfig(listen=a.listen, store=a.store,
                               data_root=Path(a.data_root) if a.data_root else None,
+                              output_root=Path(a.output_root) if a.output_root else None,
                               max_message_bytes=int(a.max_message_mb * 1024 * 1024), metrics_port=a.metrics_port,
                               http_listen=a.http_listen)
         self._running: Any = None
@@ -147,7 +155,9 @@ class Gateway:
         def run() -> None:
             asyncio.set_event_loop(self._loop)
             try:
-                self._running = self._loop.run_until_complete(start_gateway(config, a.store, scorer, a.train_cpus))
+                engine = RayDataEngine(a.store, a.batch_actors, a.batch_cpus)
+                self._running = self._loop.run_until_complete(start_gateway(config, a.store, scorer, a.train_cpus,
+                                                                            engine))
             except BaseException as e:  # noqa: BLE001 — reported by __init__ below
                 self._error = e
                 return

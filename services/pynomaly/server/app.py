@@ -15,6 +15,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from pynomaly.batch import BatchJobs, Roots
+from pynomaly.batch.embedded import ThreadEngine
 from pynomaly.dataplane import DataPlane
 from pynomaly.jobs import JobManager, ProcessPool
 from pynomaly.observability import tracing
@@ -59,8 +61,10 @@ class ServerConfig:
     listen: str = "127.0.0.1:50051"
     # A directory, or an fsspec URL such as s3://bucket/prefix (pynomaly.store.open_store).
     store: str = "var/store"
-    # Directory that CreateTrainingJob's data_uri may read from; None disables data_uri.
+    # Directory that CreateTrainingJob's data_uri and batch jobs' input_uri may read from; None: no local files.
     data_root: Path | None = None
+    # Directory batch jobs' output_uri may write under; None: batch jobs write to object storage only.
+    output_root: Path | None = None
     train_workers: int = 1
     # Threads scoring one large batch in parallel chunks (onnxruntime sessions themselves are single-threaded).
     threads: int = min(2, os.cpu_count() or 1)
@@ -93,6 +97,8 @@ class Running:
         if self.http is not None:
             await self.http.stop(grace)
         await self.server.stop(grace)
+        if self.dataplane.batch is not None:
+            await self.dataplane.batch.stop()
         await self.dataplane.jobs.stop()
         self.dataplane.metrics.close()
         self.dataplane.tracer.shutdown()  # flushes spans not exported yet
@@ -127,7 +133,10 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     await jobs.start(warm_up=config.warm_up)
     sessions = SessionCache(store, config.threads, config.max_models)
     scoring = LocalScoring(sessions, offload_loads=not isinstance(store, LocalStore))
-    dataplane = DataPlane(store, scoring, jobs, config.data_root, tracer=tracer, metrics=metrics)
+    roots = Roots(config.data_root, config.output_root, config.store)
+    batch = BatchJobs(store.batch_jobs, ThreadEngine(sessions), roots)
+    await batch.start()
+    dataplane = DataPlane(store, scoring, jobs, config.data_root, tracer=tracer, metrics=metrics, batch=batch)
     if metrics.enabled:
         metrics.bind(sessions, jobs)
     return await serve_dataplane(config, dataplane, interceptors, extra_handlers)

@@ -9,6 +9,7 @@ import numpy as np
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from pynomaly import algorithms
+from pynomaly.batch import BatchRequest
 from pynomaly.dataplane import DetectResult
 from pynomaly.errors import InvalidArgument
 from pynomaly.explain import Explanation
@@ -165,6 +166,46 @@ def detect_response(r: DetectResult) -> detect_pb2.DetectResponse:
         threshold=r.threshold,
         model_name=r.model_name,
         model_version=r.model_version,
+    )
+
+
+# --- batch ---
+
+
+def batch_request(request: detect_pb2.CreateBatchDetectJobRequest) -> BatchRequest:
+    return BatchRequest(
+        model=request.model,
+        input_uri=request.input_uri,
+        output_uri=request.output_uri,
+        id_column=request.id_column,
+        pass_through=request.pass_through,
+        overwrite=request.overwrite,
+        threshold=request.threshold if request.HasField("threshold") else None,
+    )
+
+
+def batch_job_to_proto(job: dict[str, Any]) -> detect_pb2.BatchDetectJob:
+    return detect_pb2.BatchDetectJob(
+        id=job["id"],
+        model=job["model"],
+        model_name=job["model_name"],
+        model_version=job["model_version"],
+        input_uri=job["input_uri"],
+        output_uri=job["output_uri"],
+        state=f"BATCH_DETECT_JOB_STATE_{job['state']}",
+        rows_done=job["rows_done"],
+        rows_total=job["rows_total"],
+        rows_per_second=job["rows_per_second"],
+        eta_seconds=job["eta_seconds"],
+        message=job["message"],
+        create_time=_timestamp(job["create_time"]),
+        start_time=_timestamp(job["start_time"]),
+        end_time=_timestamp(job["end_time"]),
+        threshold=job["threshold"],
+        anomalies=job["anomalies"],
+        id_column=job["id_column"],
+        pass_through=job["pass_through"],
+        overwrite=job["overwrite"],
     )
 
 

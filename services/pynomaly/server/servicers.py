@@ -12,7 +12,7 @@ import grpc
 from pynomaly import algorithms
 from pynomaly.dataplane import DataPlane
 from pynomaly.server import convert
-from pynomaly.server.convert import card_to_proto, job_to_proto
+from pynomaly.server.convert import batch_job_to_proto, card_to_proto, job_to_proto
 from pynomaly.server.status import grpc_errors
 from pynomaly.v1 import (
     detect_pb2,
@@ -28,10 +28,6 @@ from pynomaly.v1 import (
 DOWNLOAD_CHUNK = 1 << 20
 
 Context: TypeAlias = grpc.aio.ServicerContext
-
-
-async def _unimplemented(context: Context, what: str) -> None:
-    await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{what} is not implemented yet (see the README's API table)")
 
 
 class TrainServicer(train_pb2_grpc.TrainServiceServicer):
@@ -138,8 +134,31 @@ class DetectServicer(detect_pb2_grpc.DetectServiceServicer):
         async for request in request_iterator:
             yield detect_pb2.DetectStreamResponse(response=await self._detect(request.request))
 
+    @grpc_errors
     async def CreateBatchDetectJob(self, request: detect_pb2.CreateBatchDetectJobRequest, context: Context):
-        await _unimplemented(context, "DetectService.CreateBatchDetectJob")
+        job = await self.dp.create_batch_detect_job(convert.batch_request(request))
+        return detect_pb2.CreateBatchDetectJobResponse(job=batch_job_to_proto(job))
+
+    @grpc_errors
+    async def GetBatchDetectJob(self, request: detect_pb2.GetBatchDetectJobRequest, context: Context):
+        return detect_pb2.GetBatchDetectJobResponse(job=batch_job_to_proto(self.dp.get_batch_detect_job(request.id)))
+
+    @grpc_errors
+    async def ListBatchDetectJobs(self, request: detect_pb2.ListBatchDetectJobsRequest, context: Context):
+        jobs = self.dp.list_batch_detect_jobs(request.model_name, request.page_size)
+        return detect_pb2.ListBatchDetectJobsResponse(jobs=[batch_job_to_proto(j) for j in jobs])
+
+    @grpc_errors
+    async def CancelBatchDetectJob(self, request: detect_pb2.CancelBatchDetectJobRequest, context: Context):
+        job = await self.dp.cancel_batch_detect_job(request.id)
+        return detect_pb2.CancelBatchDetectJobResponse(job=batch_job_to_proto(job))
+
+    @grpc_errors
+    async def WatchBatchDetectJob(
+        self, request: detect_pb2.WatchBatchDetectJobRequest, context: Context
+    ) -> AsyncIterator[detect_pb2.WatchBatchDetectJobResponse]:
+        async for job in self.dp.watch_batch_detect_job(request.id):
+            yield detect_pb2.WatchBatchDetectJobResponse(job=batch_job_to_proto(job))
 
 
 class ExplainServicer(explain_pb2_grpc.ExplainServiceServicer):

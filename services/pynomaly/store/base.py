@@ -5,7 +5,8 @@ Layout under the store root (a directory for LocalStore, a URL prefix for Object
     models/<name>/versions/<n>/model.onnx, explain.npz, manifest.json   immutable versions
     models/<name>/deleted/<n>                                           tombstones: numbers are never reused
     models/<name>/aliases.json                                          {"production": 3}
-    jobs/<id>.json                                                      job records
+    jobs/<id>.json                                                      training job records
+    batch-jobs/<id>.json                                                batch scoring job records
     .staging/                                                           versions being written (LocalStore)
 
 How each store keeps a half-written version invisible is in its own module (local.py: one rename(2); object.py:
@@ -48,7 +49,8 @@ class ModelStore(Protocol):
 
 
 class JobStore(Protocol):
-    """Job records (training jobs), each one document replaced whole. Both stores keep them under jobs/."""
+    """Job records of one kind, each one document replaced whole. Both stores are one for training jobs (under
+    jobs/) and have another as `batch_jobs` (under batch-jobs/): a listing of one kind never sees the other."""
 
     def save_job(self, job: dict[str, Any]) -> None: ...
     def load_job(self, job_id: str) -> dict[str, Any]: ...
@@ -111,10 +113,14 @@ def resolve(store: ModelStore, ref: ModelRef) -> tuple[str, int]:
     raise NotFound(f"model {ref.name!r} {missing}")
 
 
-def job_key(job_id: str) -> str:
+TRAINING_JOBS, BATCH_JOBS = "jobs", "batch-jobs"  # the records' folders under the store root
+KINDS = {TRAINING_JOBS: "training job", BATCH_JOBS: "batch job"}  # how errors name a record of each
+
+
+def job_key(job_id: str, kind: str = "training job") -> str:
     """The record's file name; an id that could not have been issued (a path, say) is simply not found."""
     if not job_id.replace("-", "").isalnum():
-        raise NotFound(f"training job {job_id!r} not found")
+        raise NotFound(f"{kind} {job_id!r} not found")
     return f"{job_id}.json"
 
 

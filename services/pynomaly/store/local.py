@@ -44,16 +44,45 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     _fsync_dir(path.parent)
 
 
+class LocalRecords:
+    """Job records of one kind in one directory, one JSON file each (a JobStore)."""
+
+    def __init__(self, directory: Path):
+        self._dir = directory
+        self._kind = base.KINDS[directory.name]
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def save_job(self, job: dict[str, Any]) -> None:
+        write_json_atomic(self._dir / base.job_key(job["id"], self._kind), job)
+
+    def load_job(self, job_id: str) -> dict[str, Any]:
+        try:
+            return json.loads((self._dir / base.job_key(job_id, self._kind)).read_bytes())
+        except FileNotFoundError:
+            raise NotFound(f"{self._kind} {job_id!r} not found") from None
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        jobs = []
+        for p in self._dir.glob("*.json"):
+            try:
+                jobs.append(json.loads(p.read_bytes()))
+            except (FileNotFoundError, json.JSONDecodeError):
+                continue
+        return jobs
+
+
 class LocalStore(base.VersionFiles):
-    """Model versions, aliases and job records in one directory: a ModelStore and a JobStore."""
+    """Model versions, aliases and training-job records in one directory: a ModelStore and a JobStore. Batch
+    job records: `batch_jobs`."""
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
         self._models = self.root / "models"
-        self._jobs = self.root / "jobs"
         self._staging = self.root / ".staging"
-        for d in (self._models, self._jobs, self._staging):
+        for d in (self._models, self._staging):
             d.mkdir(parents=True, exist_ok=True)
+        self._jobs = LocalRecords(self.root / base.TRAINING_JOBS)
+        self.batch_jobs = LocalRecords(self.root / base.BATCH_JOBS)
         self._manifests: dict[tuple[str, int], dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -155,19 +184,10 @@ class LocalStore(base.VersionFiles):
     # --- jobs ---
 
     def save_job(self, job: dict[str, Any]) -> None:
-        write_json_atomic(self._jobs / base.job_key(job["id"]), job)
+        self._jobs.save_job(job)
 
     def load_job(self, job_id: str) -> dict[str, Any]:
-        try:
-            return json.loads((self._jobs / base.job_key(job_id)).read_bytes())
-        except FileNotFoundError:
-            raise NotFound(f"training job {job_id!r} not found") from None
+        return self._jobs.load_job(job_id)
 
     def list_jobs(self) -> list[dict[str, Any]]:
-        jobs = []
-        for p in self._jobs.glob("*.json"):
-            try:
-                jobs.append(json.loads(p.read_bytes()))
-            except (FileNotFoundError, json.JSONDecodeError):
-                continue
-        return jobs
+        return self._jobs.list_jobs()

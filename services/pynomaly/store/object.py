@@ -82,8 +82,8 @@ def _version_file(parts: list[str]) -> tuple[str, int, str] | None:
 
 
 class ObjectStore(base.VersionFiles):
-    """Model versions, aliases and job records under one fsspec URL (a ModelStore and a JobStore). Safe for many
-    writer processes on S3."""
+    """Model versions, aliases and training-job records under one fsspec URL (a ModelStore and a JobStore; batch
+    job records: `batch_jobs`). Safe for many writer processes on S3."""
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None, cache_ttl: float = CACHE_TTL_S):
         # A listing cache in the filesystem would hide other processes' writes for as long as it lives: ours (below)
@@ -106,6 +106,8 @@ class ObjectStore(base.VersionFiles):
         self._aliases: dict[str, tuple[float, dict[str, int]]] = {}
         self._present: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()  # this process's alias writers; If-Match orders them against other processes
+        self._jobs = ObjectRecords(self, base.TRAINING_JOBS)
+        self.batch_jobs = ObjectRecords(self, base.BATCH_JOBS)
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"
@@ -312,21 +314,39 @@ class ObjectStore(base.VersionFiles):
     # --- jobs ---
 
     def save_job(self, job: dict[str, Any]) -> None:
-        self._fs.pipe_file(self._key("jobs", base.job_key(job["id"])), base.dumps(job))
+        self._jobs.save_job(job)
+
+    def load_job(self, job_id: str) -> dict[str, Any]:
+        return self._jobs.load_job(job_id)
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        return self._jobs.list_jobs()
+
+
+class ObjectRecords:
+    """Job records of one kind under one prefix of the store, one JSON object each (a JobStore)."""
+
+    def __init__(self, store: ObjectStore, folder: str):
+        self._store, self._folder, self._kind = store, folder, base.KINDS[folder]
+
+    def save_job(self, job: dict[str, Any]) -> None:
+        self._store._fs.pipe_file(self._store._key(self._folder, base.job_key(job["id"], self._kind)),
+                                  base.dumps(job))
 
     def load_job(self, job_id: str) -> dict[str, Any]:
         try:
-            return json.loads(self._get(self._key("jobs", base.job_key(job_id))))
+            return json.loads(self._store._get(self._store._key(self._folder, base.job_key(job_id, self._kind))))
         except FileNotFoundError:
-            raise NotFound(f"training job {job_id!r} not found") from None
+            raise NotFound(f"{self._kind} {job_id!r} not found") from None
 
     def list_jobs(self) -> list[dict[str, Any]]:
-        keys = [self._key(*parts) for parts in self._list("jobs") if parts[-1].endswith(".json")]
+        store = self._store
+        keys = [store._key(*parts) for parts in store._list(self._folder) if parts[-1].endswith(".json")]
         if not keys:
             return []
         jobs = []
         # One concurrent batch of GETs (s3fs); a record deleted since the listing is skipped.
-        for data in self._fs.cat(keys, on_error="omit", **self._one_get).values():
+        for data in store._fs.cat(keys, on_error="omit", **store._one_get).values():
             try:
                 jobs.append(json.loads(data))
             except json.JSONDecodeError:

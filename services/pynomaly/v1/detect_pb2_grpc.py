@@ -52,6 +52,26 @@ class DetectServiceStub:
                 request_serializer=pynomaly_dot_v1_dot_detect__pb2.CreateBatchDetectJobRequest.SerializeToString,
                 response_deserializer=pynomaly_dot_v1_dot_detect__pb2.CreateBatchDetectJobResponse.FromString,
                 _registered_method=True)
+        self.GetBatchDetectJob = channel.unary_unary(
+                '/pynomaly.v1.DetectService/GetBatchDetectJob',
+                request_serializer=pynomaly_dot_v1_dot_detect__pb2.GetBatchDetectJobRequest.SerializeToString,
+                response_deserializer=pynomaly_dot_v1_dot_detect__pb2.GetBatchDetectJobResponse.FromString,
+                _registered_method=True)
+        self.ListBatchDetectJobs = channel.unary_unary(
+                '/pynomaly.v1.DetectService/ListBatchDetectJobs',
+                request_serializer=pynomaly_dot_v1_dot_detect__pb2.ListBatchDetectJobsRequest.SerializeToString,
+                response_deserializer=pynomaly_dot_v1_dot_detect__pb2.ListBatchDetectJobsResponse.FromString,
+                _registered_method=True)
+        self.CancelBatchDetectJob = channel.unary_unary(
+                '/pynomaly.v1.DetectService/CancelBatchDetectJob',
+                request_serializer=pynomaly_dot_v1_dot_detect__pb2.CancelBatchDetectJobRequest.SerializeToString,
+                response_deserializer=pynomaly_dot_v1_dot_detect__pb2.CancelBatchDetectJobResponse.FromString,
+                _registered_method=True)
+        self.WatchBatchDetectJob = channel.unary_stream(
+                '/pynomaly.v1.DetectService/WatchBatchDetectJob',
+                request_serializer=pynomaly_dot_v1_dot_detect__pb2.WatchBatchDetectJobRequest.SerializeToString,
+                response_deserializer=pynomaly_dot_v1_dot_detect__pb2.WatchBatchDetectJobResponse.FromString,
+                _registered_method=True)
 
 
 class DetectServiceServicer:
@@ -76,8 +96,45 @@ class DetectServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateBatchDetectJob(self, request, context):
-        """Scores a whole file into another file, as a job. Not implemented yet:
-        answers UNIMPLEMENTED.
+        """Scores a whole file into another file, as a job, and returns it in state
+        QUEUED. The input is read in chunks, never whole; the output appears
+        under its final name only when every row is scored. What can be checked
+        before any row is read fails here, before any job exists: a model that
+        does not exist (NOT_FOUND), a path outside the server's roots
+        (PERMISSION_DENIED), a missing, unreadable or unsupported input file,
+        missing or unexpected columns (INVALID_ARGUMENT), an output that exists
+        and `overwrite` is not set (ALREADY_EXISTS).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBatchDetectJob(self, request, context):
+        """Returns one batch job. NOT_FOUND if the job id is unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBatchDetectJobs(self, request, context):
+        """Lists batch jobs, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBatchDetectJob(self, request, context):
+        """Cancels a batch job that has not finished: its work stops and its partial
+        output is removed. A job already finished is returned unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchBatchDetectJob(self, request, context):
+        """Streams the job's state and progress: the current state first, then
+        changes (progress at most a few times a second), ending after a terminal
+        state (SUCCEEDED, FAILED or CANCELLED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,6 +157,26 @@ def add_DetectServiceServicer_to_server(servicer, server):
                     servicer.CreateBatchDetectJob,
                     request_deserializer=pynomaly_dot_v1_dot_detect__pb2.CreateBatchDetectJobRequest.FromString,
                     response_serializer=pynomaly_dot_v1_dot_detect__pb2.CreateBatchDetectJobResponse.SerializeToString,
+            ),
+            'GetBatchDetectJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBatchDetectJob,
+                    request_deserializer=pynomaly_dot_v1_dot_detect__pb2.GetBatchDetectJobRequest.FromString,
+                    response_serializer=pynomaly_dot_v1_dot_detect__pb2.GetBatchDetectJobResponse.SerializeToString,
+            ),
+            'ListBatchDetectJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBatchDetectJobs,
+                    request_deserializer=pynomaly_dot_v1_dot_detect__pb2.ListBatchDetectJobsRequest.FromString,
+                    response_serializer=pynomaly_dot_v1_dot_detect__pb2.ListBatchDetectJobsResponse.SerializeToString,
+            ),
+            'CancelBatchDetectJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBatchDetectJob,
+                    request_deserializer=pynomaly_dot_v1_dot_detect__pb2.CancelBatchDetectJobRequest.FromString,
+                    response_serializer=pynomaly_dot_v1_dot_detect__pb2.CancelBatchDetectJobResponse.SerializeToString,
+            ),
+            'WatchBatchDetectJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBatchDetectJob,
+                    request_deserializer=pynomaly_dot_v1_dot_detect__pb2.WatchBatchDetectJobRequest.FromString,
+                    response_serializer=pynomaly_dot_v1_dot_detect__pb2.WatchBatchDetectJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -186,6 +263,114 @@ class DetectService:
             '/pynomaly.v1.DetectService/CreateBatchDetectJob',
             pynomaly_dot_v1_dot_detect__pb2.CreateBatchDetectJobRequest.SerializeToString,
             pynomaly_dot_v1_dot_detect__pb2.CreateBatchDetectJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBatchDetectJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pynomaly.v1.DetectService/GetBatchDetectJob',
+            pynomaly_dot_v1_dot_detect__pb2.GetBatchDetectJobRequest.SerializeToString,
+            pynomaly_dot_v1_dot_detect__pb2.GetBatchDetectJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBatchDetectJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pynomaly.v1.DetectService/ListBatchDetectJobs',
+            pynomaly_dot_v1_dot_detect__pb2.ListBatchDetectJobsRequest.SerializeToString,
+            pynomaly_dot_v1_dot_detect__pb2.ListBatchDetectJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBatchDetectJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pynomaly.v1.DetectService/CancelBatchDetectJob',
+            pynomaly_dot_v1_dot_detect__pb2.CancelBatchDetectJobRequest.SerializeToString,
+            pynomaly_dot_v1_dot_detect__pb2.CancelBatchDetectJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBatchDetectJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pynomaly.v1.DetectService/WatchBatchDetectJob',
+            pynomaly_dot_v1_dot_detect__pb2.WatchBatchDetectJobRequest.SerializeToString,
+            pynomaly_dot_v1_dot_detect__pb2.WatchBatchDetectJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -31,6 +31,7 @@ STATUSES: dict[type[errors.PynomalyError], int] = {
     errors.FailedPrecondition: 400,
     errors.PermissionDenied: 403,
     errors.NotFound: 404,
+    errors.AlreadyExists: 409,
     errors.PayloadTooLarge: 413,
     errors.ResourceExhausted: 429,
     errors.Unavailable: 503,
