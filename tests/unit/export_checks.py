@@ -40,7 +40,7 @@ run = verification.scores
 def assert_matches_native(sess: ort.InferenceSession, x32: np.ndarray, native: np.ndarray) -> None:
     """Served scores of float32 rows equal the native reference on the same rows (export check's metric)."""
     got = run(sess, x32)
-    assert got.shape == (len(x32),) and got.dtype == np.float32
+    assert got.shape == (len(x32),) and got.dtype == np.float64
     assert np.all(np.isfinite(got)) and np.all(np.isfinite(native))  # rows at ±1e3 included
     assert verification.compare(got, native)[1] <= verification.TOLERANCE
 

@@ -68,7 +68,7 @@ class _ScoreStats:
 
     def __init__(self, bounds: Sequence[float], threshold: float, contamination: float):
         self.bounds = list(bounds)
-        # Served scores are float32 and the dataplane flags `scores > threshold` in float32: count the same way.
+        # The dataplane flags float32 scores (float32 requests) in float32: count those the same way.
         self.cut = float(np.float32(threshold))
         self.buckets = [0] * (len(self.bounds) + 1)  # buckets[i]: bounds[i-1] < score <= bounds[i]; last: +Inf
         self.sum = 0.0
@@ -86,17 +86,18 @@ class _ScoreStats:
         return cls(sorted(edges), threshold, float(manifest.get("contamination", 0.0)))
 
     def observe(self, scores: np.ndarray) -> None:
+        cut = self.cut if scores.dtype == np.float32 else self.threshold
         if len(scores) == 1:  # the 1-row hot path: no numpy calls
             s = float(scores[0])
             with self.lock:
                 self.buckets[bisect_left(self.bounds, s)] += 1
                 self.sum += s
                 self.count += 1
-                self.flagged += s > self.cut
+                self.flagged += s > cut
             return
         counts = np.bincount(np.searchsorted(self.bounds, scores, side="left"), minlength=len(self.buckets))
         total = float(scores.sum(dtype=np.float64))
-        flagged = int(np.count_nonzero(scores > self.cut))
+        flagged = int(np.count_nonzero(scores > cut))
         with self.lock:
             for i, c in enumerate(counts.tolist()):
                 self.buckets[i] += c

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from pynomaly.v1 import common_pb2 as pynomaly_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pynomaly/v1/detect.proto\x12\x0bpynomaly.v1\x1a\x18pynomaly/v1/common.proto\"g\n\rDetectRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12!\n\x04rows\x18\x02 \x01(\x0b\x32\x13.pynomaly.v1.Matrix\x12\x16\n\tthreshold\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_threshold\"z\n\x0e\x44\x65tectResponse\x12\x16\n\x0e\x61nomaly_scores\x18\x01 \x03(\x02\x12\x12\n\nis_anomaly\x18\x02 \x03(\x08\x12\x11\n\tthreshold\x18\x03 \x01(\x01\x12\x12\n\nmodel_name\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\x03\"B\n\x13\x44\x65tectStreamRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.pynomaly.v1.DetectRequest\"E\n\x14\x44\x65tectStreamResponse\x12-\n\x08response\x18\x01 \x01(\x0b\x32\x1b.pynomaly.v1.DetectResponse\"S\n\x1b\x43reateBatchDetectJobRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x11\n\tinput_uri\x18\x02 \x01(\t\x12\x12\n\noutput_uri\x18\x03 \x01(\t\".\n\x1c\x43reateBatchDetectJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t2\x98\x02\n\rDetectService\x12\x41\n\x06\x44\x65tect\x12\x1a.pynomaly.v1.DetectRequest\x1a\x1b.pynomaly.v1.DetectResponse\x12W\n\x0c\x44\x65tectStream\x12 .pynomaly.v1.DetectStreamRequest\x1a!.pynomaly.v1.DetectStreamResponse(\x01\x30\x01\x12k\n\x14\x43reateBatchDetectJob\x12(.pynomaly.v1.CreateBatchDetectJobRequest\x1a).pynomaly.v1.CreateBatchDetectJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pynomaly/v1/detect.proto\x12\x0bpynomaly.v1\x1a\x18pynomaly/v1/common.proto\"g\n\rDetectRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12!\n\x04rows\x18\x02 \x01(\x0b\x32\x13.pynomaly.v1.Matrix\x12\x16\n\tthreshold\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_threshold\"\x99\x01\n\x0e\x44\x65tectResponse\x12\x16\n\x0e\x61nomaly_scores\x18\x01 \x03(\x02\x12\x12\n\nis_anomaly\x18\x02 \x03(\x08\x12\x11\n\tthreshold\x18\x03 \x01(\x01\x12\x12\n\nmodel_name\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\x03\x12\x1d\n\x15\x64ouble_anomaly_scores\x18\x06 \x03(\x01\"B\n\x13\x44\x65tectStreamRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.pynomaly.v1.DetectRequest\"E\n\x14\x44\x65tectStreamResponse\x12-\n\x08response\x18\x01 \x01(\x0b\x32\x1b.pynomaly.v1.DetectResponse\"S\n\x1b\x43reateBatchDetectJobRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x11\n\tinput_uri\x18\x02 \x01(\t\x12\x12\n\noutput_uri\x18\x03 \x01(\t\".\n\x1c\x43reateBatchDetectJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t2\x98\x02\n\rDetectService\x12\x41\n\x06\x44\x65tect\x12\x1a.pynomaly.v1.DetectRequest\x1a\x1b.pynomaly.v1.DetectResponse\x12W\n\x0c\x44\x65tectStream\x12 .pynomaly.v1.DetectStreamRequest\x1a!.pynomaly.v1.DetectStreamResponse(\x01\x30\x01\x12k\n\x14\x43reateBatchDetectJob\x12(.pynomaly.v1.CreateBatchDetectJobRequest\x1a).pynomaly.v1.CreateBatchDetectJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,16 +34,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DETECTREQUEST']._serialized_start=67
   _globals['_DETECTREQUEST']._serialized_end=170
-  _globals['_DETECTRESPONSE']._serialized_start=172
-  _globals['_DETECTRESPONSE']._serialized_end=294
-  _globals['_DETECTSTREAMREQUEST']._serialized_start=296
-  _globals['_DETECTSTREAMREQUEST']._serialized_end=362
-  _globals['_DETECTSTREAMRESPONSE']._serialized_start=364
-  _globals['_DETECTSTREAMRESPONSE']._serialized_end=433
-  _globals['_CREATEBATCHDETECTJOBREQUEST']._serialized_start=435
-  _globals['_CREATEBATCHDETECTJOBREQUEST']._serialized_end=518
-  _globals['_CREATEBATCHDETECTJOBRESPONSE']._serialized_start=520
-  _globals['_CREATEBATCHDETECTJOBRESPONSE']._serialized_end=566
-  _globals['_DETECTSERVICE']._serialized_start=569
-  _globals['_DETECTSERVICE']._serialized_end=849
+  _globals['_DETECTRESPONSE']._serialized_start=173
+  _globals['_DETECTRESPONSE']._serialized_end=326
+  _globals['_DETECTSTREAMREQUEST']._serialized_start=328
+  _globals['_DETECTSTREAMREQUEST']._serialized_end=394
+  _globals['_DETECTSTREAMRESPONSE']._serialized_start=396
+  _globals['_DETECTSTREAMRESPONSE']._serialized_end=465
+  _globals['_CREATEBATCHDETECTJOBREQUEST']._serialized_start=467
+  _globals['_CREATEBATCHDETECTJOBREQUEST']._serialized_end=550
+  _globals['_CREATEBATCHDETECTJOBRESPONSE']._serialized_start=552
+  _globals['_CREATEBATCHDETECTJOBRESPONSE']._serialized_end=598
+  _globals['_DETECTSERVICE']._serialized_start=601
+  _globals['_DETECTSERVICE']._serialized_end=881
 # @@protoc_insertion_point(module_scope)
