@@ -32,9 +32,11 @@ def test_one_tree_ensemble_node(case_id: str) -> None:
 @pytest.mark.parametrize("case_id", checks.params("forest", names=("hbos",)))
 def test_hbos_contributions_sum_to_the_score(case_id: str) -> None:
     """Additive: the per-feature terms (a second output) sum to the score."""
-    X = np.random.default_rng(1).normal(size=(50, N_FEATURES)).astype(np.float32) * 3
-    score, terms = checks.fitted(case_id).sess.run(None, {"X": X})
-    np.testing.assert_allclose(terms.astype(np.float64).sum(axis=1), score, rtol=1e-5)
+    X = np.random.default_rng(1).normal(size=(50, N_FEATURES)) * 3
+    sess = checks.fitted(case_id).sess
+    score, terms = sess.run(None, checks.feed(sess, X))
+    assert score.dtype == terms.dtype == np.float64
+    np.testing.assert_allclose(terms.sum(axis=1), score, rtol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -55,8 +57,8 @@ def test_hbos_contributions_sum_to_the_score(case_id: str) -> None:
 def test_degenerate_forests(factory: Callable[[], IsolationForest], train: np.ndarray) -> None:
     est = factory().fit(train)
     sess = ort.InferenceSession(to_onnx(est, 3).SerializeToString(), providers=["CPUExecutionProvider"])
-    x32 = np.vstack([train[:5], train[:5] + 1.0]).astype(np.float32)
-    np.testing.assert_allclose(checks.run(sess, x32), -est.decision_function(x32.astype(np.float64)), rtol=1e-6)
+    rows = np.vstack([train[:5], train[:5] + 1.0 + 1e-9])  # float64 values: sklearn rounds them to float32
+    np.testing.assert_allclose(checks.run(sess, rows), -est.decision_function(rows), rtol=1e-12)
 
 
 def test_unsupported_estimator_raises_naming_class() -> None:

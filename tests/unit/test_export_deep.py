@@ -30,11 +30,11 @@ def test_list_algorithms_says_which_explain_exactly() -> None:
 @pytest.mark.parametrize("case_id", checks.params("deep", names=("auto_encoder", "vae")))
 def test_reconstruction_terms_sum_to_the_score(case_id: str) -> None:
     _, _, _, sess, _, x32, _ = checks.fitted(case_id)
-    score, terms = sess.run(["anomaly_score", "contributions"], {"X": x32})
+    score, terms = sess.run(["anomaly_score", "contributions"], checks.feed(sess, x32))
     assert terms.shape == x32.shape and np.all(terms >= 0) and np.all(np.isfinite(terms))
     np.testing.assert_allclose(terms.astype(np.float64).sum(axis=1), score, rtol=1e-5)
     # Batch-invariant like the score: a row's terms are the same bits alone and in a batch.
-    alone = np.array([sess.run(["contributions"], {"X": x32[i : i + 1]})[0][0] for i in range(5)])
+    alone = np.array([sess.run(["contributions"], checks.feed(sess, x32[i : i + 1]))[0][0] for i in range(5)])
     np.testing.assert_array_equal(alone, terms[:5])
 
 

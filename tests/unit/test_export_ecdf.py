@@ -31,7 +31,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Precision loss occurred in momen
 @pytest.mark.parametrize("case_id", checks.params("ecdf"))
 def test_contributions_sum_to_the_score(case_id: str) -> None:
     _, _, _, sess, _, x32, native = checks.fitted(case_id)
-    score, contributions = sess.run(["anomaly_score", "contributions"], {"X": x32})
+    score, contributions = sess.run(["anomaly_score", "contributions"], checks.feed(sess, x32))
     assert contributions.shape == x32.shape and np.all(contributions >= 0)
     np.testing.assert_allclose(contributions.astype(np.float64).sum(axis=1), native, rtol=1e-6)
 

@@ -1,4 +1,7 @@
-"""Fitted detector -> ONNX graph: X float[N, F] -> anomaly_score float[N], higher = more anomalous.
+"""Fitted detector -> ONNX graph: X double[N, F] -> anomaly_score double[N], higher = more anomalous.
+
+Converters build X float[N, F] -> anomaly_score float[N] graphs (make_model) and `to_onnx` widens them to the
+served float64 contract (_graph.double_io): see there what that asks of a converter.
 
 CONVERTERS is the one registry of supported estimator classes, by "module.QualifiedName" (exact class, no
 subclass matching: a subclass may score differently). Each family module keeps its own `CONVERTERS` dict;
@@ -8,7 +11,7 @@ they are merged here, in one place. Keys are strings so that registering torch d
 from __future__ import annotations
 
 from . import cluster, covariance, deep, ecdf, ensemble, hbos, iforest, linear, neighbors, svm
-from ._registry import CONVERTERS, ExportError, class_path, supports, to_onnx
+from ._registry import CONVERTERS, FLOAT_ROWS, ExportError, class_path, supports, to_onnx
 
 __all__ = ["CONVERTERS", "ExportError", "class_path", "supports", "to_onnx"]
 
@@ -16,3 +19,6 @@ _FAMILIES = (iforest, hbos, ecdf, linear, neighbors, cluster, covariance, svm, e
 
 for _family in _FAMILIES:
     CONVERTERS.update(_family.CONVERTERS)
+# Families not moved to float64 rows yet.
+for _family in (ecdf, deep):
+    FLOAT_ROWS.update(_family.CONVERTERS)

@@ -8,7 +8,11 @@ from typing import Any
 
 import onnx
 
+from ._graph import double_io
+
 CONVERTERS: dict[str, Callable[[Any, int], onnx.ModelProto]] = {}
+# Converters whose graphs still take float32 rows as they are (served as such: the runtime rounds rows for them).
+FLOAT_ROWS: set[str] = set()
 
 
 class ExportError(Exception):
@@ -24,12 +28,14 @@ def supports(estimator_class: type) -> bool:
 
 
 def to_onnx(estimator: Any, n_features: int) -> onnx.ModelProto:
+    """The served graph of a fitted estimator: X double[N, F] -> anomaly_score double[N] (+ contributions)."""
     cls = type(estimator)
     converter = CONVERTERS.get(class_path(cls))
     if converter is None:
         raise ExportError(f"no ONNX converter for {class_path(cls)}; supported: {', '.join(sorted(CONVERTERS))}")
     try:
-        return converter(estimator, n_features)
+        model = converter(estimator, n_features)
+        return model if class_path(cls) in FLOAT_ROWS else double_io(model)
     # Converters signal bad input (not fitted, wrong feature count) with ValueError, NotFittedError included;
     # a graph the checker refuses must not be served either.
     except (ValueError, onnx.checker.ValidationError) as exc:
