@@ -54,15 +54,16 @@ def around(train: np.ndarray, fresh: int, far: int, beyond: int, *, centred: boo
     return np.vstack(rows), rng
 
 
-def steps_either_side(columns: list[np.ndarray]) -> np.ndarray:
+def steps_either_side(columns: list[np.ndarray], float64_steps: bool = True) -> np.ndarray:
     """Rows of values at and one float64 step either side of each column's critical values, then the same for
-    the values rounded to float32 with float32 steps (what float32 clients send), all float64."""
+    the values rounded to float32 with float32 steps (what float32 clients send), all float64. Without
+    `float64_steps`, the float32 values and steps alone."""
     cols = []
     for values in columns:
         v, v32 = np.asarray(values, np.float64), values.astype(np.float32)
         up32, down32 = np.nextafter(v32, np.float32(np.inf)), np.nextafter(v32, np.float32(-np.inf))
-        cols.append(np.concatenate([v, np.nextafter(v, np.inf), np.nextafter(v, -np.inf),
-                                    *(c.astype(np.float64) for c in (v32, up32, down32))]))
+        steps = [v, np.nextafter(v, np.inf), np.nextafter(v, -np.inf)] if float64_steps else []
+        cols.append(np.concatenate([*steps, *(c.astype(np.float64) for c in (v32, up32, down32))]))
     n = max(len(c) for c in cols)
     # A different phase per column, so rows mix values of different rank.
     return np.stack([np.roll(np.resize(c, n), 7 * f) for f, c in enumerate(cols)], axis=1)
@@ -156,15 +157,19 @@ def _skew_roots(col: np.ndarray) -> np.ndarray:
 
 
 def ecdf_rows(train: np.ndarray) -> np.ndarray:
-    """Around the data, ties with integer data, ±1e3, then per column each training value and each skewness sign
-    change, and one float64 step either side (and the same rounded to float32, float32 steps)."""
+    """Around the data, ties with integer data, ±1e3, then per column each training value and one float64 step
+    either side (and the same rounded to float32, float32 steps), and each skewness sign change (float32 steps)."""
     rng = np.random.default_rng(2)
     lo, hi = train.min(axis=0), train.max(axis=0)
     span = hi - lo + 1.0
     fresh = rng.uniform(lo - span / 2, hi + span / 2, size=(60, ECDF_FEATURES))
     whole = np.round(rng.uniform(lo - 2, hi + 2, size=(40, ECDF_FEATURES)))  # ties with integer training data
     far = np.array([[1e3] * ECDF_FEATURES, [-1e3] * ECDF_FEATURES, [1e3, -1e3] * (ECDF_FEATURES // 2)])
-    steps = steps_either_side([np.concatenate([np.unique(c), _skew_roots(c)]) for c in train.T])
+    steps = steps_either_side([np.unique(c) for c in train.T])
+    # Around a root of the skewness, float32 steps only: a float64 step from it leaves the third moment within
+    # scipy's rounding noise of 0, where PyOD's sign is noise (the graph takes the exact sign).
+    roots = steps_either_side([_skew_roots(c) for c in train.T], float64_steps=False)
+    steps = np.vstack([steps, roots]) if len(roots) else steps
     return np.vstack([fresh, whole, far, train[:20], lo[None], hi[None], steps]).astype(np.float64)
 
 

@@ -14,7 +14,6 @@ from pyod.models.iforest import IForest
 from sklearn.ensemble import IsolationForest
 
 from pynomaly.export import ExportError, supports, to_onnx
-from pynomaly.export._graph import floor_f32
 
 import export_checks as checks
 import export_data as data
@@ -87,15 +86,3 @@ def test_registry() -> None:
     checks.assert_registered({"pyod.models.iforest.IForest", "sklearn.ensemble._iforest.IsolationForest",
                               "pyod.models.hbos.HBOS"}, (IForest, IsolationForest, HBOS),
                              ("iforest", "sklearn.isolation_forest", "hbos"))
-
-
-def test_floor_f32_is_largest_float32_not_above() -> None:
-    rng = np.random.default_rng(3)
-    v = np.concatenate([rng.normal(scale=1e3, size=1000), [0.0, -0.0, 1.5, np.inf, -np.inf, 1e300, -1e300]])
-    down = floor_f32(v)
-    assert np.all(down <= v)
-    assert np.all(down.astype(np.float32).astype(np.float64) == down)
-    finite = np.isfinite(down)
-    with np.errstate(over="ignore"):  # the step above float32's max is inf, which is fine here
-        up = np.nextafter(down[finite].astype(np.float32), np.float32(np.inf)).astype(np.float64)
-    assert np.all(up > v[finite])

@@ -20,5 +20,5 @@ _FAMILIES = (iforest, hbos, ecdf, linear, neighbors, cluster, covariance, svm, e
 for _family in _FAMILIES:
     CONVERTERS.update(_family.CONVERTERS)
 # Families not moved to float64 rows yet.
-for _family in (ecdf, deep):
+for _family in (deep,):
     FLOAT_ROWS.update(_family.CONVERTERS)

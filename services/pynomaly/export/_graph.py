@@ -1,5 +1,5 @@
 """Shared pieces of the exported graphs: the I/O contract and the transform that widens it to float64, opsets,
-float32-exact thresholds, tree sums."""
+tree sums."""
 
 from __future__ import annotations
 
@@ -23,20 +23,6 @@ ML_OPSET = 5
 
 _BRANCH_LEQ = 0
 _SUM = 1
-
-
-def floor_f32(values: np.ndarray) -> np.ndarray:
-    """Largest float32 <= each float64 value, returned as float64 (exactly representable in both).
-
-    Served inputs are float32, so for a float32 x: x <= t iff x <= floor_f32(t), and x > t iff
-    x > floor_f32(t). Storing floor_f32(t) keeps a split exact whether the tree compares in float or double.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    with np.errstate(over="ignore"):
-        nearest = values.astype(np.float32)
-    # Round-to-nearest may land above the value; step one float32 down in that case.
-    down = np.where(nearest.astype(np.float64) > values, np.nextafter(nearest, np.float32(-np.inf)), nearest)
-    return down.astype(np.float64)
 
 
 def const(name: str, value: npt.ArrayLike, dtype: type = np.float64) -> onnx.TensorProto:
