@@ -64,16 +64,16 @@ def _dims(value: onnx.ValueInfoProto) -> list[str | int]:
 
 
 def assert_graph_contract(model: onnx.ModelProto, sess: ort.InferenceSession, n_features: int,
-                          contributions: bool, elem_type: int = onnx.TensorProto.DOUBLE) -> None:
+                          contributions: bool) -> None:
     """A valid graph: X double[N, F] in; anomaly_score double[N] out, then contributions double[N, F] for the
     additive detectors (their exact per-feature terms, for Explain) and nothing else; an empty batch scores to
     an empty vector."""
     onnx.checker.check_model(model, full_check=True)
     (inp,), outputs = model.graph.input, list(model.graph.output)
-    assert inp.name == "X" and inp.type.tensor_type.elem_type == elem_type
+    assert inp.name == "X" and inp.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
     assert _dims(inp) == ["N", n_features]
     assert [o.name for o in outputs] == ["anomaly_score", "contributions"][: 1 + contributions]
-    assert all(o.type.tensor_type.elem_type == elem_type for o in outputs)
+    assert all(o.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE for o in outputs)
     assert [_dims(o) for o in outputs] == [["N"], ["N", n_features]][: 1 + contributions]
     assert run(sess, np.zeros((0, n_features))).shape == (0,)
 

@@ -7,11 +7,10 @@ registered detector fails `test_every_exportable_algorithm_has_cases` until it h
 
 from __future__ import annotations
 
-import onnx
 import pytest
 
 from pynomaly.algorithms import ALGORITHMS
-from pynomaly.export import CONVERTERS, FLOAT_ROWS, class_path
+from pynomaly.export import CONVERTERS, class_path
 
 import export_checks as checks
 
@@ -23,9 +22,7 @@ NOT_SERVED = {"kde"}
 @pytest.mark.parametrize("case_id", checks.params())
 def test_graph_contract(case_id: str) -> None:
     f = checks.fitted(case_id)
-    float_rows = class_path(type(f.det)) in FLOAT_ROWS  # families not moved to float64 rows yet
-    checks.assert_graph_contract(f.model, f.sess, f.train.shape[1], f.algo.name in checks.CONTRIBUTIONS,
-                                 onnx.TensorProto.FLOAT if float_rows else onnx.TensorProto.DOUBLE)
+    checks.assert_graph_contract(f.model, f.sess, f.train.shape[1], f.algo.name in checks.CONTRIBUTIONS)
 
 
 @pytest.mark.parametrize("case_id", checks.params())

@@ -11,7 +11,7 @@ they are merged here, in one place. Keys are strings so that registering torch d
 from __future__ import annotations
 
 from . import cluster, covariance, deep, ecdf, ensemble, hbos, iforest, linear, neighbors, svm
-from ._registry import CONVERTERS, FLOAT_ROWS, ExportError, class_path, supports, to_onnx
+from ._registry import CONVERTERS, ExportError, class_path, supports, to_onnx
 
 __all__ = ["CONVERTERS", "ExportError", "class_path", "supports", "to_onnx"]
 
@@ -19,6 +19,3 @@ _FAMILIES = (iforest, hbos, ecdf, linear, neighbors, cluster, covariance, svm, e
 
 for _family in _FAMILIES:
     CONVERTERS.update(_family.CONVERTERS)
-# Families not moved to float64 rows yet.
-for _family in (deep,):
-    FLOAT_ROWS.update(_family.CONVERTERS)

@@ -11,8 +11,6 @@ import onnx
 from ._graph import double_io
 
 CONVERTERS: dict[str, Callable[[Any, int], onnx.ModelProto]] = {}
-# Converters whose graphs still take float32 rows as they are (served as such: the runtime rounds rows for them).
-FLOAT_ROWS: set[str] = set()
 
 
 class ExportError(Exception):
@@ -34,8 +32,7 @@ def to_onnx(estimator: Any, n_features: int) -> onnx.ModelProto:
     if converter is None:
         raise ExportError(f"no ONNX converter for {class_path(cls)}; supported: {', '.join(sorted(CONVERTERS))}")
     try:
-        model = converter(estimator, n_features)
-        return model if class_path(cls) in FLOAT_ROWS else double_io(model)
+        return double_io(converter(estimator, n_features))
     # Converters signal bad input (not fitted, wrong feature count) with ValueError, NotFittedError included;
     # a graph the checker refuses must not be served either.
     except (ValueError, onnx.checker.ValidationError) as exc:

@@ -45,7 +45,6 @@ from ._graph import (
     clipped_output,
     concat_trees,
     const,
-    double_io,
     make_model,
     reads,
 )
@@ -127,7 +126,7 @@ class _Part(NamedTuple):
 
 def _member_graph(est: Any, n_features: int, what: str) -> onnx.ModelProto:
     try:
-        model = double_io(to_onnx(est, n_features))
+        model = to_onnx(est, n_features)
     except ExportError as e:
         raise ValueError(f"{what}: {e}") from None
     for opset in model.opset_import:
