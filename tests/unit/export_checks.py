@@ -44,12 +44,19 @@ def feed(sess: ort.InferenceSession, rows: np.ndarray) -> dict[str, np.ndarray]:
     return {"X": np.ascontiguousarray(rows, dtype=input_dtype(sess))}
 
 
+# Float64 end to end: served scores within 1e-6 relative of the native library on the same float64 rows (issue 11),
+# tighter than the export check's TOLERANCE. Measured over this table: at most 4.7e-7 (DeepSVDD), 3.7e-7 (OCSVM,
+# linear kernel, integer data), 1e-8 (PCA), 1e-9 or less for the rest.
+ACCEPTANCE = 1e-6
+
+
 def assert_matches_native(sess: ort.InferenceSession, rows: np.ndarray, native: np.ndarray) -> None:
-    """Served scores of float64 rows equal the native reference on the same rows (export check's metric)."""
+    """Served scores of float64 rows equal the native reference on the same rows (export check's metric), within
+    ACCEPTANCE."""
     got = run(sess, rows)
     assert got.shape == (len(rows),) and got.dtype == np.float64
     assert np.all(np.isfinite(got)) and np.all(np.isfinite(native))  # rows at ±1e3 included
-    assert verification.compare(got, native)[1] <= verification.TOLERANCE
+    assert verification.compare(got, native)[1] <= min(ACCEPTANCE, verification.TOLERANCE)
 
 
 def assert_batch_invariant(sess: ort.InferenceSession, rows: np.ndarray, picked: np.ndarray) -> None:
