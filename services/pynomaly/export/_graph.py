@@ -189,9 +189,9 @@ def double_io(model: onnx.ModelProto) -> onnx.ModelProto:
     """A converter's graph X float[N, F] -> float outputs, as the served contract X double[N, F] -> anomaly_score
     double[N] (and contributions double[N, F]); a graph already in it is returned as it is.
 
-    Input: a Cast reads the float64 row itself: a graph that reads X only to widen it to double computes in
-    float64 on the values it is given, as the native library does on float64 rows, and one that rounds X to
-    float32 because its library does (sklearn's trees) rounds the float64 row. Any other reader (a float32
+    Input: a Cast to double or float reads the float64 row itself: a graph that reads X only to widen it to double
+    computes in float64 on the values it is given, as the native library does on float64 rows, and one that rounds
+    X to float32 because its library does (sklearn's trees) rounds the float64 row. Any other reader (a float32
     network) reads the row rounded to float32, through one Cast. Outputs: a final Cast of a double to float is
     dropped (the double is served); a float output is widened.
 
@@ -211,7 +211,7 @@ def double_io(model: onnx.ModelProto) -> onnx.ModelProto:
     nodes = list(graph.node)
     for n in nodes:
         _rename_reads(n, INPUT_NAME, _FLOAT_INPUT)
-        if n.op_type == "Cast" and list(n.input) == [_FLOAT_INPUT]:
+        if n.op_type == "Cast" and list(n.input) == [_FLOAT_INPUT] and _cast_to(n) in (_FLOAT, _DOUBLE):
             # A Cast reads the double row: to double it passes it on, to float it rounds it as the float input was.
             n.input[0] = INPUT_NAME
     if any(_FLOAT_INPUT in reads(n) for n in nodes):
