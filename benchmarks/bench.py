@@ -62,8 +62,7 @@ def bench_export(names: list[str] | None = None) -> None:
     from pynomaly.runtime import score_only_session, session_options
 
     train, score = data()
-    score32 = score.astype(np.float32)
-    one32, one64 = score32[:1], score32[:1].astype(np.float64)
+    one = score[:1]  # float64 rows, as served
     # As the server scores: single-threaded sessions; a large batch split in 2 chunks run on 2 threads.
     pool = ThreadPoolExecutor(2)
 
@@ -92,13 +91,13 @@ def bench_export(names: list[str] | None = None) -> None:
             native = copy.deepcopy(det).decision_function
         else:
             native = functools.partial(algo.score, det)
-        native_1 = median_time(lambda f=native: f(one64), 200)
-        onnx_1 = median_time(lambda s=session: s.run(None, {"X": one32}), 3000)
-        native_n = median_time(lambda f=native: f(score32.astype(np.float64)), 7)
-        onnx_n = median_time(lambda s=session: onnx_batch(s, score32), 30)
+        native_1 = median_time(lambda f=native: f(one), 200)
+        onnx_1 = median_time(lambda s=session: s.run(None, {"X": one}), 3000)
+        native_n = median_time(lambda f=native: f(score), 7)
+        onnx_n = median_time(lambda s=session: onnx_batch(s, score), 30)
         check = np.arange(0, N_SCORE, 20 if algo.slow_reference else 1)  # 500 rows for one-at-a-time references
-        served = onnx_batch(session, score32[check]).astype(np.float64)
-        reference = algo.score(det, score32[check].astype(np.float64))
+        served = onnx_batch(session, score[check])
+        reference = algo.score(det, score[check])
         rel = np.max(np.abs(served - reference) / np.maximum(np.abs(reference), 1e-6 * np.abs(reference).max()))
         print(f"{name:26} {_fmt(native_1):>13} {_fmt(onnx_1):>12} {native_1 / onnx_1:>7.0f}×   "
               f"{_fmt(native_n):>11} {_fmt(onnx_n):>10} {native_n / onnx_n:>6.1f}×  {rel:.1e}")
@@ -113,10 +112,12 @@ def _echo_handler() -> grpc.GenericRpcHandler:
     from pynomaly.v1 import detect_pb2
 
     async def echo(request: detect_pb2.DetectRequest, context: grpc.aio.ServicerContext) -> detect_pb2.DetectResponse:
-        # Same payload in and a same-shaped response out; no model work.
+        # Same payload in and a same-shaped response out (scores in the rows' precision); no model work.
         n = request.rows.rows
-        return detect_pb2.DetectResponse(anomaly_scores=[0.0] * n, is_anomaly=[False] * n, threshold=0.0,
-                                         model_name=request.model, model_version=1)
+        double = bool(request.rows.double_values or request.rows.raw_double_values)
+        scores = {"double_anomaly_scores" if double else "anomaly_scores": [0.0] * n}
+        return detect_pb2.DetectResponse(**scores, is_anomaly=[False] * n, threshold=0.0, model_name=request.model,
+                                         model_version=1)
 
     return grpc.method_handlers_generic_handler("pynomaly.bench.EchoService", {
         "Echo": grpc.unary_unary_rpc_method_handler(

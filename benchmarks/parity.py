@@ -88,25 +88,24 @@ def run_case(algorithm: str, dataset: str, X: np.ndarray, y: np.ndarray, contami
         graph = export.to_onnx(detector, X.shape[1]).SerializeToString()
         row.fit_s, row.export_s = t1 - t0, time.perf_counter() - t1
         session = verification.session(graph)
-        X32 = X.astype(np.float32)
+        X = verification.seen(session, X)  # float64 rows, as served
         rows = chunk_rows(graph)  # as the server scores: bounded memory per run (shuttle × OCSVM: >20 GB in one)
-        served = run_chunked(session, "X", X32, rows)
+        served = run_chunked(session, "X", X, rows).astype(np.float64)
         row.finite = bool(np.all(np.isfinite(served)))
         sample = np.random.default_rng(0).choice(len(X), size=min(len(X), PARITY_SAMPLE), replace=False)
-        native_sample = algo.score(detector, X32[sample].astype(np.float64))
+        native_sample = algo.score(detector, X[sample])
         row.max_abs_error, row.max_rel_error = verification.compare(served[sample], native_sample)
         if len(sample) == len(X) or algo.slow_reference:
             # Both AUCs on the sample: a one-row-at-a-time reference over 49k rows (shuttle) takes hours.
             row.auc_native = float(roc_auc_score(y[sample], native_sample))
             row.auc_served = float(roc_auc_score(y[sample], served[sample])) if row.finite else float("nan")
         else:
-            row.auc_native = float(roc_auc_score(y, algo.score(detector, X32.astype(np.float64))))
+            row.auc_native = float(roc_auc_score(y, algo.score(detector, X)))
             row.auc_served = float(roc_auc_score(y, served)) if row.finite else float("nan")
         # The same verdict as training's export check, on the same verification rows.
         check = verification.verification_rows(
             X, sample=verification.SLOW_SAMPLE_ROWS if algo.slow_reference else verification.SAMPLE_ROWS)
-        row.refused = not verification.check(run_chunked(session, "X", check, rows),
-                                             algo.score(detector, check.astype(np.float64))).passed
+        row.refused = not verification.check(run_chunked(session, "X", check, rows), algo.score(detector, check)).passed
     except Exception as e:  # a failing case is a row of the report, not the end of the run
         row.error = f"{type(e).__name__}: {e}"
     return row

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from pynomaly.data import precision
 from pynomaly.v1 import (
     common_pb2,
     detect_pb2,
@@ -67,7 +68,7 @@ class ExplainResult:
 
 @dataclass(frozen=True)
 class DetectResult:
-    anomaly_scores: np.ndarray  # float32, one per row, higher = more anomalous
+    anomaly_scores: np.ndarray  # float64, one per row, higher = more anomalous (float32 values for float32 rows)
     is_anomaly: np.ndarray  # bool, anomaly_score > threshold
     threshold: float
     model_name: str
@@ -75,15 +76,20 @@ class DetectResult:
 
 
 def to_matrix(X: Any) -> tuple[common_pb2.Matrix, list[str]]:
-    """A Matrix (raw little-endian float32) and the column names if X is a DataFrame."""
+    """A Matrix in X's precision (raw little-endian float64, or float32 when X is float32) and the column names
+    if X is a DataFrame."""
     names = [str(c) for c in X.columns] if hasattr(X, "columns") else []
-    array = np.asarray(X, dtype=np.float32)
+    # float32 when X holds float32 data (a float32 array; a DataFrame whose columns all are), float64 for the rest:
+    # numpy's default float, integers, Python lists, CSV and Parquet double columns.
+    dtype = precision(list(X.dtypes) if hasattr(X, "columns") and hasattr(X, "dtypes") else [getattr(X, "dtype", None)])
+    array = np.asarray(X, dtype=dtype)
     if array.ndim == 1:
         array = array.reshape(1, -1)
     if array.ndim != 2:
         raise ValueError(f"expected a 2-D array (rows × features), got shape {array.shape}")
-    array = np.ascontiguousarray(array, dtype="<f4")
-    return common_pb2.Matrix(rows=array.shape[0], columns=array.shape[1], raw_values=array.tobytes()), names
+    array = np.ascontiguousarray(array, dtype=dtype)
+    field = "raw_values" if dtype.itemsize == 4 else "raw_double_values"
+    return common_pb2.Matrix(rows=array.shape[0], columns=array.shape[1], **{field: array.tobytes()}), names
 
 
 def _value(v: Any) -> Any:
@@ -280,7 +286,7 @@ class Client:
         request = detect_pb2.DetectRequest(model=model, rows=matrix, threshold=threshold)
         r = self.detect_stub.Detect(request, timeout=self.timeout)
         return DetectResult(
-            anomaly_scores=np.array(r.anomaly_scores, dtype=np.float32),
+            anomaly_scores=np.array(r.double_anomaly_scores or r.anomaly_scores, dtype=np.float64),
             is_anomaly=np.array(r.is_anomaly, dtype=bool),
             threshold=r.threshold,
             model_name=r.model_name,

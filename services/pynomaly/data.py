@@ -1,9 +1,15 @@
-"""Reading tabular files: .csv (header row = feature names), .parquet, .npz (array "X")."""
+"""Reading tabular files: .csv (header row = feature names), .parquet, .npz (array "X").
+
+Values come back as float64 (CSV's numbers, Parquet double or integer columns), or as float32 when the file holds
+float32 and nothing wider (an .npz float32 array, Parquet whose columns are all float32): rows are sent, trained on
+and scored in the precision the data has.
+"""
 
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +19,8 @@ SUFFIXES = (".csv", ".parquet", ".npz")
 
 
 def read_table(path: str | Path, field: str = "data") -> tuple[np.ndarray, list[str]]:
-    """Return (float64 matrix, feature names). Errors are InvalidArgument naming the file and the problem."""
+    """Return (float64 or float32 matrix, feature names). Errors are InvalidArgument naming the file and the
+    problem."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -29,7 +36,7 @@ def read_table(path: str | Path, field: str = "data") -> tuple[np.ndarray, list[
                 raise InvalidArgument(f"{field}: {path.name}: array 'X' must be 2-D, got shape {X.shape}")
             if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
                 raise InvalidArgument(f"{field}: {path.name}: array 'X' must be numeric, got {X.dtype}")
-            return X.astype(np.float64), [f"f{i}" for i in range(X.shape[1])]
+            return X.astype(precision([X.dtype])), [f"f{i}" for i in range(X.shape[1])]
         import pandas as pd
 
         frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
@@ -43,4 +50,11 @@ def read_table(path: str | Path, field: str = "data") -> tuple[np.ndarray, list[
     if bad:
         raise InvalidArgument(f"{field}: {path.name}: column {bad[0]!r} is not numeric "
                               f"({len(bad)} non-numeric column(s) in all)")
-    return frame.to_numpy(dtype=np.float64), [str(c) for c in frame.columns]
+    return frame.to_numpy(dtype=precision(list(frame.dtypes))), [str(c) for c in frame.columns]
+
+
+def precision(dtypes: list[Any]) -> np.dtype:
+    """The precision rows of these column dtypes travel in: float32 when every one is a float of at most 32 bits
+    (numpy or pandas dtypes), else float64 (doubles, integers, unknown: None)."""
+    narrow = bool(dtypes) and all(getattr(t, "kind", "") == "f" and getattr(t, "itemsize", 8) <= 4 for t in dtypes)
+    return np.dtype("<f4") if narrow else np.dtype("<f8")

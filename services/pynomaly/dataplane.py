@@ -28,7 +28,7 @@ from pynomaly.jobs import JobManager
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.refs import check_alias, check_name, parse_ref
-from pynomaly.rows import check_rows
+from pynomaly.rows import F32_MAX, check_rows
 from pynomaly.store import LocalStore, ModelStore, resolve
 from pynomaly.training import TrainSpec
 
@@ -37,7 +37,7 @@ DEFAULT_CONTAMINATION = 0.1
 
 @dataclass(frozen=True)
 class DetectResult:
-    scores: np.ndarray
+    scores: np.ndarray  # in the precision of the rows: float64, or float32 for float32 rows
     is_anomaly: np.ndarray
     threshold: float
     model_name: str
@@ -122,6 +122,9 @@ class DataPlane:
         tracer = self.tracer
         with tracer.span(self.scoring.run_span):
             scores = await self.scoring.score(loaded, X)
+        if X.dtype != np.float64:
+            # Float32 rows get float32 scores, flagged in float32: what such clients always got.
+            scores = np.clip(scores, -F32_MAX, F32_MAX).astype(np.float32)
         with tracer.span("threshold") as span:
             used = loaded.threshold if threshold is None else threshold
             is_anomaly = scores > used

@@ -1,8 +1,9 @@
 """Bring your own model: validate an ONNX graph trained anywhere and wrap it into the platform's contract.
 
-The wrapped graph has the same input and output as an exported one: "X" float32 [N, F] → "anomaly_score"
-float32 [N], higher = more anomalous. The original graph is kept intact inside; only a Cast in front (for double
-inputs) and Reshape / Neg / Cast behind the score output are added.
+The wrapped graph has the same input and output as an exported one: "X" float64 [N, F] → "anomaly_score"
+float64 [N], higher = more anomalous. The original graph is kept intact inside; only a Cast in front (to its
+input type: float graphs see rows rounded to float32, double graphs the rows as sent) and Reshape / Neg / Cast
+behind the score output are added.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from onnx import TensorProto, helper
 
 from pynomaly import verification
 from pynomaly.errors import InvalidArgument
+from pynomaly.export._graph import double_io
 from pynomaly.rows import check_rows
 from pynomaly.training import summarize
 
@@ -124,16 +126,19 @@ def import_model(spec: ImportSpec) -> tuple[bytes, dict]:
     if not 0 < spec.contamination <= 0.5:
         raise InvalidArgument(f"contamination must be in (0, 0.5], got {spec.contamination}")
 
-    wrapped = _wrap(model, inp, score, spec.lower_is_anomalous).SerializeToString()
+    try:
+        wrapped = double_io(_wrap(model, inp, score, spec.lower_is_anomalous)).SerializeToString()
+    except (ValueError, onnx.checker.ValidationError) as e:
+        raise InvalidArgument(f"onnx_model: cannot be wrapped into the served contract: {e}") from None
     try:
         session = verification.session(wrapped)
     except Exception as e:  # onnxruntime reports unsupported ops, type errors, …
         raise InvalidArgument(f"onnx_model: onnxruntime cannot load it: {e}") from None
 
     rng = np.random.default_rng(0)
-    probe = np.vstack([np.zeros((1, n_features)), rng.normal(size=(PROBE_ROWS - 1, n_features))]).astype(np.float32)
+    probe = np.vstack([np.zeros((1, n_features)), rng.normal(size=(PROBE_ROWS - 1, n_features))])
     if spec.reference_rows is not None:
-        reference = check_rows(spec.reference_rows, "reference_rows", n_features).astype(np.float32)
+        reference = check_rows(spec.reference_rows, "reference_rows", n_features).astype(np.float64)
         probe = np.vstack([probe, reference])
     try:
         scores = session.run(None, {"X": probe})[0]
@@ -146,17 +151,17 @@ def import_model(spec: ImportSpec) -> tuple[bytes, dict]:
         raise InvalidArgument(f"score_output {score!r}: non-finite scores (NaN or inf) on probe rows")
     # Batch invariance: the platform promises a row's score never depends on the other rows.
     one_by_one = np.concatenate([session.run(None, {"X": probe[i : i + 1]})[0] for i in range(8)])
-    if not verification.check(one_by_one, scores[:8].astype(np.float64)).passed:
+    if not verification.check(one_by_one, scores[:8]).passed:
         raise InvalidArgument(f"score_output {score!r}: a row's score depends on the other rows of the batch")
 
     if spec.reference_rows is not None:
-        ref_scores = scores[PROBE_ROWS:].astype(np.float64)
+        ref_scores = scores[PROBE_ROWS:]
         threshold = (float(np.percentile(ref_scores, 100 * (1 - spec.contamination))) if spec.threshold is None
                      else spec.threshold)
         training_scores = summarize(ref_scores)
     else:
         assert spec.threshold is not None  # checked above: a threshold, or reference rows
-        threshold, training_scores = float(spec.threshold), summarize(scores.astype(np.float64))
+        threshold, training_scores = float(spec.threshold), summarize(scores)
     manifest = {
         "format": 1,
         "algorithm": "onnx",

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from pynomaly.rows import input_dtype
 from pynomaly.store import ModelStore
 
 _SCORE = ["anomaly_score"]  # graphs may have more outputs (e.g. "contributions"): ask for the score only
@@ -28,7 +29,7 @@ MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 64, 8192
 
 
 def run_chunked(session: ort.InferenceSession, input_name: str, X: np.ndarray, rows: int) -> np.ndarray:
-    """The score output for X, at most `rows` rows per run."""
+    """The score output for X (already in the graph's input dtype), at most `rows` rows per run."""
     if len(X) <= rows:
         return session.run(_SCORE, {input_name: X})[0]
     return np.concatenate([session.run(_SCORE, {input_name: X[i : i + rows]})[0] for i in range(0, len(X), rows)])
@@ -59,10 +60,16 @@ class LoadedModel:
     threshold: float
     score_session: ort.InferenceSession  # the score alone (Detect); `session` itself for single-output graphs
     chunk_rows: int = MAX_CHUNK_ROWS  # rows per onnxruntime run (bounds memory; the graphs are batch-invariant)
+    dtype: np.dtype = np.dtype(np.float64)  # the graph's input: float64, or float32 for versions that predate it
+
+    def rows(self, X: np.ndarray) -> np.ndarray:
+        """X as the graph takes it: float64 rows rounded to float32 for a float32 graph, float32 ones widened."""
+        return np.ascontiguousarray(X, dtype=self.dtype)
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        """Anomaly scores (float32, one per row) of a float32 matrix of the right width."""
-        return run_chunked(self.score_session, self.input_name, X, self.chunk_rows)
+        """Anomaly scores (float64, one per row) of a float32 or float64 matrix of the right width."""
+        scores = run_chunked(self.score_session, self.input_name, self.rows(X), self.chunk_rows)
+        return scores.astype(np.float64, copy=False)
 
 
 def session_options(intra_op_threads: int = 1) -> ort.SessionOptions:
@@ -164,6 +171,7 @@ class SessionCache:
             threshold=float(manifest["threshold"]),
             score_session=score_session,
             chunk_rows=chunk_rows(graph),
+            dtype=input_dtype(session),
         )
 
     def loaded(self) -> list[LoadedModel]:

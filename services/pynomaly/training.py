@@ -89,8 +89,9 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lamb
     progress(VERIFY)
     rows = verification.verification_rows(
         X, sample=verification.SLOW_SAMPLE_ROWS if algo.slow_reference else verification.SAMPLE_ROWS)
-    native = algo.score(detector, rows.astype(np.float64))
     session = verification.session(graph)
+    rows = verification.seen(session, rows)
+    native = algo.score(detector, rows)
     served = verification.scores(session, rows)
     if not np.all(np.isfinite(served)) or not np.all(np.isfinite(native)):
         raise TrainingFailed("verification rows produced non-finite scores; the model cannot be served")
@@ -100,7 +101,7 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lamb
 
     # The threshold and the score summary come from the served graph, verified above: the threshold is compared
     # with served scores, and a batch-invariant native reference can be slow (ECOD scores one row at a time).
-    training_scores = verification.scores(session, X.astype(np.float32)).astype(np.float64)
+    training_scores = verification.scores(session, X)
     if not np.all(np.isfinite(training_scores)):
         bad = int(np.sum(~np.isfinite(training_scores)))
         raise TrainingFailed(

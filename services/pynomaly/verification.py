@@ -1,5 +1,6 @@
-"""Verification: is the served graph the detector? Score the same float32 rows natively and with onnxruntime,
-compare, and keep the result with the model.
+"""Verification: is the served graph the detector? Score the same rows natively and with onnxruntime, compare, and
+keep the result with the model. The rows are float64, as served; a graph that takes float32 rows (versions before
+float64 rows, imported float graphs) is compared on the float32-rounded rows it sees.
 
 One tolerance, one set of verification rows and one metric for every path that turns something into a served
 graph: training (`pynomaly.training`), a user's torch module (`pynomaly.export.torch_module`), an imported ONNX
@@ -14,10 +15,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from pynomaly.rows import input_dtype
 from pynomaly.runtime import session_options
 
-# Served scores are float32: relative rounding is 6e-8. 1e-5 leaves room for float32 inputs in the graph while
-# catching any real divergence.
+# Served scores are float64, computed in float64 except where the library itself works in float32 (the torch
+# networks: ~5e-7 relative). 1e-5 leaves room for those while catching any real divergence; measured errors are in
+# tests/unit/export_checks.py (ACCEPTANCE).
 TOLERANCE = 1e-5
 SAMPLE_ROWS = 2000
 SLOW_SAMPLE_ROWS = 256  # for references that score one row at a time (Algorithm.slow_reference)
@@ -25,20 +28,17 @@ SYNTHETIC_ROWS = 256
 SCORE_OUTPUT, INPUT = "anomaly_score", "X"
 
 __all__ = ["SAMPLE_ROWS", "SLOW_SAMPLE_ROWS", "SYNTHETIC_ROWS", "TOLERANCE", "Check", "check", "compare", "scores",
-           "session", "verification_rows"]
+           "seen", "session", "verification_rows"]
 
 
 def verification_rows(X: np.ndarray, seed: int = 0, sample: int = SAMPLE_ROWS) -> np.ndarray:
-    """A sample of training rows plus synthetic rows up to half a range beyond each feature's bounds.
-
-    Float32, as served: the native model then scores exactly the values the graph sees.
-    """
+    """A sample of training rows plus synthetic rows up to half a range beyond each feature's bounds, float64."""
     rng = np.random.default_rng(seed)
     picked = X[rng.choice(len(X), size=min(len(X), sample), replace=False)]
     lo, hi = X.min(axis=0), X.max(axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)
     synthetic = rng.uniform(lo - span / 2, hi + span / 2, size=(SYNTHETIC_ROWS, X.shape[1]))
-    return np.vstack([picked, synthetic]).astype(np.float32)
+    return np.vstack([picked, synthetic]).astype(np.float64)
 
 
 def compare(served: np.ndarray, native: np.ndarray) -> tuple[float, float]:
@@ -55,9 +55,14 @@ def session(graph: bytes | Any) -> ort.InferenceSession:
     return ort.InferenceSession(data, session_options(1), providers=["CPUExecutionProvider"])
 
 
-def scores(sess: ort.InferenceSession, X32: np.ndarray) -> np.ndarray:
-    """The graph's anomaly_score output for float32 rows."""
-    return sess.run([SCORE_OUTPUT], {INPUT: X32})[0]
+def seen(sess: ort.InferenceSession, X: np.ndarray) -> np.ndarray:
+    """X as the graph sees it, as float64: the native model scores these values (float32-rounded for a float graph)."""
+    return np.asarray(X).astype(input_dtype(sess)).astype(np.float64)
+
+
+def scores(sess: ort.InferenceSession, X: np.ndarray) -> np.ndarray:
+    """The graph's anomaly_score output for rows X (cast to the graph's input dtype), as float64."""
+    return sess.run([SCORE_OUTPUT], {INPUT: np.ascontiguousarray(X, dtype=input_dtype(sess))})[0].astype(np.float64)
 
 
 @dataclass(frozen=True)

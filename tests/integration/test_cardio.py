@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 from pyod.models.iforest import IForest
 from sklearn.metrics import roc_auc_score
@@ -22,9 +21,8 @@ def cardio():
 @pytest.fixture(scope="module")
 def native_scores(cardio):
     X, _ = cardio
-    # Served rows travel as float32, and sklearn's trees compare float32 features: score the same values.
-    return IForest(n_estimators=200, random_state=0, contamination=0.1).fit(X).decision_function(
-        X.astype(np.float32))
+    # The same float64 rows the server trains on and scores (sklearn's trees round them to float32 themselves).
+    return IForest(n_estimators=200, random_state=0, contamination=0.1).fit(X).decision_function(X)
 
 
 def test_cli_train_and_detect_cardio(server, cardio, native_scores, capsys, tmp_path):

@@ -41,11 +41,11 @@ def test_train_json_from_each_format(server, files, capsys, suffix):
     assert code == 0, err
     result = json.loads(out)
     assert result["model"] == f"cli-{suffix}" and result["version"] == 1
-    # Rows travel as float32 (the wire format): the server trains on exactly those values.
-    native = HBOS(n_bins=12, contamination=0.05).fit(X.astype(np.float32).astype(np.float64))
-    # Set from the served (float32) training scores: PyOD's threshold_ to float32 rounding.
-    assert result["threshold"] == pytest.approx(native.threshold_, rel=1e-6)
-    assert 0 <= result["export_max_abs_error"] < 1e-4
+    # Every format holds float64 rows here: they travel as float64, and the server trains on exactly those values.
+    native = HBOS(n_bins=12, contamination=0.05).fit(X)
+    # Set from the served training scores: PyOD's threshold_ to float64 rounding.
+    assert result["threshold"] == pytest.approx(native.threshold_, rel=1e-12)
+    assert 0 <= result["export_max_rel_error"] < 1e-12
 
 
 def test_train_text_shows_progress_and_prints_the_reference(server, files, capsys):
@@ -66,9 +66,8 @@ def test_detect_csv_output_aligns_columns_by_name(server, files, capsys, tmp_pat
     assert code == 0, err
     scores = pd.read_csv(out_file)
     assert list(scores.columns) == ["anomaly_score", "is_anomaly"] and len(scores) == len(NEW)
-    X32 = X.astype(np.float32).astype(np.float64)
-    native = HBOS().fit(X32).decision_function(NEW.astype(np.float32).astype(np.float64))
-    np.testing.assert_allclose(scores["anomaly_score"], native, rtol=1e-5)
+    native = HBOS().fit(X).decision_function(NEW)
+    np.testing.assert_allclose(scores["anomaly_score"], native, rtol=1e-12)
     assert scores["is_anomaly"].iloc[-1]
     assert "cli-detect@1: " in err and "threshold" in err
 
@@ -76,7 +75,7 @@ def test_detect_csv_output_aligns_columns_by_name(server, files, capsys, tmp_pat
                         str(files / "new.csv"), "--json", "--threshold", "1000")
     result = json.loads(out)
     assert result["version"] == 1 and result["threshold"] == 1000 and not any(result["is_anomaly"])
-    np.testing.assert_allclose(result["anomaly_scores"], native, rtol=1e-5)
+    np.testing.assert_allclose(result["anomaly_scores"], native, rtol=1e-12)
 
 
 @pytest.mark.parametrize(

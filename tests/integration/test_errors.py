@@ -24,6 +24,11 @@ def _m(X):
     return common_pb2.Matrix(rows=X.shape[0], columns=X.shape[1], raw_values=X.tobytes())
 
 
+def _m64(X):
+    X = np.asarray(X, dtype=np.float64)
+    return common_pb2.Matrix(rows=X.shape[0], columns=X.shape[1], raw_double_values=X.tobytes())
+
+
 def _num(v):
     return struct_pb2.Value(number_value=v)
 
@@ -83,6 +88,13 @@ TRAIN_CASES = [
     ("NaN in training data", dict(matrix=_m(np.where(np.eye(50, 5) > 0, np.nan, GOOD))), INVALID,
      "matrix: row 0 column 0 is nan"),
     ("one row", dict(matrix=_m(GOOD[:1])), INVALID, "training needs at least 2 rows, got 1"),
+    ("float64 beyond float32's range", dict(matrix=_m64(np.where(np.eye(50, 5) > 0, 1e300, GOOD))), INVALID,
+     "matrix: row 0 column 0 is 1e+300; values must be within float32's range (|x| ≤ 3.40282e+38) — 5 values out "
+     "of range in all"),
+    ("float and double matrix fields", dict(matrix=common_pb2.Matrix(rows=1, columns=5, values=[0.0] * 5,
+                                                                     raw_double_values=b"\0" * 40)), INVALID,
+     "matrix: set exactly one of values, raw_values, double_values or raw_double_values; got values and "
+     "raw_double_values"),
     ("feature name count", dict(feature_names=["a", "b"]), INVALID, "feature_names: 2 names for 5 columns"),
     ("duplicate feature names", dict(feature_names=list("aabcd")), INVALID, "names must be non-empty and unique"),
     ("data_uri missing file", dict(matrix=None, data_uri="nope.csv"), INVALID,

@@ -10,12 +10,12 @@ from pynomaly import algorithms, training, verification
 from pynomaly.errors import InvalidArgument
 from pynomaly.runtime import session_options
 
-from conftest import DATASETS, load_dataset
+from conftest import DATASETS, assert_same_scores, load_dataset
 
 RNG = np.random.default_rng(3)
 TRAIN = RNG.normal(size=(300, 5))
 # Ordinary rows, rows far outside the training range, and rows equal to training rows.
-SCORE = np.vstack([RNG.normal(size=(20, 5)), RNG.uniform(-1e3, 1e3, size=(10, 5)), TRAIN[:10]]).astype(np.float32)
+SCORE = np.vstack([RNG.normal(size=(20, 5)), RNG.uniform(-1e3, 1e3, size=(10, 5)), TRAIN[:10]])
 
 EXPORTABLE = parity.exportable()
 
@@ -41,16 +41,16 @@ def test_trains_and_verifies(served):
 def test_batch_invariance(served):
     """A row's score never depends on the other rows of the request: batch == one row at a time."""
     _, _, session = served
-    batch = session.run(["anomaly_score"], {"X": SCORE})[0]
-    alone = np.concatenate([session.run(["anomaly_score"], {"X": SCORE[i : i + 1]})[0] for i in range(len(SCORE))])
-    np.testing.assert_array_equal(batch, alone)
+    batch = verification.scores(session, SCORE)
+    alone = np.concatenate([verification.scores(session, SCORE[i : i + 1]) for i in range(len(SCORE))])
+    assert_same_scores(alone, batch)
 
 
 def test_finite_far_outside_the_training_range(served):
     _, _, session = served
-    extreme = np.vstack([np.full((1, 5), 1e6), np.full((1, 5), -1e6), np.zeros((1, 5))]).astype(np.float32)
+    extreme = np.vstack([np.full((1, 5), 1e6), np.full((1, 5), -1e6), np.zeros((1, 5))])
     scores = session.run(["anomaly_score"], {"X": np.vstack([SCORE, extreme])})[0]
-    assert scores.dtype == np.float32 and scores.shape == (len(SCORE) + 3,)
+    assert scores.dtype == np.float64 and scores.shape == (len(SCORE) + 3,)
     assert np.isfinite(scores).all()
 
 
@@ -85,7 +85,7 @@ def test_no_nan_or_inf_on_any_dataset(dataset):
                 failures.append(f"{name}: training failed unexpectedly: {e}")
             continue
         session = ort.InferenceSession(result.onnx_model, session_options(1), providers=["CPUExecutionProvider"])
-        scores = session.run(["anomaly_score"], {"X": X.astype(np.float32)})[0]
+        scores = verification.scores(session, X)
         if not np.isfinite(scores).all():
             failures.append(f"{name}: {int((~np.isfinite(scores)).sum())} non-finite scores")
     assert not failures, failures

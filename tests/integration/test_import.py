@@ -47,19 +47,45 @@ def test_import_with_threshold_and_detect(client):
     assert (card.algorithm, card.threshold, list(card.feature_names)) == ("onnx", 9.0, ["a", "b", "c"])
     X = np.vstack([TRAIN[:20], [[8.0, -8.0, 8.0]]])
     result = client.detect(f"imported@{card.version}", X)
-    np.testing.assert_allclose(result.anomaly_scores, mahalanobis(X.astype(np.float32).astype(np.float64)),
-                               rtol=1e-5)
+    # A double graph gets the float64 rows as sent: its float64 scores come back.
+    np.testing.assert_allclose(result.anomaly_scores, mahalanobis(X), rtol=1e-12)
     assert result.is_anomaly[-1] and result.threshold == 9.0
+    # float32 rows: the same graph on the float32 values, scores rounded to float32.
+    result32 = client.detect(f"imported@{card.version}", X.astype(np.float32))
+    np.testing.assert_array_equal(result32.anomaly_scores,
+                                  mahalanobis(X.astype(np.float32).astype(np.float64)).astype(np.float32))
+
+
+# The same detector as a float graph: rows reach it rounded to float32, its float32 score is served as float64.
+MAHALANOBIS_FLOAT = graph(
+    [helper.make_node("Sub", ["rows", "mean"], ["d"]), helper.make_node("MatMul", ["d", "prec"], ["dp"]),
+     helper.make_node("Mul", ["dp", "d"], ["sq"]), helper.make_node("ReduceSum", ["sq", "axes"], ["distance"],
+                                                                   keepdims=0)],
+    [_t("rows", TensorProto.FLOAT, ["batch", 3])], [_t("distance", TensorProto.FLOAT, ["batch"])],
+    [onnx.numpy_helper.from_array(MEAN.astype(np.float32), "mean"),
+     onnx.numpy_helper.from_array(PRECISION.astype(np.float32), "prec"),
+     onnx.numpy_helper.from_array(np.array([1], np.int64), "axes")],
+)
+
+
+def test_import_a_float_graph_and_detect_float64_rows(client):
+    card = client.import_model("imported-float", MAHALANOBIS_FLOAT, threshold=9.0)
+    X = TRAIN[:20] + 1e-9  # float64 values no float32 equals
+    served = client.detect(f"imported-float@{card.version}", X).anomaly_scores
+    assert served.dtype == np.float64
+    rounded = client.detect(f"imported-float@{card.version}", X.astype(np.float32)).anomaly_scores
+    np.testing.assert_array_equal(served, rounded)  # float32 scores of the float32 rows, either way
+    np.testing.assert_allclose(served, mahalanobis(X.astype(np.float32).astype(np.float64)), rtol=1e-5)
 
 
 def test_import_lower_is_anomalous_with_reference_rows(client):
     card = client.import_model("imported-ll", MAHALANOBIS, score_output="log_likelihood", lower_is_anomalous=True,
                                reference_rows=TRAIN, contamination=0.05)
-    expected = np.percentile(mahalanobis(TRAIN.astype(np.float32).astype(np.float64)), 95)
-    assert card.threshold == pytest.approx(expected, rel=1e-5)
+    expected = np.percentile(mahalanobis(TRAIN), 95)  # reference rows travel as float64, as given
+    assert card.threshold == pytest.approx(expected, rel=1e-12)
     assert card.contamination == pytest.approx(0.05)
     scores = client.detect("imported-ll", TRAIN).anomaly_scores
-    np.testing.assert_allclose(scores, mahalanobis(TRAIN.astype(np.float32).astype(np.float64)), rtol=1e-5)
+    np.testing.assert_allclose(scores, mahalanobis(TRAIN), rtol=1e-12)
     assert np.mean(scores > card.threshold) == pytest.approx(0.05, abs=0.005)
 
 

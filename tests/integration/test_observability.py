@@ -162,7 +162,7 @@ async def test_detect_span_tree_and_attributes(observed: Observed, trained: Trai
         with client.tracer.start_as_current_span("client: detect") as span:
             response = await observed.detect.Detect(detect_pb2.DetectRequest(model=trained.model, rows=_rows(3)),
                                                     metadata=client.metadata(span))
-        assert len(response.anomaly_scores) == 3
+        assert len(response.double_anomaly_scores) == 3  # float64 rows: float64 scores
         spans = observed.spans.get_finished_spans()
         client_span = client.spans.get_finished_spans()[-1]
         rpc = _one(spans, DETECT)
@@ -307,7 +307,7 @@ async def test_metrics_endpoint(observed: Observed, trained: Trained):
     assert buckets[-1][1] == total == _value(after, "pynomaly_detect_rows", "pynomaly_detect_rows_total", **model)
     manifest = observed.running.dataplane.store.manifest(name, int(version))
     bounds = {b for b, _ in buckets}
-    threshold = float(np.float32(manifest["threshold"]))  # served scores are float32, and so is the cut
+    threshold = float(manifest["threshold"])  # float64 rows (to_matrix): float64 scores, flagged in float64
     assert set(manifest["training_scores"]["quantiles"]) | {threshold} <= bounds
     at_threshold = dict(buckets)[threshold]
     assert total - at_threshold == _value(after, "pynomaly_detect_rows_flagged", "pynomaly_detect_rows_flagged_total",

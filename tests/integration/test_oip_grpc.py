@@ -81,7 +81,7 @@ def test_model_metadata_comes_from_the_model_card(stub, client, oip_model, versi
 def test_infer_scores_equal_detect(stub, client, oip_model, blobs, datatype, raw, version, resolved):
     X = blobs[1]
     response = stub.ModelInfer(infer_request(X, datatype, raw, version=version, request_id="req-7"))
-    detect = client.detect(f"oip@{resolved}", X)
+    detect = client.detect(f"oip@{resolved}", X.astype(DTYPES[datatype]))  # Detect in the same precision
     assert (response.model_name, response.model_version, response.id) == ("oip", str(resolved), "req-7")
     assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [
         ("anomaly_score", datatype, [len(X)]), ("is_anomaly", "BOOL", [len(X)])]
@@ -100,7 +100,7 @@ def test_requested_outputs_only_and_in_that_order(stub, client, oip_model, blobs
     response = stub.ModelInfer(infer_request(blobs[1][:7], raw=raw, outputs=wanted))
     assert [o.name for o in response.outputs] == wanted
     assert len(response.raw_output_contents) == (len(wanted) if raw else 0)
-    detect = client.detect("oip", blobs[1][:7])
+    detect = client.detect("oip", blobs[1][:7].astype(np.float32))
     got = outputs(response)
     for name, expected in (("anomaly_score", detect.anomaly_scores), ("is_anomaly", detect.is_anomaly)):
         if name in wanted:
@@ -115,7 +115,7 @@ def test_threshold_parameter_overrides_the_models(stub, client, oip_model, blobs
     request.parameters["threshold"].CopyFrom(parameter)
     response = stub.ModelInfer(request)
     got = outputs(response)
-    detect = client.detect("oip", blobs[1], threshold=threshold)
+    detect = client.detect("oip", blobs[1].astype(np.float32), threshold=threshold)
     np.testing.assert_array_equal(got["is_anomaly"], got["anomaly_score"] > threshold)
     np.testing.assert_array_equal(got["is_anomaly"], detect.is_anomaly)
     assert response.parameters["threshold"].double_param == threshold
@@ -205,7 +205,7 @@ BAD_INFER = [
      "rows: row 1 column 2 is nan; values must be finite (no NaN or inf)"),
     ("inf FP64", _rows([[np.inf, 0, 0, 0, 0]], "FP64"), INVALID, "rows: row 0 column 0 is inf; values must be finite"),
     ("FP64 beyond float32", _rows([[0, 0, 0, 1e39, 0]], "FP64"), INVALID,
-     "rows: row 0 column 3 is 1e+39, beyond float32's range (the model scores float32)"),
+     "rows: row 0 column 3 is 1e+39; values must be within float32's range (|x| ≤ 3.40282e+38)"),
     ("empty", _rows(np.zeros((0, 5))), INVALID, "rows: the matrix is empty (0 rows × 5 columns)"),
     ("unknown output", lambda r: r.outputs.add(name="score"), INVALID,
      "outputs[0].name: unknown output 'score'; the model's outputs are 'anomaly_score' and 'is_anomaly'"),

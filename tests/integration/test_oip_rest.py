@@ -80,13 +80,14 @@ def test_infer_json_scores_equal_detect(server, client, oip_model, blobs, dataty
     path = f"/v2/models/oip/versions/{version}/infer" if version else "/v2/models/oip/infer"
     status, response = infer(server, {"id": "r1", "inputs": [rows_input(X, datatype, nested)]}, path)
     assert status == 200
-    detect = client.detect(f"oip@{resolved}", X)
+    dtype = np.float32 if datatype == "FP32" else np.float64
+    detect = client.detect(f"oip@{resolved}", X.astype(dtype))  # Detect in the same precision
     assert {k: response[k] for k in ("model_name", "model_version", "id", "parameters")} == {
         "model_name": "oip", "model_version": str(resolved), "id": "r1", "parameters": {"threshold": detect.threshold}}
     score, flag = response["outputs"]
     assert (score["name"], score["datatype"], score["shape"]) == ("anomaly_score", datatype, [len(X)])
     assert (flag["name"], flag["datatype"], flag["shape"]) == ("is_anomaly", "BOOL", [len(X)])
-    np.testing.assert_array_equal(np.array(score["data"], np.float32), detect.anomaly_scores)
+    np.testing.assert_array_equal(np.array(score["data"], dtype), detect.anomaly_scores)
     assert flag["data"] == detect.is_anomaly.tolist()
 
 
@@ -121,14 +122,14 @@ def test_binary_extension_in_and_out(server, client, oip_model, blobs, datatype)
     assert not any("data" in o for o in document["outputs"])
     scores = np.frombuffer(blobs_out[: sizes[0]], dtype)
     flags = np.frombuffer(blobs_out[sizes[0] :], np.bool_)
-    detect = client.detect("oip", X)
+    detect = client.detect("oip", X.astype(dtype))
     np.testing.assert_array_equal(scores, detect.anomaly_scores.astype(dtype))
     np.testing.assert_array_equal(flags, detect.is_anomaly)
 
 
 def test_binary_input_json_output_and_per_output_choice(server, client, oip_model, blobs):
     X = blobs[1][:6]
-    detect = client.detect("oip", X)
+    detect = client.detect("oip", X.astype(np.float32))
     body, headers = _binary_request(X)  # no binary_data_output: JSON outputs
     status, response_headers, response_body = call(server, "POST", "/v2/models/oip/infer", body, headers)
     assert status == 200 and "inference-header-content-length" not in response_headers
@@ -155,7 +156,7 @@ def test_threshold_parameter_overrides_the_models(server, client, oip_model, blo
     assert status == 200 and response["parameters"] == {"threshold": threshold}
     scores, flags = (np.array(o["data"]) for o in response["outputs"])
     np.testing.assert_array_equal(flags, scores > threshold)
-    assert flags.tolist() == client.detect("oip", blobs[1], threshold=threshold).is_anomaly.tolist()
+    assert flags.tolist() == client.detect("oip", blobs[1].astype(np.float32), threshold=threshold).is_anomaly.tolist()
 
 
 def _doc(**changes):

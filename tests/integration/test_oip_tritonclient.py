@@ -45,11 +45,12 @@ def test_tritonclient_scores_equal_detect(server, client, oip_model, blobs, trit
     if protocol == "http":  # Triton's own proto has no ModelMetadataResponse.properties: its gRPC stubs drop them
         assert meta["properties"]["version"] == str(resolved)
     assert report["response"] == {"model_name": "oip", "model_version": str(resolved), "id": "t-1"}
-    detect = client.detect(f"oip@{resolved}", blobs[1])
     datatype = "FP64" if "FP64" in flags else "FP32"
+    dtype = np.float64 if datatype == "FP64" else np.float32
+    detect = client.detect(f"oip@{resolved}", blobs[1].astype(dtype))  # Detect in the same precision
     score, flag = report["outputs"]["anomaly_score"], report["outputs"]["is_anomaly"]
     assert (score["datatype"], score["shape"], flag["datatype"], flag["shape"]) == (datatype, [50], "BOOL", [50])
-    np.testing.assert_array_equal(np.array(score["data"], np.float32), detect.anomaly_scores)
+    np.testing.assert_array_equal(np.array(score["data"], dtype), detect.anomaly_scores)
     assert flag["data"] == detect.is_anomaly.tolist()
     not_found = "StatusCode.NOT_FOUND" if protocol == "grpc" else "404"
     invalid = "StatusCode.INVALID_ARGUMENT" if protocol == "grpc" else "400"
@@ -69,4 +70,5 @@ def test_tritonclient_requested_output_and_threshold(server, client, oip_model, 
     report = triton(tritonclient_python, protocol, url, blobs[1], tmp_path, "--outputs", "is_anomaly",
                     "--threshold", "0.01", *flags)
     assert list(report["outputs"]) == ["is_anomaly"]
-    assert report["outputs"]["is_anomaly"]["data"] == client.detect("oip", blobs[1], threshold=0.01).is_anomaly.tolist()
+    detect = client.detect("oip", blobs[1].astype(np.float32), threshold=0.01)
+    assert report["outputs"]["is_anomaly"]["data"] == detect.is_anomaly.tolist()

@@ -18,7 +18,7 @@ from pynomaly import verification
 
 
 def f32(x: np.ndarray) -> np.ndarray:
-    """Rounded to float32 and back, as the API delivers rows."""
+    """Rounded to float32 and back, as float32 clients send rows."""
     return x.astype(np.float32).astype(np.float64)
 
 
@@ -54,12 +54,16 @@ def around(train: np.ndarray, fresh: int, far: int, beyond: int, *, centred: boo
     return np.vstack(rows), rng
 
 
-def steps_either_side(columns: list[np.ndarray]) -> np.ndarray:
-    """Rows of float32 values at and one float32 step either side of each column's critical values."""
+def steps_either_side(columns: list[np.ndarray], float64_steps: bool = True) -> np.ndarray:
+    """Rows of values at and one float64 step either side of each column's critical values, then the same for
+    the values rounded to float32 with float32 steps (what float32 clients send), all float64. Without
+    `float64_steps`, the float32 values and steps alone."""
     cols = []
     for values in columns:
-        v = values.astype(np.float32)
-        cols.append(np.concatenate([v, np.nextafter(v, np.float32(np.inf)), np.nextafter(v, np.float32(-np.inf))]))
+        v, v32 = np.asarray(values, np.float64), values.astype(np.float32)
+        up32, down32 = np.nextafter(v32, np.float32(np.inf)), np.nextafter(v32, np.float32(-np.inf))
+        steps = [v, np.nextafter(v, np.inf), np.nextafter(v, -np.inf)] if float64_steps else []
+        cols.append(np.concatenate([*steps, *(c.astype(np.float64) for c in (v32, up32, down32))]))
     n = max(len(c) for c in cols)
     # A different phase per column, so rows mix values of different rank.
     return np.stack([np.roll(np.resize(c, n), 7 * f) for f, c in enumerate(cols)], axis=1)
@@ -112,7 +116,7 @@ def forest_rows(train: np.ndarray, dataset: str, det: Any) -> np.ndarray:
     edge_rows = np.vstack([lo - fracs * span, hi + fracs * span])
     mixed = np.where(np.arange(FOREST_FEATURES) % 2 == 0, lo - 0.01 * span, hi + 0.5 * span)
     rows = np.vstack([fresh, train[:30], far, edge_rows, mixed[None]])
-    return np.vstack([rows, steps_either_side(_critical_values(det))]).astype(np.float32)
+    return np.vstack([rows, steps_either_side(_critical_values(det))]).astype(np.float64)
 
 
 def forest_picked(n: int) -> np.ndarray:
@@ -153,16 +157,20 @@ def _skew_roots(col: np.ndarray) -> np.ndarray:
 
 
 def ecdf_rows(train: np.ndarray) -> np.ndarray:
-    """Around the data, ties with integer data, ±1e3, then per column each training value and each skewness sign
-    change, as float32 and one float32 step either side."""
+    """Around the data, ties with integer data, ±1e3, then per column each training value and one float64 step
+    either side (and the same rounded to float32, float32 steps), and each skewness sign change (float32 steps)."""
     rng = np.random.default_rng(2)
     lo, hi = train.min(axis=0), train.max(axis=0)
     span = hi - lo + 1.0
     fresh = rng.uniform(lo - span / 2, hi + span / 2, size=(60, ECDF_FEATURES))
     whole = np.round(rng.uniform(lo - 2, hi + 2, size=(40, ECDF_FEATURES)))  # ties with integer training data
     far = np.array([[1e3] * ECDF_FEATURES, [-1e3] * ECDF_FEATURES, [1e3, -1e3] * (ECDF_FEATURES // 2)])
-    steps = steps_either_side([np.concatenate([np.unique(c), _skew_roots(c)]) for c in train.T])
-    return np.vstack([fresh, whole, far, train[:20], lo[None], hi[None], steps]).astype(np.float32)
+    steps = steps_either_side([np.unique(c) for c in train.T])
+    # Around a root of the skewness, float32 steps only: a float64 step from it leaves the third moment within
+    # scipy's rounding noise of 0, where PyOD's sign is noise (the graph takes the exact sign).
+    roots = steps_either_side([_skew_roots(c) for c in train.T], float64_steps=False)
+    steps = np.vstack([steps, roots]) if len(roots) else steps
+    return np.vstack([fresh, whole, far, train[:20], lo[None], hi[None], steps]).astype(np.float64)
 
 
 # --- linear (PCA) ---
@@ -187,7 +195,7 @@ def pca_rows(train: np.ndarray, det: Any) -> np.ndarray:
     on_components = det.selected_components_
     if det.standardization:
         on_components = on_components * det.scaler_.scale_ + det.scaler_.mean_
-    return np.vstack([train[:60], beyond, far, on_components]).astype(np.float32)
+    return np.vstack([train[:60], beyond, far, on_components]).astype(np.float64)
 
 
 # --- neighbors (KNN, LOF, sklearn LOF, KDE, INNE) ---
@@ -207,7 +215,7 @@ def neighbors_rows(train: np.ndarray) -> np.ndarray:
     rows, rng = around(train, fresh=120, far=10, beyond=60)
     near = train[:20] + 1e-4 * rng.normal(size=(20, train.shape[1]))
     # Every training row: equal to the training set's points (and to INNE's centres).
-    return np.vstack([rows, near, train]).astype(np.float32)
+    return np.vstack([rows, near, train]).astype(np.float64)
 
 
 # --- cluster (CBLOF) ---
@@ -223,7 +231,7 @@ def cluster_train(dataset: str) -> np.ndarray:
 
 def cluster_rows(train: np.ndarray) -> np.ndarray:
     rows, _ = around(train, fresh=100, far=10, beyond=60, corners=False)
-    return np.vstack([rows, train]).astype(np.float32)
+    return np.vstack([rows, train]).astype(np.float64)
 
 
 # --- covariance (MCD, EllipticEnvelope, GMM) ---
@@ -240,7 +248,7 @@ def covariance_train(dataset: str) -> np.ndarray:
 def centred_rows(train: np.ndarray, n_train: int = 60) -> np.ndarray:
     """Around the training mean, far, beyond the bounds, then the first training rows (covariance, svm)."""
     rows, _ = around(train, fresh=100, far=10, beyond=50, centred=True)
-    return np.vstack([rows, train[:n_train]]).astype(np.float32)
+    return np.vstack([rows, train[:n_train]]).astype(np.float64)
 
 
 # --- svm (OCSVM, sklearn OneClassSVM, SGDOneClassSVM) ---
@@ -268,7 +276,7 @@ def ensemble_train(dataset: str) -> np.ndarray:
 
 def ensemble_rows(train: np.ndarray) -> np.ndarray:
     rows, _ = around(train, fresh=60, far=8, beyond=40)
-    return np.vstack([rows, train]).astype(np.float32)
+    return np.vstack([rows, train]).astype(np.float64)
 
 
 # --- deep (AutoEncoder, VAE, DeepSVDD) ---
@@ -292,4 +300,4 @@ def deep_train(dataset: str) -> np.ndarray:
 
 def deep_rows(train: np.ndarray) -> np.ndarray:
     rows, _ = around(train, fresh=50, far=20, beyond=0)
-    return np.vstack([verification.verification_rows(train), rows]).astype(np.float32)
+    return np.vstack([verification.verification_rows(train), rows]).astype(np.float64)

@@ -13,21 +13,36 @@ from pynomaly.server.convert import array_to_matrix, matrix_to_array
 from pynomaly.v1 import common_pb2, detect_pb2, explain_pb2, model_pb2, train_pb2
 
 X = np.arange(12, dtype=np.float32).reshape(4, 3) / 7
+# Float64 values no float32 equals: decoded as sent, not rounded.
+X64 = np.arange(12, dtype=np.float64).reshape(4, 3) / 7 + 1e-12
 
 
 @pytest.mark.parametrize(
-    "matrix",
+    "matrix, expected",
     [
-        common_pb2.Matrix(rows=4, columns=3, values=X.ravel().tolist()),
-        common_pb2.Matrix(rows=4, columns=3, raw_values=X.astype("<f4").tobytes()),
-        array_to_matrix(X),
+        (common_pb2.Matrix(rows=4, columns=3, values=X.ravel().tolist()), X),
+        (common_pb2.Matrix(rows=4, columns=3, raw_values=X.astype("<f4").tobytes()), X),
+        (array_to_matrix(X), X),
+        (common_pb2.Matrix(rows=4, columns=3, double_values=X64.ravel().tolist()), X64),
+        (common_pb2.Matrix(rows=4, columns=3, raw_double_values=X64.astype("<f8").tobytes()), X64),
+        (array_to_matrix(X64), X64),
+        (common_pb2.Matrix(rows=0, columns=3), np.zeros((0, 3), np.float32)),  # empty: no field set, float32
+        (common_pb2.Matrix(rows=0, columns=3, double_values=[]), np.zeros((0, 3), np.float32)),
     ],
-    ids=["values", "raw_values", "array_to_matrix"],
+    ids=["values", "raw_values", "array_to_matrix-f32", "double_values", "raw_double_values", "array_to_matrix-f64",
+         "empty", "empty-double"],
 )
-def test_matrix_round_trip(matrix):
+def test_matrix_round_trip(matrix, expected):
     out = matrix_to_array(matrix, "rows")
-    assert out.dtype == np.float32 and out.shape == (4, 3)
-    np.testing.assert_array_equal(out, X)
+    assert out.dtype == expected.dtype and out.shape == expected.shape
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype, field", [(np.float32, "raw_values"), (np.float64, "raw_double_values"),
+                                          (np.int64, "raw_values"), (np.float16, "raw_values")])
+def test_array_to_matrix_keeps_float64_only(dtype, field):
+    matrix = array_to_matrix(np.ones((2, 3), dtype))
+    assert [f.name for f, _ in matrix.ListFields()] == ["rows", "columns", field]
 
 
 @pytest.mark.parametrize(
@@ -35,9 +50,28 @@ def test_matrix_round_trip(matrix):
     [
         (common_pb2.Matrix(rows=2, columns=3, values=[1.0] * 5), r"rows.values: 5 values, expected rows × columns = 6"),
         (common_pb2.Matrix(rows=1, columns=2, raw_values=b"\0" * 7), r"rows.raw_values: 7 bytes, expected .* = 8"),
-        (common_pb2.Matrix(rows=1, columns=1, values=[1.0], raw_values=b"\0" * 4), "either values or raw_values"),
+        (common_pb2.Matrix(rows=2, columns=3, double_values=[1.0] * 7),
+         r"rows.double_values: 7 values, expected rows × columns = 6"),
+        (common_pb2.Matrix(rows=1, columns=2, raw_double_values=b"\0" * 8),
+         r"rows.raw_double_values: 8 bytes, expected rows × columns × 8 = 16"),
+        # Float32-sized raw bytes sent as float64 (a client that mixed the two up) are refused, not misread.
+        (common_pb2.Matrix(rows=2, columns=2, raw_double_values=np.ones(4, "<f4").tobytes()),
+         r"rows.raw_double_values: 16 bytes, expected rows × columns × 8 = 32"),
+        (common_pb2.Matrix(rows=1, columns=1, values=[1.0], raw_values=b"\0" * 4),
+         "set exactly one of values, raw_values, double_values or raw_double_values; got values and raw_values"),
+        (common_pb2.Matrix(rows=1, columns=1, values=[1.0], double_values=[1.0]), "got values and double_values"),
+        (common_pb2.Matrix(rows=1, columns=1, raw_values=b"\0" * 4, raw_double_values=b"\0" * 8),
+         "got raw_values and raw_double_values"),
+        (common_pb2.Matrix(rows=1, columns=1, double_values=[1.0], raw_double_values=b"\0" * 8),
+         "got double_values and raw_double_values"),
+        (common_pb2.Matrix(rows=1, columns=1, values=[1.0], raw_values=b"\0" * 4, double_values=[1.0],
+                           raw_double_values=b"\0" * 8),
+         "got values and raw_values and double_values and raw_double_values"),
+        (common_pb2.Matrix(rows=1, columns=2), r"rows.values: 0 values, expected rows × columns = 2"),
         (common_pb2.Matrix(rows=-1, columns=2), "must be ≥ 0"),
     ],
+    ids=["values-short", "raw-short", "double-long", "raw-double-short", "raw-double-given-f32-bytes",
+         "values+raw", "values+double", "raw+raw-double", "double+raw-double", "all-four", "none", "negative"],
 )
 def test_bad_matrix(matrix, message):
     with pytest.raises(InvalidArgument, match=message):
@@ -51,6 +85,12 @@ def test_bad_matrix(matrix, message):
         (np.zeros((2, 4), np.float32), 3, "rows: expected 3 columns .* got 4"),
         (np.array([[1, np.nan, 2]], np.float32), 3, "rows: row 0 column 1 is nan; values must be finite"),
         (np.array([[1, 2, 3], [np.inf, 0, -np.inf]], np.float32), 3, "row 1 column 0 is inf.* 2 non-finite"),
+        (np.array([[1, np.nan, 2]]), 3, "rows: row 0 column 1 is nan; values must be finite"),
+        (np.array([[1, 2, 3], [0, -np.inf, 1e39]]), 3, "row 1 column 1 is -inf; values must be finite"),
+        # float64 values beyond float32's range: every graph's float64 arithmetic is safe within it.
+        (np.array([[1, 2, 3], [0, 0, 1e39]]), 3,
+         r"rows: row 1 column 2 is 1e\+39; values must be within float32's range \(\|x\| ≤ 3.40282e\+38\)$"),
+        (np.array([[-4e38, 2, 5e38]]), 3, r"row 0 column 0 is -4e\+38; .* — 2 values out of range in all"),
     ],
 )
 def test_check_rows(X, width, message):
@@ -80,10 +120,24 @@ def test_detect_args(request_, expected):
     np.testing.assert_array_equal(rows, X)
 
 
-def test_detect_response():
-    result = DetectResult(np.array([0.5, 2.0], np.float32), np.array([False, True]), 1.0, "m", 3)
+def test_check_rows_accepts_float32_range_edges():
+    top = float(np.finfo(np.float32).max)
+    for X_ in (np.array([[top, -top]]), np.array([[top, -top]], np.float32)):
+        assert check_rows(X_, "rows", 2) is X_
+
+
+@pytest.mark.parametrize(
+    "scores, field",
+    [
+        (np.array([0.5, 2.0], np.float32), "anomaly_scores"),  # float32 requests: the field old clients read
+        (np.array([0.5, 2.0 + 1e-12]), "double_anomaly_scores"),  # float64 requests: float64 scores
+    ],
+    ids=["float32", "float64"],
+)
+def test_detect_response_fills_the_field_of_the_scores_precision(scores, field):
+    result = DetectResult(scores, np.array([False, True]), 1.0, "m", 3)
     assert convert.detect_response(result) == detect_pb2.DetectResponse(
-        anomaly_scores=[0.5, 2.0], is_anomaly=[False, True], threshold=1.0, model_name="m", model_version=3)
+        **{field: scores.tolist()}, is_anomaly=[False, True], threshold=1.0, model_name="m", model_version=3)
 
 
 @pytest.mark.parametrize(
@@ -138,8 +192,14 @@ def test_explain_rows_layout(top_k, expected_order):
     assert [[a.feature for a in r.attributions] for r in response.rows] == expected_order
     assert response.method == explain_pb2.EXPLAIN_METHOD_EXACT and response.model_version == 4
     first = response.rows[1].attributions[0]
-    assert (first.value, first.contribution) == (pytest.approx(float(X[1, 0])), 1.0)
+    assert (first.value, first.double_value, first.contribution) == (float(X[1, 0]), float(X[1, 0]), 1.0)
     assert [r.anomaly_score for r in response.rows] == [1.0, 2.0] and not response.contributions
+
+
+def test_explain_rows_layout_echoes_float64_values():
+    args = convert.ExplainArgs("m", X64[:2], 0, "exact", packed=False)
+    first = convert.explain_response(args, EXPLANATION, NAMES, "m", 4).rows[1].attributions[0]
+    assert first.double_value == X64[1, 0] and first.value == pytest.approx(X64[1, 0], rel=1e-7)
 
 
 def test_explain_packed_layout():

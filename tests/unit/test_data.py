@@ -52,3 +52,31 @@ def test_npz_without_X(tmp_path):
     np.savez(tmp_path / "d.npz", data=X)
     with pytest.raises(InvalidArgument, match="has no array 'X' \\(it has: data\\)"):
         read_table(tmp_path / "d.npz")
+
+
+@pytest.mark.parametrize(
+    "suffix, dtypes, expected",
+    [
+        (".parquet", ["float32", "float32"], np.float32),  # float32 data stays float32: sent as float32 rows
+        (".parquet", ["float32", "float64"], np.float64),  # one double column: float64
+        (".parquet", ["float32", "int64"], np.float64),
+        (".npz", ["float32"], np.float32),
+        (".npz", ["int32"], np.float64),
+        (".csv", ["float32", "float32"], np.float64),  # CSV numbers are read as float64
+    ],
+)
+def test_precision_follows_the_data(tmp_path, suffix, dtypes, expected):
+    path = tmp_path / f"d{suffix}"
+    values = np.array([[1.5, 2.0], [-3.25, 4.0]])  # exact in every dtype used
+    if suffix == ".npz":
+        np.savez(path, X=values.astype(dtypes[0]))
+    else:
+        frame = pd.DataFrame({name: values[:, i].astype(t) for i, (name, t) in enumerate(zip("ab", dtypes,
+                                                                                              strict=True))})
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path)
+    out, _ = read_table(path)
+    assert out.dtype == expected
+    np.testing.assert_array_equal(out, values.astype(dtypes[0]) if suffix == ".npz" else values)

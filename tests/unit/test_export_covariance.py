@@ -43,16 +43,16 @@ def test_train_end_to_end(name: str, params: dict[str, Any]) -> None:
 
 def test_elliptic_envelope_score_is_distance_plus_offset() -> None:
     f = checks.fitted("ee-default-normal")
-    expected = f.det.mahalanobis(f.x32.astype(np.float64)) + f.det.offset_
-    np.testing.assert_allclose(checks.run(f.sess, f.x32), expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+    expected = f.det.mahalanobis(f.rows) + f.det.offset_
+    np.testing.assert_allclose(checks.run(f.sess, f.rows), expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
 
 
 def test_mcd_without_stored_precision_uses_the_pseudo_inverse() -> None:
     x = _train("normal")
     det = MCD(store_precision=False, random_state=0).fit(x)
     sess = ort.InferenceSession(to_onnx(det, N_FEATURES).SerializeToString(), providers=["CPUExecutionProvider"])
-    x32 = _score_rows(x)
-    assert verification.compare(checks.run(sess, x32), det.decision_function(x32.astype(np.float64)))[1] <= 1e-5
+    rows = _score_rows(x)
+    assert verification.compare(checks.run(sess, rows), det.decision_function(rows))[1] <= 1e-9
 
 
 @pytest.mark.parametrize(

@@ -29,20 +29,20 @@ def test_list_algorithms_says_which_explain_exactly() -> None:
 
 @pytest.mark.parametrize("case_id", checks.params("deep", names=("auto_encoder", "vae")))
 def test_reconstruction_terms_sum_to_the_score(case_id: str) -> None:
-    _, _, _, sess, _, x32, _ = checks.fitted(case_id)
-    score, terms = sess.run(["anomaly_score", "contributions"], {"X": x32})
-    assert terms.shape == x32.shape and np.all(terms >= 0) and np.all(np.isfinite(terms))
-    np.testing.assert_allclose(terms.astype(np.float64).sum(axis=1), score, rtol=1e-5)
-    # Batch-invariant like the score: a row's terms are the same bits alone and in a batch.
-    alone = np.array([sess.run(["contributions"], {"X": x32[i : i + 1]})[0][0] for i in range(5)])
-    np.testing.assert_array_equal(alone, terms[:5])
+    _, _, _, sess, _, rows, _ = checks.fitted(case_id)
+    score, terms = sess.run(["anomaly_score", "contributions"], checks.feed(sess, rows))
+    assert terms.shape == rows.shape and np.all(terms >= 0) and np.all(np.isfinite(terms))
+    np.testing.assert_allclose(terms.sum(axis=1), score, rtol=1e-12)
+    # Batch-invariant like the score: a row's terms are the same alone and in a batch.
+    alone = np.array([sess.run(["contributions"], checks.feed(sess, rows[i : i + 1]))[0][0] for i in range(5)])
+    checks.assert_same_scores(alone.ravel(), terms[:5].ravel())
 
 
 def test_export_leaves_the_detector_as_it_was() -> None:
-    algo, det, _, sess, _, x32, _ = checks.fitted("ae-default-normal")  # exported already: a float64 copy
+    algo, det, _, sess, _, rows, _ = checks.fitted("ae-default-normal")  # exported already: a float64 copy
     param = next(det.model.parameters())
     assert (str(param.dtype), param.device.type) == ("torch.float32", "cpu")
-    assert verification.compare(checks.run(sess, x32[:20]), algo.score(det, x32[:20].astype(np.float64)))[1] <= 1e-5
+    assert verification.compare(checks.run(sess, rows[:20]), algo.score(det, rows[:20]))[1] <= 1e-5
 
 
 @pytest.mark.parametrize("name", ["auto_encoder", "vae", "deep_svdd"])
@@ -58,8 +58,8 @@ def test_wrong_width_or_unfitted_is_an_export_error(name: str) -> None:
 
 
 def test_vae_native_reference_is_the_deterministic_mean_path() -> None:
-    algo, det, _, _, _, x32, _ = checks.fitted("vae-default-normal")
-    x = x32[:50].astype(np.float64)
+    algo, det, _, _, _, rows, _ = checks.fitted("vae-default-normal")
+    x = rows[:50]
     # PyOD's own decision_function decodes a sampled latent: two calls disagree, so it cannot be a reference.
     assert not np.array_equal(det.decision_function(x), det.decision_function(x))
     np.testing.assert_array_equal(algo.score(det, x), algo.score(det, x))
@@ -88,7 +88,7 @@ def test_detects_planted_outliers(case_id: str) -> None:
     rng = np.random.default_rng(7)
     rows = np.vstack([rng.normal(size=(200, N_FEATURES)), rng.uniform(-6, 6, size=(20, N_FEATURES))])
     labels = np.r_[np.zeros(200), np.ones(20)]
-    assert roc_auc_score(labels, checks.run(sess, rows.astype(np.float32))) >= 0.8
+    assert roc_auc_score(labels, checks.run(sess, rows)) >= 0.8
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,8 @@ def test_train_end_to_end(name: str, params: dict[str, Any]) -> None:
     assert check["max_rel_error"] <= 1e-5
     assert check["rows"] == 300 + verification.SYNTHETIC_ROWS
     sess = ort.InferenceSession(result.onnx_model, providers=["CPUExecutionProvider"])
-    served = sess.run(None, {"X": x.astype(np.float32)})[0]
+    served = sess.run(None, {"X": x})[0]
+    assert served.dtype == np.float64
     assert np.mean(served > result.manifest["threshold"]) == pytest.approx(0.05, abs=0.02)
 
 

@@ -22,17 +22,18 @@ _train, _score_rows = data.pca_train, data.pca_rows
 
 @pytest.mark.parametrize("case_id", checks.params("linear", dataset="normal"))
 def test_contributions_sum_to_the_score(case_id: str) -> None:
-    _, _, _, sess, _, x32, _ = checks.fitted(case_id)
-    score, contributions = sess.run(["anomaly_score", "contributions"], {"X": x32})
-    assert contributions.shape == x32.shape and np.all(contributions >= -1e-6 * score[:, None])
-    np.testing.assert_allclose(contributions.astype(np.float64).sum(axis=1), score, rtol=1e-5)
+    _, _, _, sess, _, rows, _ = checks.fitted(case_id)
+    score, contributions = sess.run(["anomaly_score", "contributions"], checks.feed(sess, rows))
+    assert contributions.shape == rows.shape and np.all(contributions >= -1e-6 * score[:, None])
+    np.testing.assert_allclose(contributions.sum(axis=1), score, rtol=1e-5)
 
 
 @pytest.mark.parametrize(("case_id", "n_features"), [("pca-default-4-normal", 4), ("pca-default-10-normal", 10)])
 def test_huge_rows_stay_finite(case_id: str, n_features: int) -> None:
     # Scores of float32-range rows overflow float32: the graph clips them (and the contributions) to its max.
-    huge = np.array([[3e38] * n_features, [-3e38] * n_features, [1e30] * n_features], np.float32)
-    score, contributions = checks.fitted(case_id).sess.run(["anomaly_score", "contributions"], {"X": huge})
+    huge = np.array([[3e38] * n_features, [-3e38] * n_features, [1e30] * n_features])
+    sess = checks.fitted(case_id).sess
+    score, contributions = sess.run(["anomaly_score", "contributions"], checks.feed(sess, huge))
     assert np.all(np.isfinite(score)) and np.all(score > 1e29) and np.all(np.isfinite(contributions))
 
 
@@ -70,10 +71,10 @@ def test_rounding_level_components_are_left_out_as_pyod_would_with_n_components_
     reference = algorithms.get("pca").score(det, x)
     np.testing.assert_array_equal(reference, _fit(x, svd_solver=solver, n_components=4).decision_function(x))
     sess = ort.InferenceSession(to_onnx(det, 5).SerializeToString(), providers=["CPUExecutionProvider"])
-    x32 = np.vstack([x, np.full((1, 5), 1e3), np.full((1, 5), -1e3)]).astype(np.float32)
-    got = checks.run(sess, x32)
+    rows = np.vstack([x, np.full((1, 5), 1e3), np.full((1, 5), -1e3)])
+    got = checks.run(sess, rows)
     assert np.all(np.isfinite(got))
-    assert verification.compare(got, algorithms.get("pca").score(det, x32.astype(np.float64)))[1] <= 1e-5
+    assert verification.compare(got, algorithms.get("pca").score(det, rows))[1] <= 1e-5
 
 
 @pytest.mark.parametrize("kind", ["sum", "affine"])

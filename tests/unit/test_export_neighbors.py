@@ -27,20 +27,20 @@ _train = data.neighbors_train
 @pytest.mark.parametrize("case_id", checks.params("neighbors"))
 def test_blocks_of_rows_score_alike_in_any_order(case_id: str) -> None:
     """Rows are scored in blocks of ROW_BLOCK: the same rows in another order and batch size score the same."""
-    _, _, _, sess, _, x32, _ = checks.fitted(case_id)
-    order = np.random.default_rng(5).permutation(len(x32))[: 3 * ROW_BLOCK + 7]
-    np.testing.assert_array_equal(checks.run(sess, x32[order]), checks.run(sess, x32)[order])
+    _, _, _, sess, _, rows, _ = checks.fitted(case_id)
+    order = np.random.default_rng(5).permutation(len(rows))[: 3 * ROW_BLOCK + 7]
+    checks.assert_same_scores(checks.run(sess, rows[order]), checks.run(sess, rows)[order])
 
 
 @pytest.mark.parametrize("dataset", ["float32", "duplicates", "integer"])
 def test_inne_rows_equal_to_centres_match(dataset: str) -> None:
     """Training rows are the centres exactly, on the boundaries of their neighbours' spheres."""
-    algo, det, _, sess, _, x32, _ = checks.fitted(f"inne-default-{dataset}")
-    centres = det._centroids.reshape(-1, x32.shape[1])
-    is_centre = (x32.astype(np.float64)[:, None, :] == centres[None]).all(axis=2).any(axis=1)
+    algo, det, _, sess, _, rows, _ = checks.fitted(f"inne-default-{dataset}")
+    centres = det._centroids.reshape(-1, rows.shape[1])
+    is_centre = (rows[:, None, :] == centres[None]).all(axis=2).any(axis=1)
     assert is_centre.sum() > 100
-    native = algo.score(det, x32[is_centre].astype(np.float64))
-    np.testing.assert_allclose(checks.run(sess, x32[is_centre]), native, rtol=1e-6)
+    native = algo.score(det, rows[is_centre])
+    np.testing.assert_allclose(checks.run(sess, rows[is_centre]), native, rtol=1e-12)
 
 
 @pytest.mark.parametrize("dataset", ["normal", "wide"])

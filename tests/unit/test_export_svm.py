@@ -27,16 +27,16 @@ def test_huge_rows_stay_finite(case_id: str) -> None:
 
 
 def test_pyod_ocsvm_is_minus_sklearn_decision_function() -> None:
-    _, det, _, sess, _, x32, _ = checks.fitted("ocsvm-default-normal")
+    _, det, _, sess, _, rows, _ = checks.fitted("ocsvm-default-normal")
     assert isinstance(det.detector_, OneClassSVM) and det.detector_.gamma == "auto"
-    expected = -det.detector_.decision_function(x32.astype(np.float64))
-    np.testing.assert_allclose(checks.run(sess, x32), expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+    expected = -det.detector_.decision_function(rows)
+    np.testing.assert_allclose(checks.run(sess, rows), expected, rtol=1e-9, atol=1e-9 * np.abs(expected).max())
 
 
 def test_sgd_one_class_svm_is_linear() -> None:
-    _, det, _, sess, _, x32, _ = checks.fitted("sgd-default-normal")
-    expected = det.offset_[0] - x32.astype(np.float64) @ det.coef_
-    np.testing.assert_allclose(checks.run(sess, x32), expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+    _, det, _, sess, _, rows, _ = checks.fitted("sgd-default-normal")
+    expected = det.offset_[0] - rows @ det.coef_
+    np.testing.assert_allclose(checks.run(sess, rows), expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,10 @@ def test_detect_runs_a_score_only_graph_with_the_same_scores(tmp_path):
     model = SessionCache(store).get("pca", version)
     assert [o.name for o in model.session.get_outputs()] == ["anomaly_score", "contributions"]
     assert [o.name for o in model.score_session.get_outputs()] == ["anomaly_score"]
-    full = model.session.run(["anomaly_score"], {"X": X})[0]
+    full = model.session.run(["anomaly_score"], {"X": model.rows(X)})[0]
     np.testing.assert_array_equal(model.score(X), full)
     np.testing.assert_array_equal(model.score(X[:1]), full[:1])
+    assert model.score(X).dtype == np.float64
 
 
 def test_a_single_output_graph_is_loaded_once(tmp_path):
@@ -95,6 +96,6 @@ def test_large_batches_run_in_bounded_chunks_with_the_same_scores(tmp_path):
     n_support = len(det.detector_.support_vectors_)
     assert model.chunk_rows == min(runtime.MAX_CHUNK_ROWS, runtime.RUN_ELEMENTS // n_support)
     rows = np.random.default_rng(2).normal(size=(3 * 700 + 5, 6)).astype(np.float32)
-    whole = model.score_session.run(["anomaly_score"], {"X": rows})[0]
-    np.testing.assert_array_equal(runtime.run_chunked(model.score_session, "X", rows, 700), whole)
+    whole = model.score_session.run(["anomaly_score"], {"X": model.rows(rows)})[0]
+    np.testing.assert_array_equal(runtime.run_chunked(model.score_session, "X", model.rows(rows), 700), whole)
     np.testing.assert_array_equal(model.score(rows), whole)

@@ -5,10 +5,10 @@ decision_function depends on the batch and overwrites the detector's U_l / U_r /
 training distribution instead: a row's score is what PyOD gives that row scored alone. The native reference
 does exactly that, one row at a time on a copy: exact, and slow (one pass over X_train per row).
 
-Training values are taken as float32, as served rows are: the float32 row standing for a float64 training
-value must tie with it. Otherwise a discrete feature (many rows sharing one value) flips from "all tied rows
-count" to "none count" under float32 rounding: on ADBench mammography, ECOD's ROC-AUC fell from 0.906 to 0.321.
-decision_function reads only X_train, so this is PyOD's score of a detector fitted on the rounded data.
+Training values are taken as fitted, float64, as rows are served: a row ties with the training values it equals.
+(When rows travelled as float32, the training values had to be rounded to float32 too, or a discrete feature
+stored as float64 flipped from "all tied rows count" to "none count": on ADBench mammography, ECOD's ROC-AUC fell
+from 0.906 to 0.321. A float32 row still ties only with the training values it equals: send float64 rows.)
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pynomaly.algorithms._spec import Algorithm
 
 _NOTE = (
     "Frozen training distribution: a row scores as PyOD scores it alone (ECDFs and skewness over the training "
-    "values, taken as float32 like rows, plus the row). Per feature the term is a step function of the float32 "
-    "value (ECDF counts; the skewness sign as the exact sign of a cubic): a search tree per feature (one "
-    "TreeEnsemble node each) picks the cell, a Gather its float64 term, computed as PyOD does; exact up to "
-    "summation order. The graph grows with the distinct training values (~2 cells each: 12.5 MB for 10k x 20)."
+    "values plus the row). Per feature the term is a step function of the float64 value (ECDF counts; the "
+    "skewness sign as the exact sign of a cubic): a search tree per feature (one double TreeEnsemble node each) "
+    "picks the cell, a Gather its float64 term, computed as PyOD does; exact up to summation order. The graph "
+    "grows with the distinct training values (~2 cells each: 12.5 MB for 10k x 20)."
 )
 
 
@@ -41,19 +41,12 @@ def _build_copod(p: dict[str, Any], contamination: float) -> Any:
     return COPOD(contamination=contamination, n_jobs=1, **p)
 
 
-def served_training_values(det: Any) -> np.ndarray:
-    """The training matrix as served rows see it: float32 values, as float64 (PyOD's dtype)."""
-    with np.errstate(over="ignore"):  # beyond float32's range: inf, which the exporter refuses
-        return np.asarray(det.X_train, np.float64).astype(np.float32).astype(np.float64)
-
-
 def score_rows_alone(det: Any, X: np.ndarray) -> np.ndarray:
-    """PyOD's decision_function of each row scored alone against the (float32) training values.
+    """PyOD's decision_function of each row scored alone against the training values.
 
     On a copy: decision_function overwrites the detector's U_l, U_r, U_skew and O.
     """
     det = copy.deepcopy(det)
-    det.X_train = served_training_values(det)
     X = np.asarray(X, dtype=np.float64)
     return np.array([det.decision_function(X[i : i + 1])[0] for i in range(len(X))], dtype=np.float64)
 

@@ -25,8 +25,8 @@ READ_AHEAD = 2  # chunks read and checked ahead of the one being scored
 
 
 def input_dtype(model: LoadedModel) -> np.dtype[Any]:
-    """The dtype the version's graph takes (float32 today; a float64 graph gets float64 rows)."""
-    return np.dtype(np.float64 if model.score_session.get_inputs()[0].type == "tensor(double)" else np.float32)
+    """The dtype the version's graph takes: float64, or float32 for versions exported before graphs took float64."""
+    return model.dtype
 
 
 class _Failure:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from pynomaly.batch.locations import Location
 from pynomaly.errors import InvalidArgument
+from pynomaly.rows import F32_MAX
 
 CHUNK_ROWS = 65536  # rows scored at a time: with the read-ahead, what bounds a job's memory, whatever the file's size
 CSV_BLOCK_BYTES = 4 << 20  # a CSV block (~10-40k rows of 20 features)
@@ -225,7 +226,8 @@ def _first_bad_cell(location: Location, name: str, target: pa.DataType) -> tuple
 def feature_matrix(batch: Table, features: list[str],
                    dtype: np.dtype[Any]) -> tuple[np.ndarray, tuple[int, str] | None]:
     """(the chunk's rows × features in the model's dtype, its first bad row as (index in chunk, problem) or None).
-    A missing value, NaN, inf, or a value beyond the dtype's range (1e300 in float32) is bad."""
+    A missing value, NaN, inf, or a value beyond float32's range (the rows every graph is built for, whatever its
+    input type: as Detect's check_rows) is bad."""
     X = np.empty((batch.num_rows, len(features)), dtype=dtype)
     for j, name in enumerate(features):
         column = batch.column(name)
@@ -233,17 +235,18 @@ def feature_matrix(batch: Table, features: list[str],
             column = pc.cast(column, pa.float64(), safe=False)
         with np.errstate(over="ignore"):  # 1e300 in float32 becomes inf, and is reported below
             X[:, j] = column.to_numpy(zero_copy_only=False)  # nulls become NaN
-    finite = np.isfinite(X)
-    if finite.all():
+    ok = np.abs(X) <= F32_MAX  # False for NaN and inf too
+    if ok.all():
         return X, None
-    row, col = (int(i) for i in np.argwhere(~finite)[0])
+    row, col = (int(i) for i in np.argwhere(~ok)[0])
     name = features[col]
     value = batch.column(name)[row].as_py()
     if value is None:
         return X, (row, f"column {name!r} has no value (empty, NA, NaN or null)")
     value = float(value)
-    beyond = f" (beyond {np.dtype(dtype).name}'s range)" if math.isfinite(value) else ""
-    return X, (row, f"column {name!r} is {value}{beyond}; values must be finite (no NaN or inf)")
+    if math.isfinite(value):
+        return X, (row, f"column {name!r} is {value:g}; values must be within float32's range (|x| ≤ {F32_MAX:g})")
+    return X, (row, f"column {name!r} is {value}; values must be finite (no NaN or inf)")
 
 
 def scored(batch: Table, keep: list[str], scores: np.ndarray, threshold: float) -> Table:

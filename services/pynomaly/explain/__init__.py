@@ -20,6 +20,7 @@ import numpy as np
 
 from pynomaly.errors import DeadlineExceeded, FailedPrecondition
 from pynomaly.explain import kernel_shap
+from pynomaly.rows import input_dtype
 
 EXACT, TREE_SHAP, KERNEL_SHAP = "exact", "tree_shap", "kernel_shap"
 CONTRIBUTIONS_OUTPUT = "contributions"
@@ -36,11 +37,11 @@ def artifacts(detector: Any, X: np.ndarray, session: Any, seed: int = 0) -> tupl
     from pynomaly.explain.tree_shap import tree_arrays
 
     rng = np.random.default_rng(seed)
-    background = X[rng.choice(len(X), size=min(len(X), BACKGROUND_ROWS), replace=False)].astype(np.float32)
+    background = X[rng.choice(len(X), size=min(len(X), BACKGROUND_ROWS), replace=False)].astype(input_dtype(session))
     arrays: dict[str, np.ndarray] = {"background": background}
     methods = []
     if any(o.name == CONTRIBUTIONS_OUTPUT for o in session.get_outputs()):
-        terms = session.run([CONTRIBUTIONS_OUTPUT], {"X": X.astype(np.float32)})[0]
+        terms = session.run([CONTRIBUTIONS_OUTPUT], {"X": X.astype(input_dtype(session))})[0]
         arrays["contribution_means"] = terms.astype(np.float64).mean(axis=0)
         methods.append(EXACT)
     if f"{type(detector).__module__}.{type(detector).__qualname__}" in _ISOLATION_FORESTS:
@@ -85,9 +86,10 @@ class ModelExplainer:
         """`deadline` is a time.monotonic() instant; Kernel SHAP stops with DeadlineExceeded before passing it."""
         method = self.check_method(method)
         if method == EXACT:
-            scores, terms = self.model.session.run(["anomaly_score", CONTRIBUTIONS_OUTPUT], {"X": X})
+            scores, terms = self.model.session.run(["anomaly_score", CONTRIBUTIONS_OUTPUT], {"X": self.model.rows(X)})
             means = self._arrays["contribution_means"]
-            return Explanation(scores, np.full(len(X), means.sum()), terms.astype(np.float64) - means, EXACT, 1)
+            return Explanation(scores.astype(np.float64), np.full(len(X), means.sum()),
+                               terms.astype(np.float64) - means, EXACT, 1)
         if method == TREE_SHAP:
             if self._tree is None:
                 from pynomaly.explain.tree_shap import TreeExplainer

@@ -56,7 +56,7 @@ def explain_row(score: Score, x: np.ndarray, background: np.ndarray, masks: np.n
     F, M = x.shape[0], background.shape[0]
     # One batch: every coalition against every background row, plus x itself and the background alone.
     batch = np.where(masks[:, None, :], x[None, None, :], background[None, :, :]).reshape(-1, F)
-    out = score(np.vstack([batch, x[None, :], background]).astype(np.float32)).astype(np.float64)
+    out = score(np.vstack([batch, x[None, :], background])).astype(np.float64)
     v = out[: len(batch)].reshape(len(masks), M).mean(axis=1)
     fx, base = out[len(batch)], out[len(batch) + 1 :].mean()
     # Weighted least squares with Σφ = fx − base: substitute φ_F = (fx − base) − Σ_{j<F} φ_j.

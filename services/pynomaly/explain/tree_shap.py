@@ -70,8 +70,10 @@ class TreeExplainer:
         return np.power(2.0, -E / self._norm) + self._offset
 
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(scores [R], base values [R], contributions [R, F]) for rows X (float32, as served)."""
-        phi = np.asarray(self._explainer.shap_values(X.astype(np.float64)), dtype=np.float64).reshape(X.shape)
+        """(scores [R], base values [R], contributions [R, F]) for rows X, float32 or float64."""
+        # sklearn's trees compare float32(x) <= threshold: round as they do, then compare in double as shap does.
+        x = X.astype(np.float32).astype(np.float64)
+        phi = np.asarray(self._explainer.shap_values(x), dtype=np.float64).reshape(X.shape)
         phi0 = float(np.ravel(self._explainer.expected_value)[0])
         E = phi0 + phi.sum(axis=1)
         scores, base = self._score(E), float(self._score(np.array([phi0]))[0])

@@ -1,4 +1,7 @@
-"""Fitted detector -> ONNX graph: X float[N, F] -> anomaly_score float[N], higher = more anomalous.
+"""Fitted detector -> ONNX graph: X double[N, F] -> anomaly_score double[N], higher = more anomalous.
+
+Converters build X float[N, F] -> anomaly_score float[N] graphs (make_model) and `to_onnx` widens them to the
+served float64 contract (_graph.double_io): see there what that asks of a converter.
 
 CONVERTERS is the one registry of supported estimator classes, by "module.QualifiedName" (exact class, no
 subclass matching: a subclass may score differently). Each family module keeps its own `CONVERTERS` dict;

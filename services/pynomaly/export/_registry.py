@@ -8,6 +8,8 @@ from typing import Any
 
 import onnx
 
+from ._graph import double_io
+
 CONVERTERS: dict[str, Callable[[Any, int], onnx.ModelProto]] = {}
 
 
@@ -24,12 +26,13 @@ def supports(estimator_class: type) -> bool:
 
 
 def to_onnx(estimator: Any, n_features: int) -> onnx.ModelProto:
+    """The served graph of a fitted estimator: X double[N, F] -> anomaly_score double[N] (+ contributions)."""
     cls = type(estimator)
     converter = CONVERTERS.get(class_path(cls))
     if converter is None:
         raise ExportError(f"no ONNX converter for {class_path(cls)}; supported: {', '.join(sorted(CONVERTERS))}")
     try:
-        return converter(estimator, n_features)
+        return double_io(converter(estimator, n_features))
     # Converters signal bad input (not fitted, wrong feature count) with ValueError, NotFittedError included;
     # a graph the checker refuses must not be served either.
     except (ValueError, onnx.checker.ValidationError) as exc:

@@ -3,13 +3,14 @@
 Each wrapper redoes decision_function (pyod 3.6.7) step by step, in PyOD's dtypes:
 - standardize in float64 as PyOD does it in numpy: AutoEncoder/VAE (x - X_mean) / (X_std + 1e-8)
   (base_dl's TorchDataset), DeepSVDD StandardScaler's (x - mean_) / scale_; then round to float32, as PyOD
-  does when it builds the tensor. The served float32 x is exact in float64, so the network gets the very
-  values PyOD's gets. preprocessing=False skips the step (x is already those values).
+  does when it builds the tensor. The served graph reads the float64 row there (the wrapper's first op is a Cast
+  to double, which export._graph.double_io feeds the row itself), so the network gets the very values PyOD's
+  gets. preprocessing=False skips the step: the row, rounded to float32, is what PyOD's tensor holds.
 - the eval-mode network in float32 (dropout off, batch norm on running statistics): PyOD's dtype.
 - the score: AutoEncoder ||z - net(z)|| (PyOD: numba pairwise_distances_no_broadcast on the float32 arrays),
   VAE the same through the latent mean (pynomaly.algorithms.deep.vae_mean_score: PyOD's VAE samples the
   latent), DeepSVDD sum((net(z) - c)^2). The differences are taken in float32 like PyOD's; the squares and
-  their row sum in float64, then one Cast to float.
+  their row sum in float64, served as float64 (the wrapper's final Cast to float is dropped by double_io).
 What is left is the order of float32 sums in torch's and onnxruntime's matrix products: 2-4e-7 relative at the
 defaults. Where scores sit near 0 (DeepSVDD with use_ae, outputs collapsing onto c) PyOD's own float32
 rounding is larger than 1e-5 relative (4e-5..1.5e-4 measured) and no graph can follow it.
@@ -18,9 +19,9 @@ about 2x slower in onnxruntime (10k rows: VAE 41 vs 18 ms, AutoEncoder 16 vs 8 m
 
 Batch invariance: every op is per row, but onnxruntime's float32 ReduceSum orders its sum by the batch shape
 (a lone row differed from the same row in a batch by 1e-7 relative, 70 rows of 576). A float32 square is exact
-in float64, and the order moves a float64 sum by ~1e-16 relative, which rounding to float32 erases (short of a
-float32 rounding tie that close): a row's score is the same bits alone and in any batch (the tests check it
-for every detector).
+in float64, so the row sum is taken in float64, where the order moves it by ~1e-16 relative: a row's float32
+score is the same bits alone and in any batch (short of a float32 rounding tie that close), its float64 score
+the same to float64 rounding (the tests check both for every detector).
 torch is imported inside the converters only (registering them must not import it).
 """
 

@@ -1,4 +1,4 @@
-"""PyOD ECOD and COPOD with the training distribution frozen: per feature, a search tree over the float32 line.
+"""PyOD ECOD and COPOD with the training distribution frozen: per feature, a search tree over the float64 line.
 
 PyOD (pyod 3.6.7 models/ecod.py, copod.py) scores a batch by computing ECDFs and skewness over
 concat(X_train, batch), so a row's score depends on the rest of the batch (pyod issue 604). The graph serves
@@ -10,25 +10,31 @@ with le / ge the counts of training values <= x / >= x:
     ECOD:  O_f = max(U_l, U_r, U_skew)          COPOD:  O_f = max(U_skew, (U_l + U_r) / 2)
 and the score is the sum of O_f over features.
 
-For a float32 x, le and ge are step functions with steps at the training values, and the sign of the third
+For a float64 x, le and ge are step functions with steps at the training values, and the sign of the third
 central moment of the m values is the sign of a cubic in x, m^3 * m3 = M(x), whose coefficients come from the
 exact power sums of the training column: M is evaluated in exact rational arithmetic at export time and its
-sign changes are located on the float32 line. So O_f is a step function of the float32 x, known exactly at
-export time; its values are computed with PyOD's own numpy expressions. Graph: per feature, a balanced search
-tree (one float TreeEnsemble node; thresholds are float32 values, so float compares are exact) yields the
-cell id; one Gather maps cell ids to the float64 terms O_f (the exact per-feature explanation, output
-"contributions"); ReduceSum gives the score. ~2 cells per distinct training value: the graph grows with the
-training set (12.5 MB for 10k x 20 continuous rows, 65 MB for 50k x 20).
+sign changes are located on the float64 line. So O_f is a step function of x, known exactly at export time;
+its values are computed with PyOD's own numpy expressions. Graph: per feature, a balanced search tree (one
+double TreeEnsemble node: thresholds are float64 values, compared exactly with the float64 row; a float32 row is
+a float64 value too) yields the cell id; one Gather maps cell ids to the float64 terms O_f (the exact
+per-feature explanation, output "contributions"); ReduceSum gives the score. ~2 cells per distinct training
+value: the graph grows with the training set (12.5 MB for 10k x 20 continuous rows, 65 MB for 50k x 20).
 
-X_train is taken as float32 (pynomaly.algorithms.ecdf.served_training_values), as the native reference takes it.
+X_train is taken as fitted (float64), as the native reference takes it: float64 rows tie with the training values
+they equal. (Before rows travelled as float64, the training values were rounded to float32 so that the float32
+row standing for a float64 value tied with it; a float32 row now ties only with training values it equals.)
 
 Exactness: per-feature terms are bitwise PyOD's; the sum differs only by summation order (~1e-16). The
 skewness sign is the exact sign of m3, where scipy computes it in floating point: they can disagree only when
-m3 is within rounding noise of 0 (a row at a root of M, or data whose spread is ~1e-16 of their magnitude).
+m3 is within rounding noise of 0: a row within ~1e-15 relative of a root of M, or, for a (near-)constant
+training column, a row within a few ulps per training row of its value, where PyOD's sign is that of scipy's
+rounding. For the latter the graph holds PyOD's own sign, evaluated at export time on every float64 within
+8 ulps per training row (at most 2^15) of the column's mean (_noise_window).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -37,35 +43,38 @@ import onnx
 from onnx import helper
 from sklearn.utils.validation import check_is_fitted
 
-from pynomaly.algorithms.ecdf import served_training_values
+from ._graph import CONTRIBUTIONS_NAME, INPUT_NAME, ML_DOMAIN, OUTPUT_NAME, Trees, const, make_model
 
-from ._graph import CONTRIBUTIONS_NAME, INPUT_NAME, ML_DOMAIN, OUTPUT_NAME, Trees, const, floor_f32, make_model
-
-# Keys: float32 values in order as integers (-0.0 and +0.0 share key 0); finite float32 span these.
-_KEY_MAX = 0x7F7FFFFF
+# Keys: float64 values in order as integers (-0.0 and +0.0 share key 0); finite float64 span these.
+_KEY_MAX = 0x7FEFFFFFFFFFFFFF
 _EXHAUSTIVE = 16  # key ranges this short are evaluated point by point
-_MAX_CELLS = 2**24  # cell ids travel as float32 leaf values
+_MAX_CELLS = 2**24  # cells over all features: ~16 bytes of graph each, and protobufs stop at 2 GiB
+_SIGN = np.uint64(1 << 63)
+# (Near-)constant columns: spread at most this share of their magnitude; PyOD's skewness sign is evaluated on the
+# float64 values this many ulps per training row around their mean (at most NOISE_ULPS_MAX), see _noise_window.
+NEAR_CONSTANT = 2.0**-30
+NOISE_ULPS_PER_ROW, NOISE_ULPS_MAX = 8, 1 << 15
 
 
-# --- the float32 line as ordered integer keys ---
+# --- the float64 line as ordered integer keys ---
 
 
 def _keys(x: np.ndarray) -> np.ndarray:
-    bits = np.asarray(x, np.float32).view(np.int32).astype(np.int64)
-    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+    bits = np.asarray(x, np.float64).view(np.int64)
+    return np.where(bits < 0, -(bits & 0x7FFFFFFFFFFFFFFF), bits)
 
 
 def _values(keys: np.ndarray) -> np.ndarray:
     keys = np.asarray(keys, np.int64)
-    bits = np.where(keys < 0, (-keys) | 0x80000000, keys).astype(np.uint32)
-    return bits.view(np.float32).astype(np.float64)
+    bits = np.where(keys < 0, np.abs(keys).astype(np.uint64) | _SIGN, keys.astype(np.uint64))
+    return bits.view(np.float64)
 
 
 def _exact(key: int) -> Fraction:
     return Fraction(float(_values(np.array([key]))[0]))
 
 
-# --- the sign of the skewness of concat(train column, x) as a step function of float32 x ---
+# --- the sign of the skewness of concat(train column, x) as a step function of float64 x ---
 
 
 def _power_sums(col: np.ndarray) -> tuple[Fraction, Fraction, Fraction]:
@@ -96,7 +105,7 @@ def _skew_cubic(col: np.ndarray) -> tuple[Fraction, Fraction, Fraction, Fraction
 
 
 def _sign_runs(poly: tuple[Fraction, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(start keys, signs): sign(poly(x)) over finite float32 x, as runs starting at the given keys.
+    """(start keys, signs): sign(poly(x)) over finite float64 x, as runs starting at the given keys.
 
     Bernstein coefficients of the cubic over a key range bound it: all of one strict sign means no root there;
     exactly one sign variation with opposite signs at the ends means exactly one root, found by bisection on
@@ -155,6 +164,51 @@ def _sign_runs(poly: tuple[Fraction, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(starts, np.int64), np.array(signs, np.float64)
 
 
+def _pyod_signs(X: np.ndarray, f: int, xs: np.ndarray) -> np.ndarray:
+    """PyOD's own skewness sign of feature f over concat(X_train, row) for each value x of the row's feature f,
+    computed as PyOD computes it: scipy over the 2-D concatenation (its layout sets numpy's order of summation:
+    rows one after another for two or more features, pairwise for one), NaN (scipy's "constant") as 0."""
+    from pyod.models.ecod import skew
+
+    n, n_features = X.shape
+    col = X[:, f]
+    signs = np.empty(len(xs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy's "precision loss" warning: that is the case looked at
+        if n_features == 1:
+            for i, x in enumerate(xs):
+                signs[i] = np.sign(skew(np.append(col, x)[:, None], axis=0))[0]
+            return signs
+        step = max(2, (1 << 22) // (n + 1))  # one column per value: [n + 1, values] doubles at a time
+        for start in range(0, len(xs), step):
+            chunk = xs[start : start + step]
+            Z = np.empty((n + 1, max(2, len(chunk))))
+            Z[:n], Z[n, : len(chunk)], Z[n, len(chunk) :] = col[:, None], chunk, col[0]
+            signs[start : start + len(chunk)] = np.sign(skew(Z, axis=0))[: len(chunk)]
+    return signs
+
+
+def _noise_window(X: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """(values, PyOD's signs there) for a (near-)constant training column: every float64 within NOISE_ULPS
+    of its mean, and its distinct values; empty otherwise.
+
+    There PyOD's skewness is not the sign of the exact third moment: scipy's mean of n values equal to c (0.1,
+    say) is off c by up to ~n/2 ulps, so for a row within a few times that of c the sign is that of the rounding
+    (and scipy calls m2 <= (eps * mean)^2 constant: NaN, 0 for PyOD). Such rows (a constant feature's own value
+    above all) get PyOD's sign, evaluated at export time; farther ones the exact sign, as elsewhere. Columns of
+    more spread are not affected: their third moment dwarfs the rounding except at its roots.
+    """
+    col = X[:, f]
+    scale = float(np.max(np.abs(col)))
+    if float(np.max(col) - np.min(col)) > NEAR_CONSTANT * scale or scale == 0.0:
+        return np.empty(0), np.empty(0)
+    ulps = min(NOISE_ULPS_PER_ROW * (len(col) + 1), NOISE_ULPS_MAX)
+    centre = int(_keys(np.array([np.mean(col)]))[0])
+    keys = np.arange(max(-_KEY_MAX, centre - ulps), min(_KEY_MAX, centre + ulps) + 1)
+    values = np.unique(np.concatenate([_values(keys), col]))
+    return values, _pyod_signs(X, f, values)
+
+
 # --- one search tree per feature ---
 
 
@@ -199,25 +253,27 @@ def _search_tree(feature: int, thresholds: np.ndarray, values: np.ndarray) -> Tr
     )
 
 
-def _feature_steps(col: np.ndarray, terms: Callable[..., np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The feature's term O_f as a step function of float32 x: (thresholds, values), values[j] for
+def _feature_steps(X: np.ndarray, f: int, terms: Callable[..., np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Feature f's term O_f as a step function of x: (thresholds, values), values[j] for
     thresholds[j-1] < x <= thresholds[j] (one more value than thresholds)."""
+    col = X[:, f]
     v = np.sort(col)
     n = len(v)
-    at_most = floor_f32(v)  # float32 x <= v  iff  x <= at_most
-    with np.errstate(over="ignore"):
-        below = np.where(at_most < v, at_most, np.nextafter(at_most.astype(np.float32), np.float32(-np.inf)))
+    below = np.nextafter(v, -np.inf)  # x < v  iff  x <= below
     starts, signs = _sign_runs(_skew_cubic(col))
     sign_steps = _values(starts[1:] - 1)  # the sign changes right after these values
-    thresholds = np.unique(np.concatenate([at_most, below.astype(np.float64), sign_steps]))
-    # Each cell (thresholds[j-1], thresholds[j]] is represented by its top; the last cell by the next float32.
-    with np.errstate(over="ignore"):
-        top = np.nextafter(np.float32(thresholds[-1]), np.float32(np.inf)).astype(np.float64)
-    reps = np.append(thresholds, top)
+    noisy, noisy_signs = _noise_window(X, f)
+    thresholds = np.unique(np.concatenate([v, below, sign_steps, noisy, np.nextafter(noisy, -np.inf)]))
+    # Each cell (thresholds[j-1], thresholds[j]] is represented by its top; the last cell by the next float64.
+    reps = np.append(thresholds, np.nextafter(thresholds[-1], np.inf))
     le = np.searchsorted(v, reps, side="right")
     ge = n - np.searchsorted(v, reps, side="left")
     rep_keys = np.where(np.isfinite(reps), _keys(reps), np.where(reps > 0, _KEY_MAX, -_KEY_MAX))
     skew_sign = signs[np.searchsorted(starts, rep_keys, side="right") - 1]
+    if len(noisy):  # each noisy value is a cell of its own: (its predecessor, itself]
+        at = np.searchsorted(noisy, reps)
+        hit = (at < len(noisy)) & (noisy[np.minimum(at, len(noisy) - 1)] == reps)
+        skew_sign = np.where(hit, noisy_signs[np.minimum(at, len(noisy) - 1)], skew_sign)
     m = n + 1
     # PyOD's probabilities, computed as it does (a 2-D linspace), indexed by count - 1 = le (the row counts).
     p = np.linspace(np.ones(1) / m, np.ones(1), m)[:, 0]
@@ -245,23 +301,23 @@ def _ints(name: str, values: np.ndarray) -> onnx.AttributeProto:
 
 
 def _feature_node(trees: Trees, out: str) -> onnx.NodeProto:
-    """A float TreeEnsemble over X for one feature's tree; leaves hold cell ids (exact in float32 below 2^24).
+    """A double TreeEnsemble over the row for one feature's tree; leaves hold cell ids.
 
     One node per feature: ORT then walks one tree for all rows (cache-friendly); a single ensemble with one
-    target per feature walks every tree per row and ran 2-3x slower on 10k rows. Float compares are exact
-    (thresholds are float32 values) and ran ~1.4x faster than double ones.
+    target per feature walks every tree per row and ran 2-3x slower on 10k rows. (Float compares ran ~1.4x
+    faster than double ones when rows were float32; float64 rows need the double thresholds.)
     """
     node = helper.make_node(
         "TreeEnsemble",
-        [INPUT_NAME],
+        ["x64"],
         [out],
         domain=ML_DOMAIN,
         aggregate_function=1,  # SUM, of the one tree's leaf
         post_transform=0,
         n_targets=1,
         nodes_modes=const(f"{out}_modes", np.zeros(len(trees.feature)), np.uint8),  # BRANCH_LEQ
-        nodes_splits=const(f"{out}_splits", trees.split, np.float32),
-        leaf_weights=const(f"{out}_cells", trees.leaf_weight, np.float32),
+        nodes_splits=const(f"{out}_splits", trees.split),
+        leaf_weights=const(f"{out}_cells", trees.leaf_weight),
     )
     node.attribute.extend(
         [
@@ -279,20 +335,20 @@ def _feature_node(trees: Trees, out: str) -> onnx.NodeProto:
 
 def _ecdf_to_onnx(det, n_features: int, terms: Callable[..., np.ndarray], name: str) -> onnx.ModelProto:
     check_is_fitted(det, ["X_train"])
-    X = served_training_values(det)
+    X = np.asarray(det.X_train, np.float64)
     if X.ndim != 2 or n_features != X.shape[1]:
         raise ValueError(f"n_features={n_features} but {name} was fitted on {X.shape[1:]} features")
     if len(X) < 2:
         raise ValueError(f"{name} needs at least 2 training rows, got {len(X)}")
     if not np.all(np.isfinite(X)):
-        raise ValueError("training values must be finite in float32 (served rows are float32)")
+        raise ValueError("training values must be finite")
     if getattr(det, "n_jobs", 1) != 1:
         raise ValueError(f"n_jobs={det.n_jobs}: export supports n_jobs=1 only")
-    nodes: list[onnx.NodeProto] = []
+    nodes = [helper.make_node("Cast", [INPUT_NAME], ["x64"], to=onnx.TensorProto.DOUBLE)]
     tables: list[np.ndarray] = []
     offset = 0
     for f in range(n_features):
-        thresholds, values = _feature_steps(X[:, f], terms)
+        thresholds, values = _feature_steps(X, f, terms)
         cells = np.arange(offset, offset + len(values), dtype=np.float64)
         nodes.append(_feature_node(_search_tree(f, thresholds, cells), f"cell{f}"))
         tables.append(values)

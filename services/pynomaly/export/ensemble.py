@@ -10,9 +10,9 @@ it, 149 of 20,000 training rows of 10 seeded float32 fits scored off); the refer
 the same edges. The TreeEnsemble ran faster than computing the equal-width bin arithmetically and correcting it
 with Gathers of the edges (37 ms against 67 ms on 10k rows).
 
-Members: `pynomaly.export.to_onnx` converts each fitted member; its names get a prefix, its input is wired to
-what the member sees, and its score is taken in float64 before the member's final Cast (or Clip + Cast), so
-combining adds no float32 rounding.
+Members: `pynomaly.export.to_onnx` converts each fitted member to the served contract (float64 rows in, float64
+score out); its names get a prefix, its input is wired to the float64 values the member sees natively, and its
+float64 score is combined, so combining adds no float32 rounding.
 
 FeatureBagging (models/feature_bagging.py): member i scores X[:, estimators_features_[i]]; combined by
 combo's average (mean) or maximization (max). Exact when the members' graphs are.
@@ -21,8 +21,7 @@ SUOD (models/suod.py, suod 0.1.4 models/parallel_processes.py): member i scores 
 fitted on a Johnson-Lindenstrauss projection (jl_i is ones((F, F)) otherwise, meaning no projection), then
 either its random-forest approximator (sklearn casts X_i to float32, then each tree compares in double:
 TreeEnsembles summing the trees, on float32-rounded X_i) or its own decision_function (its graph fed the
-float64 X_i, which needs a graph whose only use of X is a Cast to double). Scores are standardised with the
-fitted StandardScaler and averaged or maximised.
+float64 X_i). Scores are standardised with the fitted StandardScaler and averaged or maximised.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, shape_inference
+from onnx import TensorProto, helper
 from sklearn.utils.validation import check_is_fitted
 
 from pynomaly.algorithms.ensemble import loda_bins
@@ -42,11 +41,12 @@ from ._graph import (
     INPUT_NAME,
     ML_DOMAIN,
     ML_OPSET,
-    OUTPUT_NAME,
     Trees,
+    clipped_output,
     concat_trees,
     const,
     make_model,
+    reads,
 )
 from ._registry import ExportError, to_onnx
 from .hbos import _search_tree
@@ -54,7 +54,6 @@ from .hbos import _search_tree
 _SUM = 1
 _GROUP_NODES = 8192
 _TREE_LEAF = -1
-_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _check_width(n_features: int, fitted: int, what: str) -> None:
@@ -91,15 +90,6 @@ def _one_leaf(value: float) -> Trees:
     return Trees(zero, zero, np.array([np.inf]), zero, one, zero, one, np.array([value], np.float64))
 
 
-def _to_output(src: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
-    """Clip to the float32 range, then cast: a huge member score stays finite when served."""
-    nodes = [
-        helper.make_node("Clip", [src, "f32_min", "f32_max"], ["score_clipped"]),
-        helper.make_node("Cast", ["score_clipped"], [OUTPUT_NAME], to=TensorProto.FLOAT),
-    ]
-    return nodes, [const("f32_min", -_F32_MAX), const("f32_max", _F32_MAX)]
-
-
 # --- LODA ---
 
 
@@ -121,7 +111,7 @@ def loda_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
         helper.make_node("Reshape", ["score_2d", "flat"], ["score64"]),
     ]
     inits = [const("projections_t", projections.T), const("flat", [-1], np.int64)]
-    out_nodes, out_inits = _to_output("score64")
+    out_nodes, out_inits = clipped_output("score64")
     return make_model(nodes + out_nodes, inits + out_inits, n_features, "loda")
 
 
@@ -171,55 +161,21 @@ def _prefix_names(graph: onnx.GraphProto, prefix: str) -> None:
                 _prefix_names(g, prefix)
 
 
-def _cast_to(node: onnx.NodeProto) -> int:
-    return next(helper.get_attribute_value(a) for a in node.attribute if a.name == "to")
-
-
-def _reads(node: onnx.NodeProto) -> set[str]:
-    """Names a node reads, including those its subgraphs (If, Loop, Scan bodies) take from outside."""
-    names = set(node.input)
-    for attr in node.attribute:
-        for g in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
-            for inner in g.node:
-                names |= _reads(inner)
-    return names
-
-
-def _member_part(est: Any, n_features: int, prefix: str, feed: str, *, feed_double: bool, what: str) -> _Part:
-    """The member's graph with names prefixed, reading `feed` (float[N, f], or double[N, f] if feed_double)."""
+def _member_part(est: Any, n_features: int, prefix: str, feed: str, *, what: str) -> _Part:
+    """The member's served graph (float64 rows in, float64 score out) with names prefixed, reading `feed`
+    (double[N, f]: the values the member sees natively)."""
     model = _member_graph(est, n_features, what)
     if model.graph.sparse_initializer or model.functions:
         raise ValueError(f"{what}: graphs with sparse initializers or functions cannot be composed")
     _prefix_names(model.graph, prefix)
     graph = model.graph
-    x, out = graph.input[0].name, graph.output[0].name
-    # Types before rewiring: the graph is not self-contained afterwards.
-    types = {v.name: v.type.tensor_type.elem_type for v in shape_inference.infer_shapes(model).graph.value_info}
-    nodes = list(graph.node)
-    if feed_double:
-        # The member was fitted on float64 values: drop the Cast that its float32 input would go through.
-        readers = [n for n in nodes if x in _reads(n)]
-        if not all(n.op_type == "Cast" and list(n.input) == [x] and _cast_to(n) == TensorProto.DOUBLE
-                   for n in readers):
-            raise ValueError(f"{what}: its graph reads X other than through a Cast to double, so it cannot take "
-                             "float64 projected rows")
-        for n in readers:
-            n.CopyFrom(helper.make_node("Identity", [feed], list(n.output), name=n.name))
-    else:
-        nodes.insert(0, helper.make_node("Identity", [feed], [x]))
-    # Take the score before the member's final Cast to float, when that Cast reads a double.
-    (last,) = [n for n in nodes if out in n.output]
-    from_double = types.get(last.input[0]) == TensorProto.DOUBLE
-    if last.op_type == "Cast" and _cast_to(last) == TensorProto.FLOAT and from_double:
-        score = last.input[0]
-    else:
-        score = prefix + "score64"
-        nodes.append(helper.make_node("Cast", [out], [score], to=TensorProto.DOUBLE))
-    # Keep only what the score needs (not the final Cast, nor extra outputs such as explanations).
+    score = graph.output[0].name
+    nodes = [helper.make_node("Identity", [feed], [graph.input[0].name]), *graph.node]
+    # Keep only what the score needs (not extra outputs such as explanations).
     needed, kept = {score}, []
     for n in reversed(nodes):
         if needed.intersection(n.output):
-            needed.update(_reads(n))
+            needed.update(reads(n))
             kept.append(n)
     kept.reverse()
     return _Part(kept, [t for t in graph.initializer if t.name in needed], score)
@@ -246,7 +202,7 @@ def _combine(parts: list[_Part], how: str, n_features: int, name: str, *, prelud
         scores = "standard_scores"
     reduce = {"mean": "ReduceMean", "max": "ReduceMax"}[how]
     nodes.append(helper.make_node(reduce, [scores, "axis1"], ["score64"], keepdims=0))
-    out_nodes, out_inits = _to_output("score64")
+    out_nodes, out_inits = clipped_output("score64")
     return make_model(nodes + out_nodes, inits + out_inits, n_features, name)
 
 
@@ -257,12 +213,11 @@ def feature_bagging_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
     """Graph whose output equals PyOD FeatureBagging's decision_function."""
     check_is_fitted(det, ["estimators_", "estimators_features_", "threshold_"])
     _check_width(n_features, det.n_features_, "FeatureBagging")
-    parts, prelude = [], []
+    parts, prelude = [], [helper.make_node("Cast", [INPUT_NAME], ["x64"], to=TensorProto.DOUBLE)]
     for i, (est, features) in enumerate(zip(det.estimators_, det.estimators_features_, strict=True)):
         feed = f"features{i}"
-        prelude.append(helper.make_node("Gather", [INPUT_NAME, f"features{i}_idx"], [feed], axis=1))
-        part = _member_part(est, len(features), f"m{i}_", feed, feed_double=False,
-                            what=f"member {i} ({type(est).__name__})")
+        prelude.append(helper.make_node("Gather", ["x64", f"features{i}_idx"], [feed], axis=1))
+        part = _member_part(est, len(features), f"m{i}_", feed, what=f"member {i} ({type(est).__name__})")
         parts.append(part._replace(initializers=[*part.initializers,
                                                  const(f"features{i}_idx", np.asarray(features), np.int64)]))
     how = "mean" if det.combination == "average" else "max"
@@ -338,24 +293,21 @@ def suod_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
             _check_width(n_features, jl.shape[0], f"{what} projection")
             prelude.append(helper.make_node("MatMul", ["x64", prefix + "jl"], [prefix + "p64"]))
         width = jl.shape[1] if projected else n_features
+        seen = prefix + "p64" if projected else "x64"
         if approx == 1:
-            x = "x64"
-            if projected:  # sklearn's trees read float32: round the projection as they do
-                prelude += [
-                    helper.make_node("Cast", [prefix + "p64"], [prefix + "p32"], to=TensorProto.FLOAT),
-                    helper.make_node("Cast", [prefix + "p32"], [prefix + "p32_64"], to=TensorProto.DOUBLE),
-                ]
-                x = prefix + "p32_64"
+            # sklearn's trees read float32: round the (projected) rows as they do.
+            prelude += [
+                helper.make_node("Cast", [seen], [prefix + "p32"], to=TensorProto.FLOAT),
+                helper.make_node("Cast", [prefix + "p32"], [prefix + "p32_64"], to=TensorProto.DOUBLE),
+            ]
             _check_width(width, approximator.n_features_in_, f"{what} approximator")
-            part = _forest_part(approximator, x, prefix)
+            part = _forest_part(approximator, prefix + "p32_64", prefix)
         else:
-            part = _member_part(est, width, prefix, prefix + "p64" if projected else INPUT_NAME,
-                                feed_double=projected, what=what)
+            part = _member_part(est, width, prefix, seen, what=what)
         if projected:
             part = part._replace(initializers=[*part.initializers, const(prefix + "jl", jl)])
         parts.append(part)
-    if any("x64" in n.input for n in prelude + [n for p in parts for n in p.nodes]):
-        prelude.insert(0, helper.make_node("Cast", [INPUT_NAME], ["x64"], to=TensorProto.DOUBLE))
+    prelude.insert(0, helper.make_node("Cast", [INPUT_NAME], ["x64"], to=TensorProto.DOUBLE))
     scaler = det.score_scalar_
     mean = np.asarray(scaler.mean_ if scaler.with_mean else np.zeros(len(parts)), np.float64)
     scale = np.asarray(scaler.scale_ if scaler.with_std else np.ones(len(parts)), np.float64)

@@ -7,10 +7,12 @@ feature's minimum score. The row score is minus the sum over features.
 
 So each feature's score is a step function of x_f with B_f + 2 steps:
     x <= lo_f: min | lo_f < x <= e_1: s[0] | ... | e_{B-1} < x <= hi_f: s[B-1] | x > hi_f: min
-with lo_f / hi_f the tolerance bounds. One binary search tree per feature encodes it, and one TreeEnsemble
-sums the negated leaf values in double. Measured on 10k x 20 rows, 10 bins, 2 threads: 2.8 ms against
-6.7 ms for the vectorised compare/ReduceSum/Gather/Where graph (which built [N, F, B+1] tensors) and 5.2 ms
-for PyOD's numba code. NaN takes every false branch and lands on the last leaf (min), as in PyOD.
+with lo_f / hi_f the tolerance bounds, found on the float64 line. One binary search tree per feature encodes it
+(x <= split in double, on the row as given: exact for float64 rows, and for float32 rows, which are float64
+values too), and one TreeEnsemble sums the negated leaf values in double. Measured on 10k x 20 rows, 10 bins,
+2 threads: 2.8 ms against 6.7 ms for the vectorised compare/ReduceSum/Gather/Where graph (which built
+[N, F, B+1] tensors) and 5.2 ms for PyOD's numba code. NaN takes every false branch and lands on the last leaf
+(min), as in PyOD.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from onnx import helper
 from pyod.models.hbos import HBOS
 from sklearn.utils.validation import check_is_fitted
 
-from ._graph import CONTRIBUTIONS_NAME, OUTPUT_NAME, Trees, concat_trees, const, floor_f32, make_model, tree_targets
+from ._graph import CONTRIBUTIONS_NAME, OUTPUT_NAME, Trees, concat_trees, const, make_model, tree_targets
 
 _MAX_STEPS = 64
 
@@ -37,22 +39,22 @@ def _per_feature(det: HBOS) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return list(edge_matrix.T), list(hist_matrix.T)
 
 
-def _last_float32(pred: Callable[[np.float32], bool], start: float) -> float:
-    """Largest float32 x with pred(x), for pred true below and false above some point near start.
+def _last_double(pred: Callable[[float], bool], start: float) -> float:
+    """Largest float64 x with pred(x), for pred true below and false above some point near start.
 
     PyOD's tolerance test runs in double on the rounded difference (edge - x) > tol * width, so its cut-off is
-    not exactly edge - tol * width; rounding is monotone, so stepping float32 by float32 finds the exact one.
+    not exactly edge - tol * width; rounding is monotone, so stepping double by double finds the exact one.
     """
-    x = np.float32(start)
+    x = np.float64(start)
     for _ in range(_MAX_STEPS):
         if pred(x):
-            up = np.nextafter(x, np.float32(np.inf))
+            up = np.nextafter(x, np.inf)
             if not pred(up):
                 return float(x)
             x = up
         else:
-            x = np.nextafter(x, np.float32(-np.inf))
-    raise ValueError(f"no float32 cut-off found near {start!r}")
+            x = np.nextafter(x, -np.inf)
+    raise ValueError(f"no float64 cut-off found near {start!r}")
 
 
 def _search_tree(feature: int, thresholds: np.ndarray, values: np.ndarray) -> Trees:
@@ -86,11 +88,11 @@ def _feature_tree(feature: int, edges: np.ndarray, hist: np.ndarray, alpha: floa
     scores = np.log2(hist + alpha)
     # Same expressions as PyOD, so the tolerance boundary is decided on identical doubles.
     low_tol, high_tol = (edges[1] - edges[0]) * tol, (edges[-1] - edges[-2]) * tol
-    lo = _last_float32(lambda x: edges[0] - np.float64(x) > low_tol, edges[0] - low_tol)
-    hi = _last_float32(lambda x: np.float64(x) - edges[-1] <= high_tol, edges[-1] + high_tol)
-    # x <= e iff x <= floor_f32(e) for float32 x. lo <= floor_f32(e_0) and hi >= floor_f32(e_B) (in-range
-    # x is never out of tolerance), so the thresholds are sorted; equal ones leave an empty, harmless leaf.
-    thresholds = np.concatenate([[lo], floor_f32(edges[1:-1]), [hi]])
+    lo = _last_double(lambda x: edges[0] - x > low_tol, edges[0] - low_tol)
+    hi = _last_double(lambda x: x - edges[-1] <= high_tol, edges[-1] + high_tol)
+    # lo < e_0 and hi >= e_B (in-range x is never out of tolerance), so the thresholds are sorted; equal ones
+    # leave an empty, harmless leaf.
+    thresholds = np.concatenate([[lo], edges[1:-1], [hi]])
     values = np.concatenate([[scores.min()], scores, [scores.min()]])
     return _search_tree(feature, thresholds, -values)  # negated: PyOD serves minus the sum
 

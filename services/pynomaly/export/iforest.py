@@ -4,7 +4,9 @@ Score (both libraries, higher = more anomalous): 2 ** (-E / (n_trees * c(max_sam
 E sums, over trees, depth(leaf) + c(n_node_samples[leaf]) with depth counted in edges from the root. This is
 PyOD's decision_function and the negated sklearn decision_function (= -score_samples + offset_).
 
-One ensemble node replaces skl2onnx's per-tree graph (3-4x slower than sklearn).
+One ensemble node replaces skl2onnx's per-tree graph (3-4x slower than sklearn). sklearn fits and scores on X
+rounded to float32 (float64 rows too), comparing float32(x) <= threshold in double: the graph rounds the row to
+float32 and compares in double with the same thresholds.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pyod.models.iforest import IForest
 from sklearn.ensemble import IsolationForest
 from sklearn.utils.validation import check_is_fitted
 
-from ._graph import OUTPUT_NAME, Trees, concat_trees, const, floor_f32, make_model, tree_sum
+from ._graph import OUTPUT_NAME, Trees, concat_trees, const, make_model, tree_sum
 
 _TREE_LEAF = -1
 
@@ -52,8 +54,8 @@ def _tree(tree, features: np.ndarray | None) -> Trees:
     return Trees(
         roots=np.zeros(1, np.int64),  # sklearn stores the root first
         feature=feature if features is None else np.asarray(features)[feature],
-        # sklearn tests float32 x <= float64 threshold; for float32 x that is x <= floor_f32(threshold).
-        split=floor_f32(t.threshold[inner]),
+        # sklearn tests float32(x) <= float64 threshold, in double: so does the graph (tree_sum's float32_rows).
+        split=t.threshold[inner].astype(np.float64),
         true_id=new_id[l_child],
         true_leaf=is_leaf[l_child].astype(np.int64),
         false_id=new_id[r_child],
@@ -76,7 +78,7 @@ def sklearn_iforest_to_onnx(est: IsolationForest, n_features: int) -> onnx.Model
             for tree, features in zip(est.estimators_, est.estimators_features_, strict=True)
         ]
     )
-    nodes, inits = tree_sum(trees, n_features, "path_sum")
+    nodes, inits = tree_sum(trees, n_features, "path_sum", float32_rows=True)
 
     denominator = len(est.estimators_) * float(average_path_length(np.array([est.max_samples_]))[0])
     if denominator == 0:

@@ -268,21 +268,41 @@ def sklearn_lof_to_onnx(est: Any, n_features: int) -> onnx.ModelProto:
 
 
 def kde_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
-    """-log density of a Gaussian KDE: -(logsumexp_i(-||x - t_i||^2 / 2h^2) + log norm - log n), in float64."""
+    """-log density of a Gaussian KDE: -(logsumexp_i(-||x - t_i||^2 / 2h^2) + log norm - log n), in float64.
+
+    As scipy's logsumexp computes it (the reference, pynomaly.algorithms.neighbors.kde_score): the m largest terms
+    apart, top + log(m) + log1p(sum of the other terms' exp(v - top) / m). The largest term (the nearest training
+    row) is recomputed from the exact squared distance, as scipy's cdist has it, and log1p is taken as
+    log(u) * s / (u - 1), u = 1 + s (s itself where u rounds to 1). So rows whose other terms are below float64's
+    resolution (on unscaled data, e.g. pima with bandwidth 1, most training rows) tie exactly as they do natively
+    instead of being ordered by the MatMul expansion's rounding, and the small terms keep their precision.
+    """
     train, h = kde_points(det)
     _check_width(train.shape[1], n_features, "KDE")
     g = _Graph()
     pts = _Points(g, train)
     scale = g.const(-0.5 / (h * h))
     offset = g.const(-(gaussian_log_norm(h, n_features) - np.log(len(train))))
+    raw, zero, one = g.const(train, hint="points"), g.const(0.0), g.const(1.0)
 
     def score(b: _Graph, x: str) -> str:
-        # max + log(sum(exp(v - max))): ReduceLogSumExp computes the same but ran 2.6x slower (scalar exp).
+        # Exp of [rows, points] then a sum: ReduceLogSumExp computes the same but ran 2.6x slower (scalar exp).
         log_kernel = b.op("Mul", [pts.sq_dists(b, x), scale])
         top = b.op("ReduceMax", [log_kernel, b.axes(1)], keepdims=1)
-        total = b.op("ReduceSum", [b.op("Exp", [b.op("Sub", [log_kernel, top])]), b.axes(1)], keepdims=1)
-        log_sum = b.op("Squeeze", [b.op("Add", [b.op("Log", [total]), top]), b.axes(1)])
-        return b.op("Sub", [offset, log_sum])
+        is_top = b.op("Equal", [log_kernel, top])
+        m = b.op("ReduceSum", [b.op("Cast", [is_top], to=TensorProto.DOUBLE), b.axes(1)], keepdims=1)
+        rest = b.op("Where", [is_top, zero, b.op("Exp", [b.op("Sub", [log_kernel, top])])])
+        # The top term exactly: the other terms rescaled onto it.
+        nearest = b.op("Gather", [raw, b.op("ArgMax", [log_kernel], axis=1, keepdims=0)])
+        exact = b.op("Mul", [b.op("ReduceSumSquare", [b.op("Sub", [x, nearest]), b.axes(1)], keepdims=1), scale])
+        rest_sum = b.op("Mul", [b.op("ReduceSum", [rest, b.axes(1)], keepdims=1),
+                                b.op("Exp", [b.op("Sub", [top, exact])])])
+        s = b.op("Div", [rest_sum, m])
+        u = b.op("Add", [one, s])
+        ratio = b.op("Div", [s, b.op("Sub", [u, one])])  # 0/0 where u rounds to 1: replaced below
+        log1p = b.op("Where", [b.op("Equal", [u, one]), s, b.op("Mul", [b.op("Log", [u]), ratio])])
+        log_sum = b.op("Add", [b.op("Add", [log1p, b.op("Log", [m])]), exact])
+        return b.op("Sub", [offset, b.op("Squeeze", [log_sum, b.axes(1)])])
 
     return _wrap(score, g, n_features, "kde")
 

@@ -20,8 +20,9 @@ What a scrape shows (one registry per server, plus the client's process_* / pyth
 The gRPC series follow go-grpc-prometheus, so its dashboards and alerts apply unchanged.
 
 Drift: `pynomaly_detect_score`'s bucket bounds are the model's own training-score quantiles (1 %, 5 %, 25 %, 50 %,
-75 %, 95 %, 99 %), min, max and threshold (as float32, like served scores), so with no drift the share of served
-scores at or below the q-quantile bound stays near q. The flagged share `rate(pynomaly_detect_rows_flagged_total[1h]) /
+75 %, 95 %, 99 %), min, max and threshold (as float64, and rounded to float32 for the float32 scores of float32
+requests, which are flagged in float32), so with no drift the share of served scores at or below the q-quantile
+bound stays near q. The flagged share `rate(pynomaly_detect_rows_flagged_total[1h]) /
 rate(pynomaly_detect_rows_total[1h])` should stay near `pynomaly_model_contamination` (the threshold is the
 training-score quantile at 1 - contamination); it counts rows over the model's threshold even when a call
 overrides the threshold, so per-call overrides do not move the signal.
@@ -68,7 +69,7 @@ class _ScoreStats:
 
     def __init__(self, bounds: Sequence[float], threshold: float, contamination: float):
         self.bounds = list(bounds)
-        # Served scores are float32 and the dataplane flags `scores > threshold` in float32: count the same way.
+        # The dataplane flags float32 scores (float32 requests) in float32: count those the same way.
         self.cut = float(np.float32(threshold))
         self.buckets = [0] * (len(self.bounds) + 1)  # buckets[i]: bounds[i-1] < score <= bounds[i]; last: +Inf
         self.sum = 0.0
@@ -81,22 +82,23 @@ class _ScoreStats:
     def for_model(cls, manifest: dict[str, Any]) -> _ScoreStats:
         t = manifest.get("training_scores") or {}
         threshold = float(manifest["threshold"])
-        edges = {float(q) for q in t.get("quantiles", ())} | {float(np.float32(threshold))}
+        edges = {float(q) for q in t.get("quantiles", ())} | {threshold, float(np.float32(threshold))}
         edges |= {float(t[k]) for k in ("min", "max") if k in t}
         return cls(sorted(edges), threshold, float(manifest.get("contamination", 0.0)))
 
     def observe(self, scores: np.ndarray) -> None:
+        cut = self.cut if scores.dtype == np.float32 else self.threshold
         if len(scores) == 1:  # the 1-row hot path: no numpy calls
             s = float(scores[0])
             with self.lock:
                 self.buckets[bisect_left(self.bounds, s)] += 1
                 self.sum += s
                 self.count += 1
-                self.flagged += s > self.cut
+                self.flagged += s > cut
             return
         counts = np.bincount(np.searchsorted(self.bounds, scores, side="left"), minlength=len(self.buckets))
         total = float(scores.sum(dtype=np.float64))
-        flagged = int(np.count_nonzero(scores > self.cut))
+        flagged = int(np.count_nonzero(scores > cut))
         with self.lock:
             for i, c in enumerate(counts.tolist()):
                 self.buckets[i] += c

@@ -1,4 +1,4 @@
-"""The Open Inference Protocol v2, transport-neutral: an infer request decoded into a float32 matrix and options,
+"""The Open Inference Protocol v2, transport-neutral: an infer request decoded into a float matrix and options,
 the data plane's answer turned into output tensors, and the metadata documents. No gRPC or HTTP here.
 
 Both bindings use it, gRPC (`inference.GRPCInferenceService`, pynomaly.server.oip) and HTTP/JSON (the REST routes,
@@ -7,8 +7,9 @@ pynomaly.web.oip): each decodes its wire format into `InputTensor`s, calls `Infe
 How the protocol maps onto the model registry:
 - model name = the model's name; model version "" = its latest version, digits = that version number, anything
   else = an alias ("production"): the references `name`, `name@3` and `name:production`.
-- input: one tensor, "rows", FP32 or FP64, shape [N, F]. The graphs score float32: FP64 rows are rounded to
-  float32 (a value beyond float32's range is refused), so both datatypes score exactly as Detect does.
+- input: one tensor, "rows", FP32 or FP64, shape [N, F], passed to the data plane in its own precision (as Detect's
+  float32 and float64 matrices are), so both datatypes score exactly as Detect does; values must be finite and
+  within float32's range, as everywhere.
 - outputs: "anomaly_score" [N] in the input's datatype and "is_anomaly" BOOL [N] (score > threshold).
 - the request parameter "threshold" (a number) overrides the model's threshold; other parameters are ignored, as
   the protocol lets servers define their own.
@@ -37,7 +38,6 @@ FLOAT_TYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.dty
 # Every datatype the protocol defines: a name outside this set is a typo, not merely unsupported.
 DATATYPES = frozenset({"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16",
                        "BF16", "FP32", "FP64", "BYTES"})
-_F32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class InputTensor:
 @dataclass(frozen=True)
 class InferRequest:
     model: str  # a model reference: name, name@3 or name:alias
-    rows: np.ndarray  # float32 [N, F], finite
+    rows: np.ndarray  # float32 or float64 [N, F], as sent; finite
     datatype: str  # the input's, "FP32" or "FP64": the scores are returned in it
     outputs: tuple[str, ...]
     threshold: float | None
@@ -124,7 +124,8 @@ def _from_values(values: Any, dtype: np.dtype, shape: tuple[int, ...], where: st
 
 
 def decode_rows(t: InputTensor, index: int = 0) -> np.ndarray:
-    """The input's rows as a finite float32 matrix; InvalidArgument naming the tensor and field otherwise."""
+    """The input's rows as a finite float32 or float64 matrix (the tensor's datatype); InvalidArgument naming the
+    tensor and field otherwise."""
     if t.name != INPUT:
         raise InvalidArgument(f"inputs[{index}].name: unknown input {t.name!r}; the model's input is "
                               f"'{INPUT}' (FP32 or FP64, shape [rows, features])")
@@ -148,15 +149,7 @@ def decode_rows(t: InputTensor, index: int = 0) -> np.ndarray:
         X = np.frombuffer(t.raw, dtype).reshape(shape)
     else:
         X = _from_values(t.values, dtype, shape, t.where)
-    check_rows(X, INPUT)
-    if X.dtype == np.float64:
-        big = np.abs(X) > _F32_MAX
-        if big.any():
-            r, c = np.argwhere(big)[0]
-            raise InvalidArgument(f"{INPUT}: row {r} column {c} is {X[r, c]:g}, beyond float32's range (the "
-                                  "model scores float32)")
-        X = X.astype(np.float32)
-    return X
+    return check_rows(X, INPUT)
 
 
 def requested_outputs(names: Sequence[str]) -> tuple[str, ...]:

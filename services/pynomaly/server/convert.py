@@ -16,32 +16,39 @@ from pynomaly.explain import Explanation
 from pynomaly.imports import ImportSpec
 from pynomaly.v1 import common_pb2, detect_pb2, explain_pb2, model_pb2, train_pb2
 
-_F32 = np.dtype("<f4")
+_F32, _F64 = np.dtype("<f4"), np.dtype("<f8")
+# Matrix's value fields: (name, precision, bytes per value for the raw forms, or 0 for the packed ones).
+_MATRIX_FIELDS = (("values", _F32, 0), ("raw_values", _F32, 4), ("double_values", _F64, 0),
+                  ("raw_double_values", _F64, 8))
 
 
 def matrix_to_array(m: common_pb2.Matrix, field: str) -> np.ndarray:
-    """Decode a Matrix into a float32 (rows, columns) array without per-element Python work."""
+    """Decode a Matrix into a (rows, columns) array, float32 or float64 as sent, without per-element Python work."""
     if m.rows < 0 or m.columns < 0:
         raise InvalidArgument(f"{field}: rows and columns must be ≥ 0, got {m.rows} × {m.columns}")
     n = m.rows * m.columns
-    if m.raw_values:
-        if len(m.values):
-            raise InvalidArgument(f"{field}: set either values or raw_values, not both")
-        if len(m.raw_values) != n * 4:
-            raise InvalidArgument(
-                f"{field}.raw_values: {len(m.raw_values)} bytes, expected rows × columns × 4 = {n * 4}"
-            )
-        flat = np.frombuffer(m.raw_values, dtype=_F32)
+    given = [(name, dtype, size) for name, dtype, size in _MATRIX_FIELDS if len(getattr(m, name))]
+    if len(given) > 1:
+        raise InvalidArgument(f"{field}: set exactly one of values, raw_values, double_values or raw_double_values; "
+                              f"got {' and '.join(name for name, _, _ in given)}")
+    name, dtype, size = given[0] if given else _MATRIX_FIELDS[0]
+    data = getattr(m, name)
+    if size:
+        if len(data) != n * size:
+            raise InvalidArgument(f"{field}.{name}: {len(data)} bytes, expected rows × columns × {size} = {n * size}")
+        flat = np.frombuffer(data, dtype=dtype)
     else:
-        if len(m.values) != n:
-            raise InvalidArgument(f"{field}.values: {len(m.values)} values, expected rows × columns = {n}")
-        flat = np.array(m.values, dtype=np.float32)
+        if len(data) != n:
+            raise InvalidArgument(f"{field}.{name}: {len(data)} values, expected rows × columns = {n}")
+        flat = np.array(data, dtype=dtype)
     return flat.reshape(m.rows, m.columns)
 
 
 def array_to_matrix(X: np.ndarray) -> common_pb2.Matrix:
-    X = np.ascontiguousarray(X, dtype=_F32)
-    return common_pb2.Matrix(rows=X.shape[0], columns=X.shape[1], raw_values=X.tobytes())
+    """The raw form in X's precision: float64 as float64, anything else as float32."""
+    X = np.ascontiguousarray(X, dtype=_F64 if X.dtype == np.float64 else _F32)
+    field = "raw_double_values" if X.dtype == _F64 else "raw_values"
+    return common_pb2.Matrix(rows=X.shape[0], columns=X.shape[1], **{field: X.tobytes()})
 
 
 def values_to_dict(values: Any) -> dict[str, Any]:
@@ -160,8 +167,10 @@ def detect_args(request: detect_pb2.DetectRequest) -> tuple[str, np.ndarray, flo
 
 
 def detect_response(r: DetectResult) -> detect_pb2.DetectResponse:
+    """Scores in the field of their precision (the request's rows'): float32 ones where clients always read them."""
+    scores = {"double_anomaly_scores" if r.scores.dtype == np.float64 else "anomaly_scores": r.scores.tolist()}
     return detect_pb2.DetectResponse(
-        anomaly_scores=r.scores.tolist(),
+        **scores,
         is_anomaly=r.is_anomaly.tolist(),
         threshold=r.threshold,
         model_name=r.model_name,
@@ -259,7 +268,7 @@ def explain_response(args: ExplainArgs, result: Explanation, names: list[str], n
             anomaly_score=float(result.scores[i]),
             base_value=float(result.base_values[i]),
             attributions=[
-                explain_pb2.Attribution(feature=names[j], value=float(X[i, j]),
+                explain_pb2.Attribution(feature=names[j], value=float(X[i, j]), double_value=float(X[i, j]),
                                         contribution=float(result.contributions[i, j]))
                 for j in order[i]
             ],

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pynomaly/v1/common.proto\x12\x0bpynomaly.v1\"K\n\x06Matrix\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x0f\n\x07\x63olumns\x18\x02 \x01(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x02\x12\x12\n\nraw_values\x18\x04 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pynomaly/v1/common.proto\x12\x0bpynomaly.v1\"}\n\x06Matrix\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x0f\n\x07\x63olumns\x18\x02 \x01(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x02\x12\x12\n\nraw_values\x18\x04 \x01(\x0c\x12\x15\n\rdouble_values\x18\x05 \x03(\x01\x12\x19\n\x11raw_double_values\x18\x06 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,5 +32,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pynomaly.v1.common_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MATRIX']._serialized_start=41
-  _globals['_MATRIX']._serialized_end=116
+  _globals['_MATRIX']._serialized_end=166
 # @@protoc_insertion_point(module_scope)

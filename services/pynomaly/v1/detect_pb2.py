@@ -26,45 +26,45 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from pynomaly.v1 import common_pb2 as pynomaly_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pynomaly/v1/detect.proto\x12\x0bpynomaly.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pynomaly/v1/common.proto\"g\n\rDetectRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12!\n\x04rows\x18\x02 \x01(\x0b\x32\x13.pynomaly.v1.Matrix\x12\x16\n\tthreshold\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_threshold\"z\n\x0e\x44\x65tectResponse\x12\x16\n\x0e\x61nomaly_scores\x18\x01 \x03(\x02\x12\x12\n\nis_anomaly\x18\x02 \x03(\x08\x12\x11\n\tthreshold\x18\x03 \x01(\x01\x12\x12\n\nmodel_name\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\x03\"B\n\x13\x44\x65tectStreamRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.pynomaly.v1.DetectRequest\"E\n\x14\x44\x65tectStreamResponse\x12-\n\x08response\x18\x01 \x01(\x0b\x32\x1b.pynomaly.v1.DetectResponse\"\x85\x04\n\x0e\x42\x61tchDetectJob\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\x03\x12\x11\n\tinput_uri\x18\x05 \x01(\t\x12\x12\n\noutput_uri\x18\x06 \x01(\t\x12/\n\x05state\x18\x07 \x01(\x0e\x32 .pynomaly.v1.BatchDetectJobState\x12\x11\n\trows_done\x18\x08 \x01(\x03\x12\x12\n\nrows_total\x18\t \x01(\x03\x12\x17\n\x0frows_per_second\x18\n \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x0b \x01(\x01\x12\x0f\n\x07message\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tthreshold\x18\x10 \x01(\x01\x12\x11\n\tanomalies\x18\x11 \x01(\x03\x12\x11\n\tid_column\x18\x12 \x01(\t\x12\x14\n\x0cpass_through\x18\x13 \x01(\x08\x12\x11\n\toverwrite\x18\x14 \x01(\x08\"\xb5\x01\n\x1b\x43reateBatchDetectJobRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x11\n\tinput_uri\x18\x02 \x01(\t\x12\x12\n\noutput_uri\x18\x03 \x01(\t\x12\x11\n\tid_column\x18\x04 \x01(\t\x12\x14\n\x0cpass_through\x18\x05 \x01(\x08\x12\x11\n\toverwrite\x18\x06 \x01(\x08\x12\x16\n\tthreshold\x18\x07 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_threshold\"V\n\x1c\x43reateBatchDetectJobResponse\x12(\n\x03job\x18\x02 \x01(\x0b\x32\x1b.pynomaly.v1.BatchDetectJobJ\x04\x08\x01\x10\x02R\x06job_id\"&\n\x18GetBatchDetectJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"E\n\x19GetBatchDetectJobResponse\x12(\n\x03job\x18\x01 \x01(\x0b\x32\x1b.pynomaly.v1.BatchDetectJob\"C\n\x1aListBatchDetectJobsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"H\n\x1bListBatchDetectJobsResponse\x12)\n\x04jobs\x18\x01 \x03(\x0b\x32\x1b.pynomaly.v1.BatchDetectJob\")\n\x1b\x43\x61ncelBatchDetectJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"H\n\x1c\x43\x61ncelBatchDetectJobResponse\x12(\n\x03job\x18\x01 \x01(\x0b\x32\x1b.pynomaly.v1.BatchDetectJob\"(\n\x1aWatchBatchDetectJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x1bWatchBatchDetectJobResponse\x12(\n\x03job\x18\x01 \x01(\x0b\x32\x1b.pynomaly.v1.BatchDetectJob*\xf3\x01\n\x13\x42\x61tchDetectJobState\x12&\n\"BATCH_DETECT_JOB_STATE_UNSPECIFIED\x10\x00\x12!\n\x1d\x42\x41TCH_DETECT_JOB_STATE_QUEUED\x10\x01\x12\"\n\x1e\x42\x41TCH_DETECT_JOB_STATE_RUNNING\x10\x02\x12$\n BATCH_DETECT_JOB_STATE_SUCCEEDED\x10\x03\x12!\n\x1d\x42\x41TCH_DETECT_JOB_STATE_FAILED\x10\x04\x12$\n BATCH_DETECT_JOB_STATE_CANCELLED\x10\x05\x32\xbf\x05\n\rDetectService\x12\x41\n\x06\x44\x65tect\x12\x1a.pynomaly.v1.DetectRequest\x1a\x1b.pynomaly.v1.DetectResponse\x12W\n\x0c\x44\x65tectStream\x12 .pynomaly.v1.DetectStreamRequest\x1a!.pynomaly.v1.DetectStreamResponse(\x01\x30\x01\x12k\n\x14\x43reateBatchDetectJob\x12(.pynomaly.v1.CreateBatchDetectJobRequest\x1a).pynomaly.v1.CreateBatchDetectJobResponse\x12\x62\n\x11GetBatchDetectJob\x12%.pynomaly.v1.GetBatchDetectJobRequest\x1a&.pynomaly.v1.GetBatchDetectJobResponse\x12h\n\x13ListBatchDetectJobs\x12\'.pynomaly.v1.ListBatchDetectJobsRequest\x1a(.pynomaly.v1.ListBatchDetectJobsResponse\x12k\n\x14\x43\x61ncelBatchDetectJob\x12(.pynomaly.v1.CancelBatchDetectJobRequest\x1a).pynomaly.v1.CancelBatchDetectJobResponse\x12j\n\x13WatchBatchDetectJob\x12\'.pynomaly.v1.WatchBatchDetectJobRequest\x1a(.pynomaly.v1.WatchBatchDetectJobResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pynomaly/v1/detect.proto\x12\x0bpynomaly.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pynomaly/v1/common.proto\"g\n\rDetectRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12!\n\x04rows\x18\x02 \x01(\x0b\x32\x13.pynomaly.v1.Matrix\x12\x16\n\tthreshold\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_threshold\"\x99\x01\n\x0e\x44\x65tectResponse\x12\x16\n\x0e\x61nomaly_scores\x18\x01 \x03(\x02\x12\x12\n\nis_anomaly\x18\x02 \x03(\x08\x12\x11\n\tthreshold\x18\x03 \x01(\x01\x12\x12\n\nmodel_name\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\x03\x12\x1d\n\x15\x64ouble_anomaly_scores\x18\x06 \x03(\x01\"B\n\x13\x44\x65tectStreamRequest\x12+\n\x07request\x18\x01 \x01(\x0b\x32\x1a.pynomaly.v1.DetectRequest\"E\n\x14\x44\x65tectStreamResponse\x12-\n\x08response\x18\x01 \x01(\x0b\x32\x1b.pynomaly.v1.DetectResponse\"\x85\x04\n\x0e\x42\x61tchDetectJob\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\x03\x12\x11\n\tinput_uri\x18\x05 \x01(\t\x12\x12\n\noutput_uri\x18\x06 \x01(\t\x12/\n\x05state\x18\x07 \x01(\x0e\x32 .pynomaly.v1.BatchDetectJobState\x12\x11\n\trows_done\x18\x08 \x01(\x03\x12\x12\n\nrows_total\x18\t \x01(\x03\x12\x17\n\x0frows_per_second\x18\n \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x0b \x01(\x01\x12\x0f\n\x07message\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tthreshold\x18\x10 \x01(\x01\x12\x11\n\tanomalies\x18\x11 \x01(\x03\x12\x11\n\tid_column\x18\x12 \x01(\t\x12\x14\n\x0cpass_through\x18\x13 \x01(\x08\x12\x11\n\toverwrite\x18\x14 \x01(\x08\"\xb5\x01\n\x1b\x43reateBatchDetectJobRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x11\n\tinput_uri\x18\x02 \x01(\t\x12\x12\n\noutput_uri\x18\x03 \x01(\t\x12\x11\n\tid_column\x18\x04 \x01(\t\x12\x14\n\x0cpass_through\x18\x05 \x01(\x08\x12\x11\n\toverwrite\x18\x06 \x01(\x08\x12\x16\n\tthreshold\x18\x07 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_threshold\"V\n\x1c\x43reateBatchDetectJobResponse\x12(\n\x03job\x18\x02 \x01(\x0b\x32\x1b.pynomaly.v1.BatchDetectJobJ\x04\x08\x01\x10\x02R\x06job_id\"&\n\x18GetBatchDetectJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"E\n\x19GetBatchDetectJobResponse\x12(\n\x03job\x18\x01 \x01(\x0b\x32\x1b.pynomaly.v1.BatchDetectJob\"C\n\x1aListBatchDetectJobsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"H\n\x1bListBatchDetectJobsResponse\x12)\n\x04jobs\x18\x01 \x03(\x0b\x32\x1b.pynomaly.v1.BatchDetectJob\")\n\x1b\x43\x61ncelBatchDetectJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"H\n\x1c\x43\x61ncelBatchDetectJobResponse\x12(\n\x03job\x18\x01 \x01(\x0b\x32\x1b.pynomaly.v1.BatchDetectJob\"(\n\x1aWatchBatchDetectJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x1bWatchBatchDetectJobResponse\x12(\n\x03job\x18\x01 \x01(\x0b\x32\x1b.pynomaly.v1.BatchDetectJob*\xf3\x01\n\x13\x42\x61tchDetectJobState\x12&\n\"BATCH_DETECT_JOB_STATE_UNSPECIFIED\x10\x00\x12!\n\x1d\x42\x41TCH_DETECT_JOB_STATE_QUEUED\x10\x01\x12\"\n\x1e\x42\x41TCH_DETECT_JOB_STATE_RUNNING\x10\x02\x12$\n BATCH_DETECT_JOB_STATE_SUCCEEDED\x10\x03\x12!\n\x1d\x42\x41TCH_DETECT_JOB_STATE_FAILED\x10\x04\x12$\n BATCH_DETECT_JOB_STATE_CANCELLED\x10\x05\x32\xbf\x05\n\rDetectService\x12\x41\n\x06\x44\x65tect\x12\x1a.pynomaly.v1.DetectRequest\x1a\x1b.pynomaly.v1.DetectResponse\x12W\n\x0c\x44\x65tectStream\x12 .pynomaly.v1.DetectStreamRequest\x1a!.pynomaly.v1.DetectStreamResponse(\x01\x30\x01\x12k\n\x14\x43reateBatchDetectJob\x12(.pynomaly.v1.CreateBatchDetectJobRequest\x1a).pynomaly.v1.CreateBatchDetectJobResponse\x12\x62\n\x11GetBatchDetectJob\x12%.pynomaly.v1.GetBatchDetectJobRequest\x1a&.pynomaly.v1.GetBatchDetectJobResponse\x12h\n\x13ListBatchDetectJobs\x12\'.pynomaly.v1.ListBatchDetectJobsRequest\x1a(.pynomaly.v1.ListBatchDetectJobsResponse\x12k\n\x14\x43\x61ncelBatchDetectJob\x12(.pynomaly.v1.CancelBatchDetectJobRequest\x1a).pynomaly.v1.CancelBatchDetectJobResponse\x12j\n\x13WatchBatchDetectJob\x12\'.pynomaly.v1.WatchBatchDetectJobRequest\x1a(.pynomaly.v1.WatchBatchDetectJobResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pynomaly.v1.detect_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BATCHDETECTJOBSTATE']._serialized_start=1747
-  _globals['_BATCHDETECTJOBSTATE']._serialized_end=1990
+  _globals['_BATCHDETECTJOBSTATE']._serialized_start=1779
+  _globals['_BATCHDETECTJOBSTATE']._serialized_end=2022
   _globals['_DETECTREQUEST']._serialized_start=100
   _globals['_DETECTREQUEST']._serialized_end=203
-  _globals['_DETECTRESPONSE']._serialized_start=205
-  _globals['_DETECTRESPONSE']._serialized_end=327
-  _globals['_DETECTSTREAMREQUEST']._serialized_start=329
-  _globals['_DETECTSTREAMREQUEST']._serialized_end=395
-  _globals['_DETECTSTREAMRESPONSE']._serialized_start=397
-  _globals['_DETECTSTREAMRESPONSE']._serialized_end=466
-  _globals['_BATCHDETECTJOB']._serialized_start=469
-  _globals['_BATCHDETECTJOB']._serialized_end=986
-  _globals['_CREATEBATCHDETECTJOBREQUEST']._serialized_start=989
-  _globals['_CREATEBATCHDETECTJOBREQUEST']._serialized_end=1170
-  _globals['_CREATEBATCHDETECTJOBRESPONSE']._serialized_start=1172
-  _globals['_CREATEBATCHDETECTJOBRESPONSE']._serialized_end=1258
-  _globals['_GETBATCHDETECTJOBREQUEST']._serialized_start=1260
-  _globals['_GETBATCHDETECTJOBREQUEST']._serialized_end=1298
-  _globals['_GETBATCHDETECTJOBRESPONSE']._serialized_start=1300
-  _globals['_GETBATCHDETECTJOBRESPONSE']._serialized_end=1369
-  _globals['_LISTBATCHDETECTJOBSREQUEST']._serialized_start=1371
-  _globals['_LISTBATCHDETECTJOBSREQUEST']._serialized_end=1438
-  _globals['_LISTBATCHDETECTJOBSRESPONSE']._serialized_start=1440
-  _globals['_LISTBATCHDETECTJOBSRESPONSE']._serialized_end=1512
-  _globals['_CANCELBATCHDETECTJOBREQUEST']._serialized_start=1514
-  _globals['_CANCELBATCHDETECTJOBREQUEST']._serialized_end=1555
-  _globals['_CANCELBATCHDETECTJOBRESPONSE']._serialized_start=1557
-  _globals['_CANCELBATCHDETECTJOBRESPONSE']._serialized_end=1629
-  _globals['_WATCHBATCHDETECTJOBREQUEST']._serialized_start=1631
-  _globals['_WATCHBATCHDETECTJOBREQUEST']._serialized_end=1671
-  _globals['_WATCHBATCHDETECTJOBRESPONSE']._serialized_start=1673
-  _globals['_WATCHBATCHDETECTJOBRESPONSE']._serialized_end=1744
-  _globals['_DETECTSERVICE']._serialized_start=1993
-  _globals['_DETECTSERVICE']._serialized_end=2696
+  _globals['_DETECTRESPONSE']._serialized_start=206
+  _globals['_DETECTRESPONSE']._serialized_end=359
+  _globals['_DETECTSTREAMREQUEST']._serialized_start=361
+  _globals['_DETECTSTREAMREQUEST']._serialized_end=427
+  _globals['_DETECTSTREAMRESPONSE']._serialized_start=429
+  _globals['_DETECTSTREAMRESPONSE']._serialized_end=498
+  _globals['_BATCHDETECTJOB']._serialized_start=501
+  _globals['_BATCHDETECTJOB']._serialized_end=1018
+  _globals['_CREATEBATCHDETECTJOBREQUEST']._serialized_start=1021
+  _globals['_CREATEBATCHDETECTJOBREQUEST']._serialized_end=1202
+  _globals['_CREATEBATCHDETECTJOBRESPONSE']._serialized_start=1204
+  _globals['_CREATEBATCHDETECTJOBRESPONSE']._serialized_end=1290
+  _globals['_GETBATCHDETECTJOBREQUEST']._serialized_start=1292
+  _globals['_GETBATCHDETECTJOBREQUEST']._serialized_end=1330
+  _globals['_GETBATCHDETECTJOBRESPONSE']._serialized_start=1332
+  _globals['_GETBATCHDETECTJOBRESPONSE']._serialized_end=1401
+  _globals['_LISTBATCHDETECTJOBSREQUEST']._serialized_start=1403
+  _globals['_LISTBATCHDETECTJOBSREQUEST']._serialized_end=1470
+  _globals['_LISTBATCHDETECTJOBSRESPONSE']._serialized_start=1472
+  _globals['_LISTBATCHDETECTJOBSRESPONSE']._serialized_end=1544
+  _globals['_CANCELBATCHDETECTJOBREQUEST']._serialized_start=1546
+  _globals['_CANCELBATCHDETECTJOBREQUEST']._serialized_end=1587
+  _globals['_CANCELBATCHDETECTJOBRESPONSE']._serialized_start=1589
+  _globals['_CANCELBATCHDETECTJOBRESPONSE']._serialized_end=1661
+  _globals['_WATCHBATCHDETECTJOBREQUEST']._serialized_start=1663
+  _globals['_WATCHBATCHDETECTJOBREQUEST']._serialized_end=1703
+  _globals['_WATCHBATCHDETECTJOBRESPONSE']._serialized_start=1705
+  _globals['_WATCHBATCHDETECTJOBRESPONSE']._serialized_end=1776
+  _globals['_DETECTSERVICE']._serialized_start=2025
+  _globals['_DETECTSERVICE']._serialized_end=2728
 # @@protoc_insertion_point(module_scope)

@@ -37,18 +37,20 @@ class DetectRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., rows: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class DetectResponse(_message.Message):
-    __slots__ = ("anomaly_scores", "is_anomaly", "threshold", "model_name", "model_version")
+    __slots__ = ("anomaly_scores", "is_anomaly", "threshold", "model_name", "model_version", "double_anomaly_scores")
     ANOMALY_SCORES_FIELD_NUMBER: _ClassVar[int]
     IS_ANOMALY_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DOUBLE_ANOMALY_SCORES_FIELD_NUMBER: _ClassVar[int]
     anomaly_scores: _containers.RepeatedScalarFieldContainer[float]
     is_anomaly: _containers.RepeatedScalarFieldContainer[bool]
     threshold: float
     model_name: str
     model_version: int
-    def __init__(self, anomaly_scores: _Optional[_Iterable[float]] = ..., is_anomaly: _Optional[_Iterable[bool]] = ..., threshold: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ...) -> None: ...
+    double_anomaly_scores: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, anomaly_scores: _Optional[_Iterable[float]] = ..., is_anomaly: _Optional[_Iterable[bool]] = ..., threshold: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., double_anomaly_scores: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class DetectStreamRequest(_message.Message):
     __slots__ = ("request",)

@@ -25,25 +25,25 @@ _sym_db = _symbol_database.Default()
 from pynomaly.v1 import common_pb2 as pynomaly_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19pynomaly/v1/explain.proto\x12\x0bpynomaly.v1\x1a\x18pynomaly/v1/common.proto\"\xa9\x01\n\x0e\x45xplainRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12!\n\x04rows\x18\x02 \x01(\x0b\x32\x13.pynomaly.v1.Matrix\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12*\n\x06method\x18\x04 \x01(\x0e\x32\x1a.pynomaly.v1.ExplainMethod\x12*\n\x06layout\x18\x05 \x01(\x0e\x32\x1a.pynomaly.v1.ExplainLayout\"C\n\x0b\x41ttribution\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02\x12\x14\n\x0c\x63ontribution\x18\x03 \x01(\x01\"k\n\x0eRowExplanation\x12\x15\n\ranomaly_score\x18\x01 \x01(\x01\x12\x12\n\nbase_value\x18\x02 \x01(\x01\x12.\n\x0c\x61ttributions\x18\x03 \x03(\x0b\x32\x18.pynomaly.v1.Attribution\"\x8b\x02\n\x0f\x45xplainResponse\x12)\n\x04rows\x18\x01 \x03(\x0b\x32\x1b.pynomaly.v1.RowExplanation\x12*\n\x06method\x18\x02 \x01(\x0e\x32\x1a.pynomaly.v1.ExplainMethod\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\x03\x12\x1b\n\x13\x65valuations_per_row\x18\x05 \x01(\x03\x12\x15\n\rfeature_names\x18\x06 \x03(\t\x12\x16\n\x0e\x61nomaly_scores\x18\x07 \x03(\x01\x12\x13\n\x0b\x62\x61se_values\x18\x08 \x03(\x01\x12\x15\n\rcontributions\x18\t \x03(\x01*\x87\x01\n\rExplainMethod\x12\x1e\n\x1a\x45XPLAIN_METHOD_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45XPLAIN_METHOD_EXACT\x10\x01\x12\x1c\n\x18\x45XPLAIN_METHOD_TREE_SHAP\x10\x02\x12\x1e\n\x1a\x45XPLAIN_METHOD_KERNEL_SHAP\x10\x03*c\n\rExplainLayout\x12\x1e\n\x1a\x45XPLAIN_LAYOUT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XPLAIN_LAYOUT_ROWS\x10\x01\x12\x19\n\x15\x45XPLAIN_LAYOUT_PACKED\x10\x02\x32V\n\x0e\x45xplainService\x12\x44\n\x07\x45xplain\x12\x1b.pynomaly.v1.ExplainRequest\x1a\x1c.pynomaly.v1.ExplainResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19pynomaly/v1/explain.proto\x12\x0bpynomaly.v1\x1a\x18pynomaly/v1/common.proto\"\xa9\x01\n\x0e\x45xplainRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12!\n\x04rows\x18\x02 \x01(\x0b\x32\x13.pynomaly.v1.Matrix\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12*\n\x06method\x18\x04 \x01(\x0e\x32\x1a.pynomaly.v1.ExplainMethod\x12*\n\x06layout\x18\x05 \x01(\x0e\x32\x1a.pynomaly.v1.ExplainLayout\"Y\n\x0b\x41ttribution\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02\x12\x14\n\x0c\x63ontribution\x18\x03 \x01(\x01\x12\x14\n\x0c\x64ouble_value\x18\x04 \x01(\x01\"k\n\x0eRowExplanation\x12\x15\n\ranomaly_score\x18\x01 \x01(\x01\x12\x12\n\nbase_value\x18\x02 \x01(\x01\x12.\n\x0c\x61ttributions\x18\x03 \x03(\x0b\x32\x18.pynomaly.v1.Attribution\"\x8b\x02\n\x0f\x45xplainResponse\x12)\n\x04rows\x18\x01 \x03(\x0b\x32\x1b.pynomaly.v1.RowExplanation\x12*\n\x06method\x18\x02 \x01(\x0e\x32\x1a.pynomaly.v1.ExplainMethod\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\x03\x12\x1b\n\x13\x65valuations_per_row\x18\x05 \x01(\x03\x12\x15\n\rfeature_names\x18\x06 \x03(\t\x12\x16\n\x0e\x61nomaly_scores\x18\x07 \x03(\x01\x12\x13\n\x0b\x62\x61se_values\x18\x08 \x03(\x01\x12\x15\n\rcontributions\x18\t \x03(\x01*\x87\x01\n\rExplainMethod\x12\x1e\n\x1a\x45XPLAIN_METHOD_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45XPLAIN_METHOD_EXACT\x10\x01\x12\x1c\n\x18\x45XPLAIN_METHOD_TREE_SHAP\x10\x02\x12\x1e\n\x1a\x45XPLAIN_METHOD_KERNEL_SHAP\x10\x03*c\n\rExplainLayout\x12\x1e\n\x1a\x45XPLAIN_LAYOUT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XPLAIN_LAYOUT_ROWS\x10\x01\x12\x19\n\x15\x45XPLAIN_LAYOUT_PACKED\x10\x02\x32V\n\x0e\x45xplainService\x12\x44\n\x07\x45xplain\x12\x1b.pynomaly.v1.ExplainRequest\x1a\x1c.pynomaly.v1.ExplainResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pynomaly.v1.explain_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EXPLAINMETHOD']._serialized_start=689
-  _globals['_EXPLAINMETHOD']._serialized_end=824
-  _globals['_EXPLAINLAYOUT']._serialized_start=826
-  _globals['_EXPLAINLAYOUT']._serialized_end=925
+  _globals['_EXPLAINMETHOD']._serialized_start=711
+  _globals['_EXPLAINMETHOD']._serialized_end=846
+  _globals['_EXPLAINLAYOUT']._serialized_start=848
+  _globals['_EXPLAINLAYOUT']._serialized_end=947
   _globals['_EXPLAINREQUEST']._serialized_start=69
   _globals['_EXPLAINREQUEST']._serialized_end=238
   _globals['_ATTRIBUTION']._serialized_start=240
-  _globals['_ATTRIBUTION']._serialized_end=307
-  _globals['_ROWEXPLANATION']._serialized_start=309
-  _globals['_ROWEXPLANATION']._serialized_end=416
-  _globals['_EXPLAINRESPONSE']._serialized_start=419
-  _globals['_EXPLAINRESPONSE']._serialized_end=686
-  _globals['_EXPLAINSERVICE']._serialized_start=927
-  _globals['_EXPLAINSERVICE']._serialized_end=1013
+  _globals['_ATTRIBUTION']._serialized_end=329
+  _globals['_ROWEXPLANATION']._serialized_start=331
+  _globals['_ROWEXPLANATION']._serialized_end=438
+  _globals['_EXPLAINRESPONSE']._serialized_start=441
+  _globals['_EXPLAINRESPONSE']._serialized_end=708
+  _globals['_EXPLAINSERVICE']._serialized_start=949
+  _globals['_EXPLAINSERVICE']._serialized_end=1035
 # @@protoc_insertion_point(module_scope)

@@ -43,14 +43,16 @@ class ExplainRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., rows: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., top_k: _Optional[int] = ..., method: _Optional[_Union[ExplainMethod, str]] = ..., layout: _Optional[_Union[ExplainLayout, str]] = ...) -> None: ...
 
 class Attribution(_message.Message):
-    __slots__ = ("feature", "value", "contribution")
+    __slots__ = ("feature", "value", "contribution", "double_value")
     FEATURE_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    DOUBLE_VALUE_FIELD_NUMBER: _ClassVar[int]
     feature: str
     value: float
     contribution: float
-    def __init__(self, feature: _Optional[str] = ..., value: _Optional[float] = ..., contribution: _Optional[float] = ...) -> None: ...
+    double_value: float
+    def __init__(self, feature: _Optional[str] = ..., value: _Optional[float] = ..., contribution: _Optional[float] = ..., double_value: _Optional[float] = ...) -> None: ...
 
 class RowExplanation(_message.Message):
     __slots__ = ("anomaly_score", "base_value", "attributions")
