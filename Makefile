@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test lint proto proto-check buf-lint bench bench-batch bench-oip bench-ray parity load clean
+.PHONY: help setup run run-ray test test-clients lint proto proto-check buf-lint bench bench-batch bench-oip bench-ray parity load clean
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,7 +44,18 @@ run-ray: setup ## start the platform on a private Ray cluster (Ray Serve replica
 	RAY_USAGE_STATS_ENABLED=0 $(VENV)/bin/pynomaly serve --engine ray --listen $(LISTEN) --http-listen $(HTTP_LISTEN) \
 		--store $(STORE)
 
-test: setup ## run the test suite (both engines), inside a loopback-only network namespace
+# The interop tests' clients are installed before the suite enters its namespace, which reaches no registry:
+# tritonclient in an environment of its own (it pins protobuf < 7; benchmarks/tritonclient_env.py), and the Node.js
+# client's packages from the npm registry (tests/node; without npm the Node test says how to get it).
+NODE_MODULES := tests/node/node_modules/.package-lock.json
+$(NODE_MODULES): tests/node/package-lock.json
+	@if command -v npm >/dev/null; then cd tests/node && npm ci --silent --no-audit --no-fund; \
+	else echo "npm not found: the Node.js client test cannot run (Debian: apt-get install nodejs npm)" >&2; fi
+
+test-clients: setup $(NODE_MODULES) ## install the interop tests' clients: tritonclient's own venv, tests/node's packages
+	$(PY) -m benchmarks.tritonclient_env >/dev/null
+
+test: setup test-clients ## run the test suite (both engines), inside a loopback-only network namespace
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup ## ruff, mypy (the core and the API layer), the stubs-match-proto check and buf lint
