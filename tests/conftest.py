@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import subprocess
@@ -9,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -66,6 +69,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return int(params.get("engine") == "ray" or item.module.__name__ in RAY_MODULES)
 
     items.sort(key=order)  # stable: pytest's grouping by fixture instance is kept within each part
+
+
+@contextlib.contextmanager
+def moto_s3(bucket: str) -> Iterator[Any]:
+    """An S3-compatible server (moto) on 127.0.0.1 with `bucket` created, and the AWS_* environment pointing at it
+    (inherited by the server processes and their Ray workers); yields a boto3 client of it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+                env.delenv(var, raising=False)
+            env.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+            env.setenv("AWS_ACCESS_KEY_ID", "testing")
+            env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+            env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+            client = boto3.client("s3")
+            client.create_bucket(Bucket=bucket)
+            yield client
+    finally:
+        server.stop()
 
 
 class ServerProcess:

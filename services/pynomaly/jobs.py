@@ -29,6 +29,7 @@ from pynomaly.errors import NotFound
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.store import JobStore, ModelStore
+from pynomaly.watch import Watchers
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class JobManager:
         self._events = self._pool.events
         self._jobs: dict[str, dict[str, Any]] = {}
         self._futures: dict[str, Future[tuple[training.TrainedModel, Stages]]] = {}
-        self._watchers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._watchers = Watchers(TERMINAL)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: threading.Thread | None = None
 
@@ -175,8 +176,7 @@ class JobManager:
     def _update(self, job: dict[str, Any], **changes: Any) -> None:
         job.update(changes)
         self._records.save_job(job)
-        for q in self._watchers.get(job["id"], ()):
-            q.put_nowait(dict(job))
+        self._watchers.notify(job)
 
     def submit(self, spec: training.TrainSpec, X: np.ndarray) -> dict[str, Any]:
         job_id = f"job-{uuid.uuid4().hex[:16]}"
@@ -279,16 +279,6 @@ class JobManager:
             self._observe(job, [])
         return dict(job)
 
-    async def watch(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
-        job = self.get(job_id)
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._watchers.setdefault(job_id, set()).add(queue)
-        try:
-            yield job
-            while job["state"] not in TERMINAL:
-                job = await queue.get()
-                yield job
-        finally:
-            self._watchers[job_id].discard(queue)
-            if not self._watchers[job_id]:
-                del self._watchers[job_id]
+    def watch(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The job's record now, then every change until it ends (NotFound at once for an unknown id)."""
+        return self._watchers.watch(self.get(job_id))

@@ -5,24 +5,21 @@ a cancelled or failed job leaves no object and no upload behind."""
 from __future__ import annotations
 
 import io
-import logging
 import time
 import uuid
 
-import boto3
 import grpc
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from pynomaly import Client
 from pynomaly.client import BatchError
 from pynomaly.v1 import detect_pb2
 
-from conftest import ServerProcess, require_ray
+from conftest import ServerProcess, moto_s3, require_ray
 
 BUCKET = "pynomaly-batch"
 FEATURES = ["a", "b", "c", "d"]
@@ -30,21 +27,8 @@ FEATURES = ["a", "b", "c", "d"]
 
 @pytest.fixture(scope="module")
 def s3():
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    with pytest.MonkeyPatch.context() as env:  # inherited by the server processes (and their Ray workers)
-        for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
-            env.delenv(var, raising=False)
-        env.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
+    with moto_s3(BUCKET) as client:
         yield client
-    server.stop()
 
 
 @pytest.fixture(scope="module", params=["embedded", "ray"])

@@ -3,38 +3,23 @@ through the standard AWS variables as a deployment would be): what one process t
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 
-import boto3
 import numpy as np
 import pytest
-from moto.server import ThreadedMotoServer
 
 from pynomaly import Client
 
-from conftest import ServerProcess, require_ray
+from conftest import ServerProcess, moto_s3, require_ray
 
 BUCKET = "pynomaly-it"
 
 
 @pytest.fixture(scope="module")
 def s3_url(tmp_path_factory):
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    with pytest.MonkeyPatch.context() as env:  # inherited by the server processes (and their Ray workers)
-        for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
-            env.delenv(var, raising=False)
-        env.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
+    with moto_s3(BUCKET):
         yield f"s3://{BUCKET}/{uuid.uuid4().hex}"
-    server.stop()
 
 
 def test_embedded_and_ray_engines_share_one_s3_store(s3_url):

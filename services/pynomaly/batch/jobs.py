@@ -27,6 +27,7 @@ from pynomaly.batch.locations import discard_partial
 from pynomaly.batch.plan import BatchPlan, BatchRequest, Roots, make_plan
 from pynomaly.errors import InvalidArgument, NotFound, PynomalyError
 from pynomaly.store import JobStore
+from pynomaly.watch import Watchers
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class BatchJobs:
         self._jobs: dict[str, dict[str, Any]] = {}
         self._controls: dict[str, Control] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._watchers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._watchers = Watchers(TERMINAL)
         self._shown: dict[str, tuple[float, float]] = {}  # job id -> (last notified, last saved)
         self._saver = ThreadPoolExecutor(1, thread_name_prefix="pynomaly-batch-records")  # in order, off the loop
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -246,8 +247,7 @@ class BatchJobs:
             self._records.save_job(dict(job))
 
     def _notify(self, job: dict[str, Any]) -> None:
-        for q in self._watchers.get(job["id"], ()):
-            q.put_nowait(dict(job))
+        self._watchers.notify(job)
 
     # --- the API ---
 
@@ -278,19 +278,9 @@ class BatchJobs:
             await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
         return dict(job)
 
-    async def watch(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
-        job = self.get(job_id)
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._watchers.setdefault(job_id, set()).add(queue)
-        try:
-            yield job
-            while job["state"] not in TERMINAL:
-                job = await queue.get()
-                yield job
-        finally:
-            self._watchers[job_id].discard(queue)
-            if not self._watchers[job_id]:
-                del self._watchers[job_id]
+    def watch(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The job's record now, then every change until it ends (NotFound at once for an unknown id)."""
+        return self._watchers.watch(self.get(job_id))
 
 
 def check_id(job_id: str) -> None:
