@@ -27,7 +27,8 @@ def inputs(server):
     rng = np.random.default_rng(47)
     frame = pd.DataFrame(rng.normal(size=(20_000, 5)), columns=FEATURES).assign(id=np.arange(20_000))
     frame.to_parquet(server.data_root / "cli-rows.parquet")
-    big = pd.DataFrame(rng.normal(size=(1_000_000, 5)), columns=FEATURES)
+    # Large enough that the job is still running when Ctrl-C lands, even on a fast machine (about 10 s here).
+    big = pd.DataFrame(rng.normal(size=(4_000_000, 5)), columns=FEATURES)
     big.to_parquet(server.data_root / "cli-big.parquet", row_group_size=100_000)
     return frame
 
@@ -119,7 +120,7 @@ def test_ctrl_c_cancels_the_job_on_the_server(server, client, trained, inputs):
     assert err.strip().splitlines()[-1] == ("cancelled: the batch job was cancelled on the server; no output was "
                                             "written")
     job = client.get_batch_job(jobs[0].id)
-    assert job.state == detect_pb2.BATCH_DETECT_JOB_STATE_CANCELLED and job.rows_done < 1_000_000
+    assert job.state == detect_pb2.BATCH_DETECT_JOB_STATE_CANCELLED and job.rows_done < 4_000_000
     assert [p for p in os.listdir(server.output_root) if "cli-interrupted" in p] == []
 
 
