@@ -37,10 +37,25 @@ def _stage(job: Any) -> str:
     return state if stage == "unspecified" else f"{state}: {stage}"
 
 
+def _missing_root(args: argparse.Namespace) -> str | None:
+    """A --data-root or --output-root that is not a directory here: a typo would otherwise surface only at the
+    first job. (A Ray cluster joined with --ray-address resolves them on its own nodes.)"""
+    if args.engine == "ray" and args.ray_address:
+        return None
+    for flag, value in (("--data-root", args.data_root), ("--output-root", args.output_root)):
+        if value and not Path(value).is_dir():
+            what = "is not a directory" if Path(value).exists() else "does not exist"
+            return f"{flag} {value!r} {what}"
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from pynomaly.server.app import ServerConfig, serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if problem := _missing_root(args):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     if args.engine == "ray":
         return _serve_ray(args)
     config = ServerConfig(

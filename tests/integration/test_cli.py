@@ -127,10 +127,17 @@ def test_console_script_end_to_end(server, files):
     (["serve", "--engine", "ray", "--max-replicas", "0"], "max_replicas\n  Input should be greater than or equal to 1"),
     (["serve", "--engine", "ray", "--min-replicas", "-1"],
      "min_replicas\n  Input should be greater than or equal to 0"),
+    (["serve", "--output-root", "/nonexistent/out"], "error: --output-root '/nonexistent/out' does not exist"),
+    (["serve", "--data-root", "/nonexistent/in"], "error: --data-root '/nonexistent/in' does not exist"),
+    (["serve", "--engine", "ray", "--output-root", "/nonexistent/out"],
+     "error: --output-root '/nonexistent/out' does not exist"),
+    (["serve", "--data-root", "FILE"], "is not a directory"),
 ])
 def test_serve_rejects_bad_settings_before_starting(capsys, tmp_path, argv, message):
     """Checked before any server or Ray cluster starts: exit status 1 and the setting named."""
     if "--store" not in argv:
         argv = [*argv, "--store", str(tmp_path / "store")]
+    (tmp_path / "file").write_text("not a directory")
+    argv = [str(tmp_path / "file") if a == "FILE" else a for a in argv]
     assert main([*argv, "--listen", "127.0.0.1:0"]) == 1
     assert message in capsys.readouterr().err
