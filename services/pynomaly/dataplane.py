@@ -274,8 +274,7 @@ class DataPlane:
     def watch_training_job(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
         if not job_id:
             raise InvalidArgument("id is required")
-        self.jobs.get(job_id)  # NotFound before the stream starts
-        return self.jobs.watch(job_id)
+        return self.jobs.watch(job_id)  # NotFound at once, before the stream starts
 
     # --- batch jobs ---
 
@@ -308,5 +307,4 @@ class DataPlane:
 
     def watch_batch_detect_job(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
         check_id(job_id)
-        self._batch().get(job_id)  # NotFound before the stream starts
-        return self._batch().watch(job_id)
+        return self._batch().watch(job_id)  # NotFound at once, before the stream starts
