@@ -49,3 +49,12 @@ def test_bad_args_are_rejected_by_name(args, message):
         AppArgs(**args)
     assert message in str(e.value)
     assert next(iter(args)) in str(e.value)
+
+
+def test_the_gateway_asks_for_the_resources_that_place_it():
+    default = build(AppArgs())._bound_deployment
+    assert default.ray_actor_options == {"num_cpus": 0, "resources": {}}
+    pinned = build(AppArgs(gateway_resources={"pynomaly-gateway": 0.01}))._bound_deployment
+    assert pinned.ray_actor_options == {"num_cpus": 0, "resources": {"pynomaly-gateway": 0.01}}
+    with pytest.raises(ValidationError, match="gateway_resources"):
+        AppArgs(gateway_resources={"pynomaly-gateway": "head"})

@@ -26,4 +26,5 @@ def build(args: AppArgs | dict[str, Any]) -> Application:
         max_queued_requests=args.max_queued_requests,
         ray_actor_options={"num_cpus": args.replica_cpus},
     ).bind(args.store, args.max_models_per_replica, args.ort_threads)
-    return Gateway.bind(scorer, args.model_dump())
+    gateway = Gateway.options(ray_actor_options={"num_cpus": 0, "resources": args.gateway_resources})
+    return gateway.bind(scorer, args.model_dump())

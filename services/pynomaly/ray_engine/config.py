@@ -34,3 +34,7 @@ class AppArgs(BaseModel):
     metrics_port: int | None = Field(None, ge=0, description="Prometheus /metrics port on the gateway host; None: off")
     http_listen: str | None = Field(None, description="host:port of the gateway's REST API (the Open Inference "
                                     "Protocol v2 over HTTP/JSON; port 0: any); None: off")
+    gateway_resources: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources the Gateway replica needs, to place it on the node "
+        "whose address clients reach (the Helm chart gives the head node {\"pynomaly-gateway\": 1} and asks for it "
+        "here, so the head pod's Service finds the gateway's ports)")
