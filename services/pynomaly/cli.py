@@ -37,6 +37,16 @@ def _stage(job: Any) -> str:
     return state if stage == "unspecified" else f"{state}: {stage}"
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def _missing_root(args: argparse.Namespace) -> str | None:
     """A --data-root or --output-root that is not a directory here: a typo would otherwise surface only at the
     first job. (A Ray cluster joined with --ray-address resolves them on its own nodes.)"""
@@ -68,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_message_bytes=int(args.max_message_mb * 1024 * 1024),
         metrics_port=args.metrics_port,
         http_listen=args.http_listen,
+        store_check_seconds=args.store_check_seconds,
     )
     try:
         asyncio.run(serve(config))
@@ -90,6 +101,7 @@ def _serve_ray(args: argparse.Namespace) -> int:
             min_replicas=args.min_replicas,
             max_replicas=args.max_replicas, max_models_per_replica=args.max_models, ort_threads=args.threads,
             max_message_mb=args.max_message_mb, metrics_port=args.metrics_port, http_listen=args.http_listen,
+            store_check_seconds=args.store_check_seconds,
         )
         local.run(app_args, ray_address=args.ray_address, log_level=args.log_level)
     except (OSError, ValueError, RuntimeError) as e:  # pydantic's ValidationError is a ValueError
@@ -266,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, metavar="PORT",
                    help="serve Prometheus metrics at http://HOST:PORT/metrics, HOST from --listen (default: off). "
                         "Tracing is set by the standard OTEL_* variables, e.g. OTEL_EXPORTER_OTLP_ENDPOINT")
+    p.add_argument("--store-check-seconds", type=_positive_seconds, default=10.0, metavar="SECONDS",
+                   help="how often to check that the model store can be read; grpc.health.v1 answers NOT_SERVING "
+                        "(\"liveness\" stays SERVING) while it cannot (default 10)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     ray = p.add_argument_group("Ray engine")
     ray.add_argument("--ray-address", help="join this Ray cluster (default: start a private one on 127.0.0.1)")

@@ -193,12 +193,13 @@ class Inference:
     def __init__(self, dataplane: DataPlane):
         self.dp = dataplane
         self.draining = False  # set when the server begins to stop: ServerReady answers false from then on
+        self.store_readable = True  # kept by the server's store check (pynomaly.server.readiness)
 
     def server_live(self) -> bool:
         return True  # answering at all is being live
 
     def server_ready(self) -> bool:
-        return not self.draining and self.dp.jobs.healthy()
+        return not self.draining and self.store_readable and self.dp.jobs.healthy()
 
     def server_metadata(self, extensions: Sequence[str] = ()) -> dict[str, Any]:
         return {"name": "pynomaly", "version": __version__, "extensions": list(extensions)}

@@ -34,6 +34,8 @@ class AppArgs(BaseModel):
     metrics_port: int | None = Field(None, ge=0, description="Prometheus /metrics port on the gateway host; None: off")
     http_listen: str | None = Field(None, description="host:port of the gateway's REST API (the Open Inference "
                                     "Protocol v2 over HTTP/JSON; port 0: any); None: off")
+    store_check_seconds: float = Field(10.0, gt=0, description="seconds between checks that the model store can be "
+                                       "read (the gateway's grpc.health.v1 readiness)")
     gateway_resources: dict[str, float] = Field(
         default_factory=dict, description="custom Ray resources the Gateway replica needs, to place it on the node "
         "whose address clients reach (the Helm chart gives the head node {\"pynomaly-gateway\": 1} and asks for it "

@@ -146,7 +146,7 @@ class Gateway:
                               data_root=Path(a.data_root) if a.data_root else None,
                               output_root=Path(a.output_root) if a.output_root else None,
                               max_message_bytes=int(a.max_message_mb * 1024 * 1024), metrics_port=a.metrics_port,
-                              http_listen=a.http_listen)
+                              http_listen=a.http_listen, store_check_seconds=a.store_check_seconds)
         self._running: Any = None
         self._loop = asyncio.new_event_loop()
         self._error: BaseException | None = None

@@ -25,6 +25,7 @@ from pynomaly.oip.inference import Inference
 from pynomaly.oip.v2 import grpc_service_pb2_grpc
 from pynomaly.runtime import LocalScoring, SessionCache
 from pynomaly.server import oip
+from pynomaly.server.readiness import StoreReadiness
 from pynomaly.server.servicers import DetectServicer, ExplainServicer, ModelServicer, TrainServicer
 from pynomaly.store import LocalStore, open_store
 from pynomaly.v1 import (
@@ -78,6 +79,9 @@ class ServerConfig:
     # The REST API (the Open Inference Protocol's HTTP/JSON binding; pynomaly.web) on this host:port, in the same
     # process and event loop as gRPC (port 0 picks one); None: off.
     http_listen: str | None = None
+    # Seconds between checks that the model store can be read: grpc.health.v1 reports NOT_SERVING (for "" and the
+    # API services; "liveness" stays SERVING) while it cannot. pynomaly.server.readiness.
+    store_check_seconds: float = 10.0
 
 
 @dataclass
@@ -89,10 +93,13 @@ class Running:
     metrics_port: int | None = None  # where /metrics is served, if it is
     inference: Inference | None = None
     http: HttpServer | None = None  # the HTTP app on --http-listen, if there is one
+    readiness: StoreReadiness | None = None
 
     async def stop(self, grace: float | None = 5.0) -> None:
         if self.inference is not None:
             self.inference.draining = True
+        if self.readiness is not None:
+            await self.readiness.stop()
         await self.health.enter_graceful_shutdown()
         if self.http is not None:
             await self.http.stop(grace)
@@ -189,12 +196,13 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
             if http is not None:
                 await http.stop()
             raise OSError(f"cannot serve metrics on {host}:{config.metrics_port}: {e}") from None
+    readiness = StoreReadiness(health_servicer, dataplane.store, services, config.store_check_seconds,
+                               on_change=lambda ready: setattr(inference, "store_readable", ready))
+    await readiness.start()  # before serving: the first answer to a readiness probe is already the store's
     await server.start()
     if http is not None:
         await http.start()
-    for name in ("", *services):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return Running(server, port, dataplane, health_servicer, metrics_port, inference, http)
+    return Running(server, port, dataplane, health_servicer, metrics_port, inference, http, readiness)
 
 
 def _http_server(config: ServerConfig, inference: Inference) -> HttpServer | None:

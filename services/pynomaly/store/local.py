@@ -96,6 +96,10 @@ class LocalStore(base.VersionFiles):
     def _versions_dir(self, name: str) -> Path:
         return self._models / name / "versions"
 
+    def check(self) -> None:
+        """Raise OSError unless the models directory can be listed (an unmounted or vanished volume)."""
+        os.listdir(self._models)
+
     def model_names(self) -> list[str]:
         return sorted(p.name for p in self._models.iterdir() if self.versions(p.name))
 

@@ -159,6 +159,14 @@ class ObjectStore(base.VersionFiles):
                 taken.add(int(parts[3]))
         return sorted(complete), taken
 
+    def check(self) -> None:
+        """Raise unless the storage answers: S3 a HEAD of the bucket (a listing of a deleted bucket's prefix comes
+        back empty, not as an error), other filesystems a listing of the models."""
+        if self._s3:
+            self._fs.info(self._root.split("/", 1)[0], refresh=True)
+        else:
+            self._fs.find(self._key("models"), maxdepth=1)
+
     def model_names(self) -> list[str]:
         # One listing of all models rather than one per model.
         return sorted({found[0] for parts in self._list("models")
