@@ -94,9 +94,11 @@ def readme(chart: Path) -> tuple[str, list[str]]:
     text = (chart / "values.yaml").read_text()
     table, missing = rows(yaml.safe_load(text) or {}, comments(text))
     header = (chart / HEADER).read_text().rstrip() if (chart / HEADER).exists() else f"# {chart.name}"
-    lines = [header, "", "## Values", "", "| Key | Type | Default | Description |", "|-----|------|---------|-------------|"]
+    lines = [header, "", "## Values", "", "| Key | Type | Default | Description |",
+             "|-----|------|---------|-------------|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table]
-    lines += ["", f"<!-- Generated from values.yaml by `python -m charts.helm_docs charts/{chart.name}`; do not edit. -->", ""]
+    command = f"python -m charts.helm_docs charts/{chart.name}"
+    lines += ["", f"<!-- Generated from values.yaml by `{command}`; do not edit. -->", ""]
     return "\n".join(lines), missing
 
 

@@ -79,7 +79,8 @@ app.kubernetes.io/component: {{ include "pynomaly.servingComponent" . }}
 {{- .Values.store.pvc.existingClaim | default (printf "%s-store" (include "pynomaly.fullname" .)) }}
 {{- end }}
 
-{{/* Rules across values, each failing with what to change and why. Included by every template that renders. */}}
+{{/* Rules across values, each failing with what to change and why; included once, by configmap.yaml (always
+rendered). */}}
 {{- define "pynomaly.checks" -}}
 {{- $v := .Values }}
 {{- if and (eq $v.store.type "s3") (not $v.store.s3.bucket) }}
