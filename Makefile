@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-clients lint proto proto-check buf-lint bench bench-batch bench-oip bench-ray parity load clean
+.PHONY: help setup run run-ray test test-clients lint proto proto-check buf-lint bench bench-batch bench-oip bench-ray parity load clean chart-docs
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ proto-check: setup ## fail if the committed stubs differ from proto/
 		if ! diff -r -x __init__.py -x __pycache__ $$tmp/$$stubs services/$$stubs; then \
 			echo "stubs differ from proto/: run 'make proto' and commit" >&2; rm -rf $$tmp; exit 1; fi; \
 	done; echo "stubs match proto/"; rm -rf $$tmp
+
+chart-docs: setup ## write each chart's README.md from the `# --` comments of its values.yaml
+	$(PY) -m charts.helm_docs $(patsubst %/Chart.yaml,%,$(wildcard charts/*/Chart.yaml))
 
 buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 	@test -x .tools/node_modules/.bin/buf || npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1.75.0

@@ -25,7 +25,7 @@ def render(chart: str, values: dict[str, Any] | None = None, *, name: str = "dem
     """The chart's objects as Helm would install them (CRDs from crds/ first), NOTES.txt left out."""
     loaded = helm.Chart.load(CHARTS / chart)
     objects: list[dict[str, Any]] = []
-    for crd in loaded.crds():
+    for crd in loaded.crds:  # a list of {"name", "filename", "data"}
         objects.extend(d for d in yaml.safe_load_all(crd["data"]) if d)
     for path, text in sorted(loaded.render(values=values, name=name, namespace=namespace, is_install=True).items()):
         if path.endswith("NOTES.txt"):
@@ -72,3 +72,20 @@ def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     found = by_kind(objects, kind)
     assert len(found) == 1, f"expected one {kind}, found {[o['metadata']['name'] for o in found]}"
     return found[0]
+
+
+def render_files(chart: str, values: dict[str, Any] | None = None, *, name: str = "demo",
+                 namespace: str = "anomaly") -> dict[str, list[dict[str, Any]]]:
+    """The objects of each template file (by its path in the chart), NOTES.txt left out."""
+    rendered = helm.Chart.load(CHARTS / chart).render(values=values, name=name, namespace=namespace, is_install=True)
+    return {path: [d for d in yaml.safe_load_all(text) if d] for path, text in sorted(rendered.items())
+            if not path.endswith("NOTES.txt")}
+
+
+def render_error(chart: str, values: dict[str, Any]) -> str | None:
+    """The message that stops the chart from rendering values (the schema's or a template's `fail`), or None."""
+    try:
+        helm.Chart.load(CHARTS / chart).render(values=values, name="demo", namespace="anomaly", is_install=True)
+    except helm.HelmError as e:
+        return str(e)
+    return None
