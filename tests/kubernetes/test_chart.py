@@ -64,6 +64,7 @@ def test_default_server_arguments_parse_with_the_cli(rendered: dict[str, list[di
     assert (args.command, args.engine, args.listen, args.store) == ("serve", "embedded", "0.0.0.0:50051",
                                                                   "/var/lib/pynomaly/store")
     assert (args.train_workers, args.threads, args.max_message_mb, args.log_level) == (1, 2, 64.0, "info")
+    assert args.store_check_seconds == 10.0
     assert (args.http_listen, args.metrics_port, args.data_root, args.output_root) == (None, None, None, None)
 
 

@@ -76,6 +76,7 @@ def test_default_args(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert (args.listen, args.store, args.http_listen, args.metrics_port) == (
         "0.0.0.0:50051", "s3://models/team-a/pynomaly", None, None)
     assert (args.data_root, args.output_root, args.ort_threads, args.max_message_mb) == (None, None, 2, 64.0)
+    assert args.store_check_seconds == 10.0
     assert args.gateway_resources == {GATEWAY_RESOURCE: 0.01}
 
 
