@@ -6,11 +6,12 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-import kube
 import pytest
-from chart_value_sets import EMBEDDED, S3, VALUE_SETS
 
 from pynomaly.cli import build_parser
+
+import kube
+from chart_value_sets import EMBEDDED, S3, VALUE_SETS
 
 CHART = "pynomaly"
 TLS_DIR = "/etc/pynomaly/tls"

@@ -8,13 +8,14 @@ import json
 import re
 from typing import Any
 
-import kube
 import pytest
 import yaml
-from chart_value_sets import RAY, VALUE_SETS
 from ray.serve.schema import ServeDeploySchema
 
 from pynomaly.ray_engine.config import AppArgs
+
+import kube
+from chart_value_sets import RAY, VALUE_SETS
 
 CHART = "pynomaly"
 SERVE_YAML = kube.ROOT / "services/pynomaly/ray_engine/serve.yaml"

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import kube
 import promql_parser
 import pytest
-from chart_value_sets import S3, VALUE_SETS
 
 from charts import helm_docs
 from pynomaly.observability import metrics
+
+import kube
+from chart_value_sets import S3, VALUE_SETS
 
 CHART = "pynomaly"
 
