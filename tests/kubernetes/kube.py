@@ -25,7 +25,7 @@ def render(chart: str, values: dict[str, Any] | None = None, *, name: str = "dem
     """The chart's objects as Helm would install them (CRDs from crds/ first), NOTES.txt left out."""
     loaded = helm.Chart.load(CHARTS / chart)
     objects: list[dict[str, Any]] = []
-    for crd in loaded.crds():
+    for crd in loaded.crds:
         objects.extend(d for d in yaml.safe_load_all(crd["data"]) if d)
     for path, text in sorted(loaded.render(values=values, name=name, namespace=namespace, is_install=True).items()):
         if path.endswith("NOTES.txt"):
