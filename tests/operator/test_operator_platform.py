@@ -145,16 +145,18 @@ def test_an_export_error_ceiling_fails_the_gate(operator, client, platform_serve
     assert client.get_model("strict:production").version == 1
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"params": {"n_estimators": -5}}, "the platform refused the training job: INVALID_ARGUMENT: "
-                                       "params.n_estimators: must be an integer in [1, 10000] (got -5.0)"),
-    ({"trainingData": "missing.csv"}, "the platform refused the training job: INVALID_ARGUMENT: data_uri: "
-                                      "'missing.csv' does not exist or is not a file"),
-    ({"algorithm": "no-such-detector"}, "the platform refused the training job: INVALID_ARGUMENT: "
-                                        "algorithm: unknown algorithm 'no-such-detector'; available: "),
+REFUSED = "the platform refused the training job: INVALID_ARGUMENT: "
+
+
+@pytest.mark.parametrize("name, spec, message", [
+    ("refused-param", {"params": {"n_estimators": -5}},
+     REFUSED + "params.n_estimators: must be an integer in [1, 10000] (got -5.0)"),
+    ("refused-file", {"trainingData": "missing.csv"},
+     REFUSED + "data_uri: 'missing.csv' does not exist or is not a file"),
+    ("refused-algorithm", {"algorithm": "no-such-detector"},
+     REFUSED + "algorithm: unknown algorithm 'no-such-detector'; available: "),
 ])
-def test_a_refused_job_is_recorded_and_serves_nothing(operator, client, platform_server, spec, message):
-    name = f"refused-{abs(hash(str(spec))) % 10_000}"
+def test_a_refused_job_is_recorded_and_serves_nothing(operator, client, platform_server, name, spec, message):
     obj = body(name, platform_server.address, **spec)
     status = reconcile_once(operator, obj)
     trained = condition(status, "Trained")
