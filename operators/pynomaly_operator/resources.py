@@ -24,8 +24,7 @@ DEFAULT_CONTAMINATION = 0.1
 RETAIN, DELETE = "Retain", "Delete"
 
 # Phases (status.phase), in the order a run goes through them.
-PENDING, TRAINING, READY, GATE_FAILED, FAILED, INVALID = (
-    "Pending", "Training", "Ready", "GateFailed", "Failed", "Invalid")
+TRAINING, READY, GATE_FAILED, FAILED, INVALID = "Training", "Ready", "GateFailed", "Failed", "Invalid"
 # Condition types.
 TRAINED, GATE, SERVING = "Trained", "QualityGatePassed", "Ready"
 
