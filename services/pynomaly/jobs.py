@@ -185,7 +185,7 @@ class JobManager:
             "id": job_id, "model_name": spec.model_name, "algorithm": spec.algorithm,
             "params": spec.given_params, "state": QUEUED, "stage": "", "message": "", "model_version": 0,
             "rows": int(X.shape[0]), "columns": int(X.shape[1]),
-            "create_time": time.time(), "start_time": 0.0, "end_time": 0.0,
+            "create_time": time.time(), "start_time": 0.0, "end_time": 0.0, "description": spec.description,
         }
         self._jobs[job_id] = job
         self._records.save_job(job)

@@ -5,6 +5,7 @@ ones inside functions) and checked in fresh interpreters."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,6 +120,16 @@ def test_the_core_imports_no_framework(module: str):
     assert out.strip() == "[]"
 
 
+@pytest.mark.parametrize("module", ["pynomaly_operator.resources", "pynomaly_operator.reconcile"])
+def test_the_operators_decisions_import_no_framework(module: str):
+    """The operator's pure half (builders, reconcile) runs without kopf or gRPC: only platform.py and handlers.py
+    touch them."""
+    code = f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}} & set({FRAMEWORKS!r})))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "operators"), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.strip() == "[]"
+
+
 def test_the_package_face_loads_the_sdk_only_when_asked():
     code = ("import sys, pynomaly; before = 'grpc' in sys.modules; from pynomaly import Client; "
             "print(before, 'grpc' in sys.modules, Client.__module__)")
@@ -128,7 +139,7 @@ def test_the_package_face_loads_the_sdk_only_when_asked():
 
 def test_hand_written_modules_stay_small():
     written = [p for p in (ROOT / "services").rglob("*.py") if not set(GENERATED) & set(p.parents)]
-    for folder in ("benchmarks", "tests", "load_tests"):
+    for folder in ("benchmarks", "tests", "load_tests", "operators"):
         written += (ROOT / folder).rglob("*.py")
     large = {str(p.relative_to(ROOT)): n for p in written if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert large == {}

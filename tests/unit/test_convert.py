@@ -274,6 +274,8 @@ def test_job_to_proto(state, stage, expected_state, expected_stage):
     assert (proto.state, proto.stage) == (expected_state, expected_stage)
     assert proto.create_time.ToNanoseconds() == 1_500_000_000 and not proto.HasField("start_time")
     assert proto.params["n_estimators"].number_value == 10
+    assert proto.description == ""  # a record written before jobs kept their description
+    assert convert.job_to_proto({**job, "description": "tag run=2"}).description == "tag run=2"
 
 
 @pytest.mark.parametrize("fields, threshold", [({}, None), ({"threshold": 0.0}, 0.0), ({"threshold": -2.5}, -2.5)])

@@ -82,6 +82,7 @@ def job_to_proto(job: dict[str, Any]) -> train_pb2.TrainingJob:
         create_time=_timestamp(job["create_time"]),
         start_time=_timestamp(job["start_time"]),
         end_time=_timestamp(job["end_time"]),
+        description=job.get("description", ""),  # records written before the field existed have none
     )
 
 
