@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from pynomaly import cli_batch
+from pynomaly import cli_batch, cli_limits
 from pynomaly.client import DEFAULT_TARGET, Client, TrainingError
 from pynomaly.errors import InvalidArgument
 
@@ -79,6 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         http_listen=args.http_listen,
         store_check_seconds=args.store_check_seconds,
+        **cli_limits.fields(args),
     )
     try:
         asyncio.run(serve(config))
@@ -101,7 +102,7 @@ def _serve_ray(args: argparse.Namespace) -> int:
             min_replicas=args.min_replicas,
             max_replicas=args.max_replicas, max_models_per_replica=args.max_models, ort_threads=args.threads,
             max_message_mb=args.max_message_mb, metrics_port=args.metrics_port, http_listen=args.http_listen,
-            store_check_seconds=args.store_check_seconds,
+            store_check_seconds=args.store_check_seconds, **cli_limits.fields(args),
         )
         local.run(app_args, ray_address=args.ray_address, log_level=args.log_level)
     except (OSError, ValueError, RuntimeError) as e:  # pydantic's ValidationError is a ValueError
@@ -282,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how often to check that the model store can be read; grpc.health.v1 answers NOT_SERVING "
                         "(\"liveness\" stays SERVING) while it cannot (default 10)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    cli_limits.add_arguments(p)
     ray = p.add_argument_group("Ray engine")
     ray.add_argument("--ray-address", help="join this Ray cluster (default: start a private one on 127.0.0.1)")
     ray.add_argument("--min-replicas", type=int, default=1, help="Scorer replicas kept up (default 1)")

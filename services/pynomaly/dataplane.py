@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,11 @@ from pynomaly import algorithms
 from pynomaly.batch import BatchJobs, BatchRequest
 from pynomaly.batch.jobs import check_id
 from pynomaly.data import read_table
-from pynomaly.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from pynomaly.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from pynomaly.explain import Explanation
 from pynomaly.imports import ImportSpec, import_model
 from pynomaly.jobs import JobManager
+from pynomaly.limits import Limits, check_new_version
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.refs import check_alias, check_name, parse_ref
@@ -94,6 +96,11 @@ class DataPlane:
         # Object storage answers a cache miss over the network (3-60 ms): that must not stall the event loop.
         self._remote_store = not isinstance(store, LocalStore)
 
+    @property
+    def limits(self) -> Limits:
+        """The server's limits (pynomaly.limits): the JobManager's, so both enforce the same ones."""
+        return self.jobs.limits
+
     async def _resolve(self, model: str) -> tuple[str, int]:
         ref = parse_ref(model)
         if self._remote_store:
@@ -141,7 +148,15 @@ class DataPlane:
         loaded = await self._load(model, X)
         if not 0 <= top_k <= loaded.n_features:
             raise InvalidArgument(f"top_k must be in [0, {loaded.n_features}] (0 = all features), got {top_k}")
-        result = await self.scoring.explain(loaded, X, method, deadline)
+        if deadline is not None:
+            result = await self.scoring.explain(loaded, X, method, deadline)
+        else:  # no deadline from the client: the server's own bounds Kernel SHAP
+            limit = self.limits.explain_timeout_s
+            try:
+                result = await self.scoring.explain(loaded, X, method, time.monotonic() + limit)
+            except DeadlineExceeded as e:
+                raise DeadlineExceeded(f"{e} (the call set no deadline: this server allows {limit:g} s, "
+                                       "--explain-timeout-s; or set a deadline)") from None
         return result, loaded.manifest["feature_names"], loaded.name, loaded.version
 
     # --- training ---
@@ -157,7 +172,9 @@ class DataPlane:
         feature_names: list[str],
         description: str = "",
     ) -> dict[str, Any]:
+        self.jobs.check_room()  # before the rows are read: a refused job keeps nothing
         check_name(model_name)
+        check_new_version(self.store, model_name, self.limits)
         algo = algorithms.get(algorithm)
         resolved = algo.resolve_params(params)
         if contamination == 0:
@@ -246,7 +263,8 @@ class DataPlane:
         check_name(spec.name, "name")
         if spec.contamination == 0:
             spec.contamination = DEFAULT_CONTAMINATION
-        graph, manifest = import_model(spec)
+        check_new_version(self.store, spec.name, self.limits)
+        graph, manifest = import_model(spec, self.limits.import_run_timeout_s)
         version = self.store.create_version(spec.name, graph, manifest)
         return self.model_card(spec.name, version)
 

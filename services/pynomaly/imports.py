@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 from pynomaly import verification
 from pynomaly.errors import InvalidArgument
 from pynomaly.export._graph import double_io
+from pynomaly.limits import RunTimedOut, timed_run
 from pynomaly.rows import check_rows
 from pynomaly.training import summarize
 
@@ -100,8 +101,9 @@ def _wrap(model: onnx.ModelProto, inp: onnx.ValueInfoProto, score: str, negate: 
     return wrapped
 
 
-def import_model(spec: ImportSpec) -> tuple[bytes, dict]:
-    """Validate and wrap; return (graph bytes, manifest). Raises InvalidArgument naming what is wrong."""
+def import_model(spec: ImportSpec, run_timeout_s: float = 10.0) -> tuple[bytes, dict]:
+    """Validate and wrap; return (graph bytes, manifest). Raises InvalidArgument naming what is wrong, and
+    RunTimedOut when scoring the probe rows takes longer than `run_timeout_s` a run."""
     model = _load(spec.onnx_model)
     inp, width = _input(model)
     names = list(spec.feature_names or [])
@@ -140,8 +142,13 @@ def import_model(spec: ImportSpec) -> tuple[bytes, dict]:
     if spec.reference_rows is not None:
         reference = check_rows(spec.reference_rows, "reference_rows", n_features).astype(np.float64)
         probe = np.vstack([probe, reference])
+    def run(rows: np.ndarray) -> np.ndarray:
+        return timed_run(session, None, {"X": rows}, run_timeout_s, f"onnx_model: scoring {len(rows)} probe rows")[0]
+
     try:
-        scores = session.run(None, {"X": probe})[0]
+        scores = run(probe)
+    except RunTimedOut:
+        raise
     except Exception as e:
         raise InvalidArgument(f"onnx_model: scoring probe rows failed: {e}") from None
     if scores.shape != (len(probe),):
@@ -150,7 +157,7 @@ def import_model(spec: ImportSpec) -> tuple[bytes, dict]:
     if not np.all(np.isfinite(scores)):
         raise InvalidArgument(f"score_output {score!r}: non-finite scores (NaN or inf) on probe rows")
     # Batch invariance: the platform promises a row's score never depends on the other rows.
-    one_by_one = np.concatenate([session.run(None, {"X": probe[i : i + 1]})[0] for i in range(8)])
+    one_by_one = np.concatenate([run(probe[i : i + 1]) for i in range(8)])
     if not verification.check(one_by_one, scores[:8]).passed:
         raise InvalidArgument(f"score_output {score!r}: a row's score depends on the other rows of the batch")
 

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from pynomaly import training
-from pynomaly.errors import NotFound
+from pynomaly.errors import NotFound, ResourceExhausted
+from pynomaly.limits import Limits, check_new_version, check_queue, expired
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.store import JobStore, ModelStore
@@ -125,8 +126,9 @@ class JobManager:
     """Training jobs: submitted to `pool`, their records in `records`, their results written to `models`."""
 
     def __init__(self, models: ModelStore, records: JobStore, pool: TrainingPool, tracer: Any = tracing.NOOP,
-                 metrics: Any = NO_METRICS):
+                 metrics: Any = NO_METRICS, limits: Limits | None = None):
         self._models = models
+        self.limits = limits or Limits()
         self._records = records
         self._tracer = tracer
         self._metrics = metrics
@@ -147,6 +149,7 @@ class JobManager:
                 self._update(job, state=FAILED, stage="", end_time=time.time(),
                              message="interrupted by a server restart; submit the job again")
             self._jobs[job["id"]] = job
+        self._prune()
         self._reader = threading.Thread(target=self._read_events, name="pynomaly-job-events", daemon=True)
         self._reader.start()
         if warm_up:
@@ -178,7 +181,19 @@ class JobManager:
         self._records.save_job(job)
         self._watchers.notify(job)
 
+    def check_room(self) -> None:
+        """ResourceExhausted when --max-queued-jobs jobs are queued or running: each holds its rows in memory."""
+        check_queue(sum(j["state"] not in TERMINAL for j in self._jobs.values()), self.limits.max_queued_jobs)
+
+    def _prune(self) -> None:
+        """Delete the finished records beyond --keep-jobs or older than --job-ttl-days (at start-up and with each
+        new job, so the records never grow past the count; running jobs are never deleted)."""
+        for job_id in expired(self._jobs.values(), TERMINAL, self.limits.keep_jobs, self.limits.job_ttl_s):
+            del self._jobs[job_id]
+            self._records.delete_job(job_id)
+
     def submit(self, spec: training.TrainSpec, X: np.ndarray) -> dict[str, Any]:
+        self.check_room()
         job_id = f"job-{uuid.uuid4().hex[:16]}"
         spec.job_id = job_id
         job = {
@@ -189,6 +204,7 @@ class JobManager:
         }
         self._jobs[job_id] = job
         self._records.save_job(job)
+        self._prune()
         # A child of the current (CreateTrainingJob) span that outlives it: the whole job in the caller's trace.
         self._spans[job_id] = self._tracer.start_span("training_job", {
             tracing.JOB_ID: job_id, tracing.MODEL_NAME: spec.model_name, tracing.ALGORITHM: spec.algorithm,
@@ -226,6 +242,12 @@ class JobManager:
             self._update(job, state=FAILED, stage="", end_time=time.time(),
                          message=f"internal error during training (error id {error_id}, see the server log)")
             self._observe(job, getattr(e, "stages", []), error=job["message"])
+            return
+        try:  # other versions may have been written since the job was accepted
+            await asyncio.to_thread(check_new_version, self._models, job["model_name"], self.limits)
+        except ResourceExhausted as e:
+            self._update(job, state=FAILED, stage="", message=f"not registered: {e}", end_time=time.time())
+            self._observe(job, stages, error=job["message"])
             return
         self._update(job, stage="register")
         register_start = time.time_ns()

@@ -1,5 +1,5 @@
-"""onnxruntime sessions for model versions, loaded once and kept in a bounded LRU, and `LocalScoring`: the data
-plane's scoring port over them (the embedded engine; each Ray Scorer replica)."""
+"""onnxruntime sessions for model versions, loaded once and kept in an LRU bounded by count and by bytes, and
+`LocalScoring`: the data plane's scoring port over them (the embedded engine; each Ray Scorer replica)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from pynomaly.limits import timed_run
 from pynomaly.rows import input_dtype
 from pynomaly.store import ModelStore
 
@@ -28,11 +29,18 @@ RUN_ELEMENTS = 1 << 25
 MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 64, 8192
 
 
-def run_chunked(session: ort.InferenceSession, input_name: str, X: np.ndarray, rows: int) -> np.ndarray:
-    """The score output for X (already in the graph's input dtype), at most `rows` rows per run."""
+def run_chunked(session: ort.InferenceSession, input_name: str, X: np.ndarray, rows: int,
+                timeout_s: float | None = None, what: str = "") -> np.ndarray:
+    """The score output for X (already in the graph's input dtype), at most `rows` rows per run; each run stopped
+    after `timeout_s` (imported graphs: pynomaly.limits.timed_run), `what` naming the graph in that error."""
+    def run(part: np.ndarray) -> np.ndarray:
+        if timeout_s is None:
+            return session.run(_SCORE, {input_name: part})[0]
+        return timed_run(session, _SCORE, {input_name: part}, timeout_s, f"{what} scoring {len(part)} rows")[0]
+
     if len(X) <= rows:
-        return session.run(_SCORE, {input_name: X})[0]
-    return np.concatenate([session.run(_SCORE, {input_name: X[i : i + rows]})[0] for i in range(0, len(X), rows)])
+        return run(X)
+    return np.concatenate([run(X[i : i + rows]) for i in range(0, len(X), rows)])
 
 
 def chunk_rows(graph: bytes | Any) -> int:
@@ -61,6 +69,8 @@ class LoadedModel:
     score_session: ort.InferenceSession  # the score alone (Detect); `session` itself for single-output graphs
     chunk_rows: int = MAX_CHUNK_ROWS  # rows per onnxruntime run (bounds memory; the graphs are batch-invariant)
     dtype: np.dtype = np.dtype(np.float64)  # the graph's input: float64, or float32 for versions that predate it
+    size_bytes: int = 0  # what the session cache counts against --max-cache-mb: the ONNX bytes of its sessions
+    run_timeout_s: float | None = None  # imported graphs: --import-run-timeout-s a run; exported ones: none
 
     def rows(self, X: np.ndarray) -> np.ndarray:
         """X as the graph takes it: float64 rows rounded to float32 for a float32 graph, float32 ones widened."""
@@ -68,7 +78,8 @@ class LoadedModel:
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """Anomaly scores (float64, one per row) of a float32 or float64 matrix of the right width."""
-        scores = run_chunked(self.score_session, self.input_name, self.rows(X), self.chunk_rows)
+        scores = run_chunked(self.score_session, self.input_name, self.rows(X), self.chunk_rows,
+                             self.run_timeout_s, f"model {self.name}@{self.version} (an imported graph)")
         return scores.astype(np.float64, copy=False)
 
 
@@ -104,8 +115,19 @@ def score_only_session(graph: bytes, session: ort.InferenceSession,
 
 
 class SessionCache:
-    def __init__(self, store: ModelStore, threads: int = 2, max_models: int = 64):
+    """Loaded versions, least recently used evicted first beyond `max_models` versions or beyond `max_bytes`.
+
+    Bytes are a proxy for memory: the ONNX bytes of a version's sessions, plus its explain arrays once loaded
+    (onnxruntime's own buffers come on top, roughly in proportion). A version larger than the whole byte budget
+    still loads: it is then the only one held. `run_timeout_s` bounds each onnxruntime run of an imported graph."""
+
+    def __init__(self, store: ModelStore, threads: int = 2, max_models: int = 64, max_bytes: int | None = None,
+                 run_timeout_s: float | None = None):
         self._store = store
+        self._max_bytes = max_bytes
+        self._run_timeout_s = run_timeout_s
+        self._sizes: dict[tuple[str, int], int] = {}
+        self.bytes = 0  # the sum of _sizes: the held versions' bytes
         self._options = session_options(1)
         self.threads = max(1, threads)
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pynomaly-ort")
@@ -150,17 +172,29 @@ class SessionCache:
                 with self._index:
                     self.misses += 1
                     self._models[key] = model
-                    while len(self._models) > self._max:
-                        evicted, _ = self._models.popitem(last=False)
-                        self._explainers.pop(evicted, None)
-                        self.evictions += 1
+                    self._add_bytes(key, model.size_bytes)
+                    self._shrink()
         return model
+
+    def _add_bytes(self, key: tuple[str, int], size: int) -> None:
+        self._sizes[key] = self._sizes.get(key, 0) + size
+        self.bytes += size
+
+    def _shrink(self) -> None:
+        """Evict least recently used versions until both bounds hold, or one version is left (held: `_index`)."""
+        while len(self._models) > self._max or (
+                self._max_bytes is not None and self.bytes > self._max_bytes and len(self._models) > 1):
+            evicted, _ = self._models.popitem(last=False)
+            self._explainers.pop(evicted, None)
+            self.bytes -= self._sizes.pop(evicted, 0)
+            self.evictions += 1
 
     def _load(self, name: str, version: int) -> LoadedModel:
         manifest = self._store.manifest(name, version)
         graph = self._store.onnx_bytes(name, version)
         session = ort.InferenceSession(graph, self._options, providers=["CPUExecutionProvider"])
         score_session = score_only_session(graph, session, self._options)
+        imported = manifest.get("algorithm") == "onnx"  # pynomaly.imports: a graph from outside
         return LoadedModel(
             name=name,
             version=version,
@@ -172,6 +206,8 @@ class SessionCache:
             score_session=score_session,
             chunk_rows=chunk_rows(graph),
             dtype=input_dtype(session),
+            size_bytes=len(graph) * (1 if score_session is session else 2),
+            run_timeout_s=self._run_timeout_s if imported else None,
         )
 
     def loaded(self) -> list[LoadedModel]:
@@ -183,6 +219,7 @@ class SessionCache:
         with self._index:
             self._models.pop((name, version), None)
             self._explainers.pop((name, version), None)
+            self.bytes -= self._sizes.pop((name, version), 0)
 
     def explainer(self, model: LoadedModel) -> Any:
         """The version's ModelExplainer (its explain.npz read once), kept while the version is loaded."""
@@ -191,11 +228,16 @@ class SessionCache:
         if explainer is None:
             from pynomaly.explain import ModelExplainer
 
-            explainer = ModelExplainer(model, self._store.arrays(model.name, model.version),
-                                       functools.partial(self.score_split, model))
+            arrays = self._store.arrays(model.name, model.version)
+            explainer = ModelExplainer(model, arrays, functools.partial(self.score_split, model))
             with self._index:
-                if self._models.get(key) is model:  # not evicted meanwhile: an evicted version's would leak
-                    explainer = self._explainers.setdefault(key, explainer)
+                if self._models.get(key) is model and key not in self._explainers:
+                    # Not evicted meanwhile (an evicted version's would leak): held, and counted, with the version.
+                    self._explainers[key] = explainer
+                    self._add_bytes(key, sum(a.nbytes for a in arrays.values()))
+                    self._shrink()
+                else:
+                    explainer = self._explainers.get(key, explainer)
         return explainer
 
     def score_split(self, model: LoadedModel, X: np.ndarray) -> np.ndarray:

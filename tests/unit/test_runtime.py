@@ -1,4 +1,7 @@
-"""The session cache: Detect runs the score alone; Explain's exact method still reads the whole graph."""
+"""The session cache: Detect runs the score alone; Explain's exact method still reads the whole graph; the LRU is
+bounded by count and by bytes."""
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,11 +38,19 @@ def test_a_single_output_graph_is_loaded_once(tmp_path):
     assert model.score_session is model.session
 
 
+@dataclass(frozen=True)
+class _Fake:
+    name: str
+    version: int
+    size_bytes: int = 0
+
+
 class _Counting(SessionCache):
-    """The LRU alone: a 'load' makes a tuple, so thousands of loads and evictions fit in a second."""
+    """The LRU alone: a 'load' makes a small object (version v is v bytes), so thousands of loads and evictions
+    fit in a second."""
 
     def _load(self, name, version):
-        return (name, version)
+        return _Fake(name, version, version)
 
 
 def test_hits_on_the_event_loop_and_loads_in_threads_do_not_race():
@@ -99,3 +110,47 @@ def test_large_batches_run_in_bounded_chunks_with_the_same_scores(tmp_path):
     whole = model.score_session.run(["anomaly_score"], {"X": model.rows(rows)})[0]
     np.testing.assert_array_equal(runtime.run_chunked(model.score_session, "X", model.rows(rows), 700), whole)
     np.testing.assert_array_equal(model.score(rows), whole)
+
+
+def test_the_lru_is_bounded_by_bytes_as_well_as_count():
+    cache = _Counting(store=None, threads=1, max_models=10, max_bytes=10)
+    for v in (2, 3, 4):  # 9 bytes: all held
+        cache.get("m", v)
+    assert [m.version for m in cache.loaded()] == [2, 3, 4] and cache.bytes == 9
+    cache.get("m", 2)  # a hit: 2 becomes the most recently used
+    cache.get("m", 5)  # 14 bytes: the least recently used go until 10 or less remain
+    assert [m.version for m in cache.loaded()] == [2, 5] and cache.bytes == 7
+    assert cache.evictions == 2
+    cache.evict("m", 5)
+    assert [m.version for m in cache.loaded()] == [2] and cache.bytes == 2
+
+
+def test_a_version_larger_than_the_byte_budget_still_loads_alone():
+    cache = _Counting(store=None, threads=1, max_models=10, max_bytes=10)
+    cache.get("m", 1)
+    cache.get("m", 2)
+    big = cache.get("m", 50)
+    assert big.version == 50 and [m.version for m in cache.loaded()] == [50] and cache.bytes == 50
+    cache.get("m", 3)  # the big one is the least recently used now: it goes
+    assert [m.version for m in cache.loaded()] == [3] and cache.bytes == 3
+
+
+def test_real_versions_are_counted_by_their_onnx_bytes_and_explain_arrays(tmp_path):
+    store = LocalStore(tmp_path)
+    forest, _ = _version(store, "forest", "iforest")
+    pca, _ = _version(store, "pca", "pca")
+    store.create_version("pca", store.onnx_bytes("pca", 1), store.manifest("pca", 1),
+                         {"background": np.zeros((100, 6))})  # 4,800 bytes of explain arrays
+    graph = {n: len(store.onnx_bytes(n, 1)) for n in ("forest", "pca")}
+    budget = 4 * graph["pca"] + 1000  # two PCA versions (each: the whole graph and the score-only one)
+    assert graph["forest"] > budget
+    cache = SessionCache(store, threads=1, max_bytes=budget)
+    assert cache.get("forest", forest).size_bytes == graph["forest"]  # larger than the budget: loaded, alone
+    assert [m.name for m in cache.loaded()] == ["forest"] and cache.bytes == graph["forest"]
+    assert cache.get("pca", pca).size_bytes == 2 * graph["pca"]
+    cache.get("pca", 2)
+    assert [(m.name, m.version) for m in cache.loaded()] == [("pca", 1), ("pca", 2)]
+    assert cache.bytes == 4 * graph["pca"]
+    cache.explainer(cache.get("pca", 2))  # its arrays count once loaded: over the budget, pca@1 goes
+    assert [(m.name, m.version) for m in cache.loaded()] == [("pca", 2)]
+    assert cache.bytes == 2 * graph["pca"] + 4800

@@ -26,6 +26,7 @@ from pynomaly.batch import tables
 from pynomaly.batch.locations import discard_partial
 from pynomaly.batch.plan import BatchPlan, BatchRequest, Roots, make_plan
 from pynomaly.errors import InvalidArgument, NotFound, PynomalyError
+from pynomaly.limits import Limits, expired
 from pynomaly.store import JobStore
 from pynomaly.watch import Watchers
 
@@ -121,8 +122,10 @@ def _record(job_id: str, request: BatchRequest, plan: BatchPlan) -> dict[str, An
 class BatchJobs:
     """Batch jobs run by `engine`, their records in `records` (the store's batch_jobs, apart from training jobs)."""
 
-    def __init__(self, records: JobStore, engine: BatchEngine, roots: Roots, slots: int = 1):
+    def __init__(self, records: JobStore, engine: BatchEngine, roots: Roots, slots: int = 1,
+                 limits: Limits | None = None):
         self._records = records
+        self._limits = limits or Limits()  # keep_jobs and job_ttl_s: how many finished records stay
         self._engine = engine
         self._roots = roots
         self._slots_n = slots
@@ -147,6 +150,7 @@ class BatchJobs:
                 self._update(job, state=FAILED, eta_seconds=0.0, end_time=time.time(),
                              message="interrupted by a server restart; submit the job again")
             self._jobs[job["id"]] = job
+        self._prune()
 
     async def stop(self) -> None:
         """Stop the running and queued jobs (FAILED, their partial outputs removed) and flush the records."""
@@ -169,6 +173,7 @@ class BatchJobs:
         job = _record(job_id, request, plan)
         self._jobs[job_id] = job
         self._save(job)
+        self._prune()
         control = self._controls[job_id] = Control()
         self._tasks[job_id] = asyncio.create_task(self._run(job, plan, control), name=f"pynomaly-{job_id}")
         return dict(job)
@@ -239,6 +244,13 @@ class BatchJobs:
         job.update(changes)
         self._save(job)
         self._notify(job)
+
+    def _prune(self) -> None:
+        """Delete the finished records beyond --keep-jobs or older than --job-ttl-days, on the saver thread (after
+        their last save); at start-up and with each new job. Running jobs are never deleted."""
+        for job_id in expired(self._jobs.values(), TERMINAL, self._limits.keep_jobs, self._limits.job_ttl_s):
+            del self._jobs[job_id]
+            self._saver.submit(self._records.delete_job, job_id)
 
     def _save(self, job: dict[str, Any]) -> None:
         try:

@@ -25,6 +25,6 @@ def build(args: AppArgs | dict[str, Any]) -> Application:
         max_ongoing_requests=args.max_ongoing_requests,
         max_queued_requests=args.max_queued_requests,
         ray_actor_options={"num_cpus": args.replica_cpus},
-    ).bind(args.store, args.max_models_per_replica, args.ort_threads)
+    ).bind(args.store, args.max_models_per_replica, args.ort_threads, args.max_cache_mb, args.import_run_timeout_s)
     gateway = Gateway.options(ray_actor_options={"num_cpus": 0, "resources": args.gateway_resources})
     return gateway.bind(scorer, args.model_dump())

@@ -40,3 +40,21 @@ class AppArgs(BaseModel):
         default_factory=dict, description="custom Ray resources the Gateway replica needs, to place it on the node "
         "whose address clients reach (the Helm chart gives the head node {\"pynomaly-gateway\": 1} and asks for it "
         "here, so the head pod's Service finds the gateway's ports)")
+    # Limits (pynomaly.limits), the same fields as ServerConfig's: enforced by the Gateway, except max_cache_mb
+    # and import_run_timeout_s, which bound each Scorer replica (import_run_timeout_s: the Gateway's import too).
+    max_queued_jobs: int = Field(16, ge=1, description="training jobs queued or running at once; beyond: "
+                                 "RESOURCE_EXHAUSTED")
+    max_versions_per_model: int = Field(100, ge=1, description="versions one model keeps at most; beyond: "
+                                        "RESOURCE_EXHAUSTED (delete old ones)")
+    max_store_mb: float | None = Field(None, gt=0, description="the model store's size at most, MiB; None: no bound")
+    explain_timeout_s: float = Field(30.0, gt=0, description="Kernel SHAP's time when the call sets no deadline")
+    import_run_timeout_s: float = Field(10.0, gt=0, description="one onnxruntime run of an imported graph, seconds")
+    keep_jobs: int = Field(1000, ge=0, description="finished job records kept (training and batch, each)")
+    job_ttl_days: float = Field(30.0, gt=0, description="finished job records older than this are deleted")
+    max_cache_mb: float = Field(512.0, gt=0, description="ONNX (+ explain arrays) MiB one Scorer replica keeps "
+                                "loaded; a larger version still loads, alone")
+
+
+# The limits: fields of both AppArgs and ServerConfig (the Gateway passes them through).
+LIMIT_FIELDS = ("max_queued_jobs", "max_versions_per_model", "max_store_mb", "explain_timeout_s",
+                "import_run_timeout_s", "keep_jobs", "job_ttl_days", "max_cache_mb")

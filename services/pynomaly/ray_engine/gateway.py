@@ -21,10 +21,10 @@ from pynomaly.dataplane import DataPlane
 from pynomaly.errors import PynomalyError, Unavailable
 from pynomaly.jobs import JobManager
 from pynomaly.ray_engine.batch import RayDataEngine
-from pynomaly.ray_engine.config import AppArgs
+from pynomaly.ray_engine.config import LIMIT_FIELDS, AppArgs
 from pynomaly.ray_engine.jobs import RayPool
 from pynomaly.ray_engine.scorer import model_id
-from pynomaly.server.app import ServerConfig, observability, serve_dataplane
+from pynomaly.server.app import ServerConfig, limits, observability, serve_dataplane
 from pynomaly.store import ModelStore, open_store
 
 log = logging.getLogger("pynomaly.ray")
@@ -123,10 +123,10 @@ async def start_gateway(config: ServerConfig, store_uri: str, scorer: Any, train
     tracer, metrics, interceptors = observability(config, None)
     store = open_store(store_uri)
     store.sweep_staging()
-    jobs = JobManager(store, store, RayPool(train_cpus), tracer=tracer, metrics=metrics)
+    jobs = JobManager(store, store, RayPool(train_cpus), tracer=tracer, metrics=metrics, limits=limits(config))
     await jobs.start(warm_up=False)
     batch = BatchJobs(store.batch_jobs, batch_engine or RayDataEngine(store_uri),
-                      Roots(config.data_root, config.output_root, store_uri))
+                      Roots(config.data_root, config.output_root, store_uri), limits=jobs.limits)
     await batch.start()
     dataplane = DataPlane(store, ReplicaScoring(scorer, store), jobs, config.data_root, tracer=tracer,
                           metrics=metrics, batch=batch)
@@ -146,7 +146,8 @@ class Gateway:
                               data_root=Path(a.data_root) if a.data_root else None,
                               output_root=Path(a.output_root) if a.output_root else None,
                               max_message_bytes=int(a.max_message_mb * 1024 * 1024), metrics_port=a.metrics_port,
-                              http_listen=a.http_listen, store_check_seconds=a.store_check_seconds)
+                              http_listen=a.http_listen, store_check_seconds=a.store_check_seconds,
+                              **a.model_dump(include=set(LIMIT_FIELDS)))
         self._running: Any = None
         self._loop = asyncio.new_event_loop()
         self._error: BaseException | None = None

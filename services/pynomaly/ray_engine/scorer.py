@@ -34,12 +34,16 @@ class _Held:
 
 @serve.deployment(name="Scorer", logging_config={"enable_access_log": False})
 class Scorer:
-    def __init__(self, store: str, max_models: int = 16, threads: int = 1):
+    def __init__(self, store: str, max_models: int = 16, threads: int = 1, max_cache_mb: float | None = None,
+                 run_timeout_s: float | None = None):
         self._store = open_store(store)
         # Serve's multiplexing LRU (below) decides which versions this replica holds, and routes by it: when it
         # drops a version, _Held.__del__ evicts its session. The session cache's own bound is only a backstop
         # (twice as large), since the two see calls in slightly different orders.
-        self._sessions = SessionCache(self._store, threads, 2 * max_models)
+        # Bytes (--max-cache-mb) are bounded here only: Serve's LRU counts versions; a version this cache dropped
+        # for its bytes is loaded again on its next call.
+        self._sessions = SessionCache(self._store, threads, 2 * max_models,
+                                      int(max_cache_mb * 2**20) if max_cache_mb else None, run_timeout_s)
         # Loads happen in a worker thread (below, and for explainers): a load reads the store (S3: a download).
         self._scoring = LocalScoring(self._sessions, offload_loads=True)
         sessions = self._sessions

@@ -19,6 +19,7 @@ from pynomaly.batch import BatchJobs, Roots
 from pynomaly.batch.embedded import ThreadEngine
 from pynomaly.dataplane import DataPlane
 from pynomaly.jobs import JobManager, ProcessPool
+from pynomaly.limits import DAY_S, Limits
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.oip.inference import Inference
@@ -82,6 +83,25 @@ class ServerConfig:
     # Seconds between checks that the model store can be read: grpc.health.v1 reports NOT_SERVING (for "" and the
     # API services; "liveness" stays SERVING) while it cannot. pynomaly.server.readiness.
     store_check_seconds: float = 10.0
+    # Limits (pynomaly.limits; README "Limits"): nothing a client sends can exhaust the server.
+    max_queued_jobs: int = 16  # training jobs queued or running; beyond: RESOURCE_EXHAUSTED
+    max_versions_per_model: int = 100  # beyond: RESOURCE_EXHAUSTED at job creation, registration and import
+    max_store_mb: float | None = None  # the store's models/ at most; None: no bound
+    explain_timeout_s: float = 30.0  # Kernel SHAP's deadline when the call sets none: DEADLINE_EXCEEDED
+    import_run_timeout_s: float = 10.0  # one onnxruntime run of an imported graph: DEADLINE_EXCEEDED
+    keep_jobs: int = 1000  # finished job records kept (training and batch, each)
+    job_ttl_days: float = 30.0  # finished job records older than this are deleted
+    max_cache_mb: float = 512.0  # loaded versions' ONNX (+ explain arrays) bytes in the session cache
+
+
+def limits(config: ServerConfig) -> Limits:
+    """The limits the data plane and the job managers enforce, from the config."""
+    return Limits(
+        max_queued_jobs=config.max_queued_jobs, max_versions_per_model=config.max_versions_per_model,
+        max_store_bytes=None if config.max_store_mb is None else int(config.max_store_mb * 2**20),
+        explain_timeout_s=config.explain_timeout_s, import_run_timeout_s=config.import_run_timeout_s,
+        keep_jobs=config.keep_jobs, job_ttl_s=config.job_ttl_days * DAY_S,
+    )
 
 
 @dataclass
@@ -136,12 +156,14 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     tracer, metrics, interceptors = observability(config, tracer)
     store = open_store(config.store)
     store.sweep_staging()
-    jobs = JobManager(store, store, ProcessPool(config.train_workers), tracer=tracer, metrics=metrics)
+    jobs = JobManager(store, store, ProcessPool(config.train_workers), tracer=tracer, metrics=metrics,
+                      limits=limits(config))
     await jobs.start(warm_up=config.warm_up)
-    sessions = SessionCache(store, config.threads, config.max_models)
+    sessions = SessionCache(store, config.threads, config.max_models, int(config.max_cache_mb * 2**20),
+                            config.import_run_timeout_s)
     scoring = LocalScoring(sessions, offload_loads=not isinstance(store, LocalStore))
     roots = Roots(config.data_root, config.output_root, config.store)
-    batch = BatchJobs(store.batch_jobs, ThreadEngine(sessions), roots)
+    batch = BatchJobs(store.batch_jobs, ThreadEngine(sessions), roots, limits=jobs.limits)
     await batch.start()
     dataplane = DataPlane(store, scoring, jobs, config.data_root, tracer=tracer, metrics=metrics, batch=batch)
     if metrics.enabled:

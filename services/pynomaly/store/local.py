@@ -70,6 +70,9 @@ class LocalRecords:
                 continue
         return jobs
 
+    def delete_job(self, job_id: str) -> None:
+        (self._dir / base.job_key(job_id, self._kind)).unlink(missing_ok=True)
+
 
 class LocalStore(base.VersionFiles):
     """Model versions, aliases and training-job records in one directory: a ModelStore and a JobStore. Batch
@@ -141,6 +144,16 @@ class LocalStore(base.VersionFiles):
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
+    def size_bytes(self) -> int:
+        total = 0
+        for folder, _, files in os.walk(self._models):
+            for f in files:
+                try:
+                    total += os.stat(os.path.join(folder, f)).st_size
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+        return total
+
     def _read(self, name: str, version: int, file: str) -> bytes:
         return (self._versions_dir(name) / str(version) / file).read_bytes()
 
@@ -195,3 +208,6 @@ class LocalStore(base.VersionFiles):
 
     def list_jobs(self) -> list[dict[str, Any]]:
         return self._jobs.list_jobs()
+
+    def delete_job(self, job_id: str) -> None:
+        self._jobs.delete_job(job_id)

@@ -330,6 +330,16 @@ class ObjectStore(base.VersionFiles):
     def list_jobs(self) -> list[dict[str, Any]]:
         return self._jobs.list_jobs()
 
+    def delete_job(self, job_id: str) -> None:
+        self._jobs.delete_job(job_id)
+
+    def size_bytes(self) -> int:
+        """Bytes under models/ (one listing of every key: called when a version is about to be written)."""
+        try:
+            return int(self._fs.du(self._key("models"), total=True))
+        except FileNotFoundError:
+            return 0
+
 
 class ObjectRecords:
     """Job records of one kind under one prefix of the store, one JSON object each (a JobStore)."""
@@ -360,3 +370,9 @@ class ObjectRecords:
             except json.JSONDecodeError:
                 continue
         return jobs
+
+    def delete_job(self, job_id: str) -> None:
+        try:
+            self._store._fs.rm_file(self._store._key(self._folder, base.job_key(job_id, self._kind)))
+        except FileNotFoundError:
+            pass
