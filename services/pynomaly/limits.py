@@ -29,7 +29,7 @@ class Limits:
 
     max_queued_jobs: int = 16  # training jobs queued or running at once
     max_versions_per_model: int = 100
-    max_store_bytes: int | None = None  # None: the store may grow without bound
+    max_store_mb: float | None = None  # MiB under models/; None: the store may grow without bound
     explain_timeout_s: float = 30.0  # Kernel SHAP's deadline when the client sets none
     import_run_timeout_s: float = 10.0  # one onnxruntime run of an imported graph (the import's probe runs too)
     keep_jobs: int = 1000  # finished job records kept, of each kind (training, batch)
@@ -54,12 +54,12 @@ def check_new_version(store: Any, name: str, limits: Limits) -> None:
             f"model {name!r} has {count} versions, the most this server keeps (--max-versions-per-model "
             f"{limits.max_versions_per_model}); delete old ones"
         )
-    if limits.max_store_bytes is not None:
+    if limits.max_store_mb is not None:
         size = store.size_bytes()
-        if size >= limits.max_store_bytes:
+        if size >= limits.max_store_mb * 2**20:
             raise ResourceExhausted(
                 f"the model store holds {size / 2**20:.3g} MiB, the most this server keeps (--max-store-mb "
-                f"{limits.max_store_bytes / 2**20:g}); delete old versions"
+                f"{limits.max_store_mb:g}); delete old versions"
             )
 
 

@@ -98,7 +98,7 @@ def limits(config: ServerConfig) -> Limits:
     """The limits the data plane and the job managers enforce, from the config."""
     return Limits(
         max_queued_jobs=config.max_queued_jobs, max_versions_per_model=config.max_versions_per_model,
-        max_store_bytes=None if config.max_store_mb is None else int(config.max_store_mb * 2**20),
+        max_store_mb=config.max_store_mb,
         explain_timeout_s=config.explain_timeout_s, import_run_timeout_s=config.import_run_timeout_s,
         keep_jobs=config.keep_jobs, job_ttl_s=config.job_ttl_days * DAY_S,
     )
