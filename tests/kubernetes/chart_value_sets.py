@@ -40,7 +40,9 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "http": {"enabled": True},
         "metrics": {"enabled": True, "serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
         "networkPolicy": {"enabled": True},
-        "server": {"threads": 3, "maxMessageMb": 128, "dataRoot": "/data"},
+        "server": {"threads": 3, "maxMessageMb": 128, "dataRoot": "/data",
+                   "limits": {"maxQueuedJobs": 4, "maxVersionsPerModel": 20, "maxCacheMb": 2048,
+                              "explainTimeoutS": 7.5}},
         "ray": {
             "head": {"rayStartParams": {"num-cpus": "0"}, "resources": {"requests": {"cpu": "2", "memory": "4Gi"}}},
             "worker": {"groupName": "scorers", "replicas": 2, "minReplicas": 1, "maxReplicas": 10,

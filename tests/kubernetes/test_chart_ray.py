@@ -78,6 +78,8 @@ def test_default_args(rendered: dict[str, list[dict[str, Any]]]) -> None:
         "0.0.0.0:50051", "s3://models/team-a/pynomaly", None, None)
     assert (args.data_root, args.output_root, args.ort_threads, args.max_message_mb) == (None, None, 2, 64.0)
     assert args.store_check_seconds == 10.0
+    assert (args.max_queued_jobs, args.max_versions_per_model, args.max_cache_mb, args.explain_timeout_s) == (
+        16, 100, 512.0, 30.0)
     assert args.gateway_resources == {GATEWAY_RESOURCE: 0.01}
 
 
@@ -91,6 +93,8 @@ def test_every_app_arg_comes_from_values(rendered: dict[str, list[dict[str, Any]
     assert (args.http_listen, args.metrics_port, args.data_root, args.output_root) == (
         "0.0.0.0:8000", 9090, "/data", None)
     assert args.store == "/var/lib/pynomaly/store"
+    assert (args.max_queued_jobs, args.max_versions_per_model, args.max_cache_mb, args.explain_timeout_s) == (
+        4, 20, 2048.0, 7.5)
 
 
 def test_ray_version_matches_the_pinned_ray(rendered: dict[str, list[dict[str, Any]]]) -> None:
