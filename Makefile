@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-clients lint proto proto-check buf-lint bench bench-batch bench-oip bench-ray parity load clean fuzz audit chart-docs
+.PHONY: help setup run run-ray test test-clients lint proto proto-check buf-lint bench bench-batch bench-oip bench-ray parity load clean fuzz audit soak chart-docs
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -113,6 +113,10 @@ parity: setup ## every exportable detector × the 12 ADBench sets: parity-result
 
 load: setup ## Locust vs a server on 127.0.0.1: LOAD_USERS=10 users, LOAD_TIME=60 s, ENGINE=embedded|ray; reports in LOAD_OUT
 	RAY_USAGE_STATS_ENABLED=0 $(if $(filter ray,$(ENGINE)),$(ISOLATED)) $(PY) load_tests/run.py --engine $(ENGINE) --time $(LOAD_TIME) --users $(LOAD_USERS) --out $(LOAD_OUT)
+
+SOAK_TIME ?= 600
+soak: setup ## Locust at 80% of the measured top rate for SOAK_TIME s vs the embedded server: 0 errors, RSS growth < 5%
+	$(PY) load_tests/soak.py --time $(SOAK_TIME) --out var/soak
 
 clean: ## remove the venv and local model store
 	rm -rf $(VENV) .venv-tritonclient var
