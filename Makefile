@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-clients lint proto proto-check buf-lint bench bench-batch bench-oip bench-ray parity load clean chart-docs
+.PHONY: help setup run run-ray test test-clients lint proto proto-check buf-lint bench bench-batch bench-oip bench-ray parity load clean fuzz audit soak chart-docs
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,10 +58,23 @@ test-clients: setup $(NODE_MODULES) ## install the interop tests' clients: trito
 test: setup test-clients ## run the test suite (both engines), inside a loopback-only network namespace
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q $(PYTEST_ARGS)
 
-lint: setup ## ruff, mypy (the core and the API layer), the stubs-match-proto check and buf lint
+lint: setup ## ruff, mypy (the core and the API layer), bandit (high), the stubs-match-proto check and buf lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/bandit -q -r services operators -x $(BANDIT_SKIP) --severity-level high
 	$(MAKE) proto-check buf-lint
+
+# Generated stubs are not ours to audit.
+BANDIT_SKIP := services/pynomaly/v1,services/pynomaly/oip/v2
+FUZZ_TIME ?= 300
+
+fuzz: setup ## fuzz request decoding and the first checks with atheris for FUZZ_TIME seconds (crashes land in var/fuzz)
+	mkdir -p var/fuzz/corpus
+	$(PY) tests/fuzz/fuzz_requests.py var/fuzz/corpus -max_total_time=$(FUZZ_TIME) -artifact_prefix=var/fuzz/
+
+audit: setup ## bandit over the code (any severity listed, high fails) and pip-audit of the pinned dependencies
+	$(VENV)/bin/bandit -r services operators -x $(BANDIT_SKIP) --severity-level high
+	$(VENV)/bin/pip-audit --local --skip-editable --strict --progress-spinner off
 
 proto: setup ## regenerate the stubs (services/pynomaly/v1, services/pynomaly/oip/v2) from proto/
 	$(PY) -m grpc_tools.protoc -I proto --python_out=services --pyi_out=services --grpc_python_out=services $(PROTOS)
@@ -100,6 +113,10 @@ parity: setup ## every exportable detector × the 12 ADBench sets: parity-result
 
 load: setup ## Locust vs a server on 127.0.0.1: LOAD_USERS=10 users, LOAD_TIME=60 s, ENGINE=embedded|ray; reports in LOAD_OUT
 	RAY_USAGE_STATS_ENABLED=0 $(if $(filter ray,$(ENGINE)),$(ISOLATED)) $(PY) load_tests/run.py --engine $(ENGINE) --time $(LOAD_TIME) --users $(LOAD_USERS) --out $(LOAD_OUT)
+
+SOAK_TIME ?= 600
+soak: setup ## Locust at 80% of the measured top rate for SOAK_TIME s vs the embedded server: 0 errors, RSS growth < 5%
+	$(PY) load_tests/soak.py --time $(SOAK_TIME) --out var/soak
 
 clean: ## remove the venv and local model store
 	rm -rf $(VENV) .venv-tritonclient var

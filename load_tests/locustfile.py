@@ -24,7 +24,7 @@ grpc_gevent.init_gevent()  # before any channel exists: gRPC's I/O must cooperat
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
-from locust import User, constant, events, task  # noqa: E402
+from locust import User, constant_throughput, events, task  # noqa: E402
 from locust.exception import RescheduleTaskImmediately  # noqa: E402
 
 from pynomaly.client import MAX_MESSAGE_BYTES, Client, to_matrix  # noqa: E402
@@ -47,6 +47,8 @@ latencies: dict[str, list[float]] = defaultdict(list)
 def _arguments(parser: Any) -> None:
     parser.add_argument("--results-file", default="", help="when the test stops, write per request name its "
                         "count, failures, RPS and exact p50/p95/p99 here (JSON)")
+    parser.add_argument("--rate-per-user", type=float, default=0.0, help="calls a second each user makes at most "
+                        "(an open-loop pace, `make soak`); 0: closed loop, the next call as soon as one returns")
 
 
 @events.init.add_listener
@@ -130,8 +132,11 @@ class LocustStub:
 
 
 class PynomalyUser(User):
-    # Closed loop: each user sends its next call as soon as the last one is answered; load is set by --users.
-    wait_time = constant(0)
+    def wait_time(self) -> float:
+        """Closed loop by default: the next call as soon as the last one is answered, load set by --users; with
+        --rate-per-user R, each user paces itself to R calls a second (`make soak`)."""
+        rate = getattr(self.environment.parsed_options, "rate_per_user", 0.0)
+        return constant_throughput(rate)(self) if rate > 0 else 0.0
 
     def on_start(self) -> None:
         self.channel = grpc.insecure_channel(self.host, options=[

@@ -109,13 +109,13 @@ def server_for(engine: str, out: Path) -> Iterator[Server]:
             server.stop()
 
 
-def run_locust(address: str, args: argparse.Namespace, out: Path) -> int:
+def run_locust(address: str, args: argparse.Namespace, out: Path, extra: tuple[str, ...] = ()) -> int:
     """Locust headless, bounded by --users and --run-time; its output is shown and kept in locust.log."""
     command = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", address,
         "--users", str(args.users), "--spawn-rate", str(args.spawn_rate or args.users), "--run-time", f"{args.time}s",
         "--stop-timeout", "10", "--only-summary", "--csv", str(out / "locust"), "--html", str(out / "report.html"),
-        "--results-file", str(out / "results.json"),
+        "--results-file", str(out / "results.json"), *extra,
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
     env["PYTHONUNBUFFERED"] = "1"
