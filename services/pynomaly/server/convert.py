@@ -28,6 +28,8 @@ def matrix_to_array(m: common_pb2.Matrix, field: str) -> np.ndarray:
     if m.rows < 0 or m.columns < 0:
         raise InvalidArgument(f"{field}: rows and columns must be ≥ 0, got {m.rows} × {m.columns}")
     n = m.rows * m.columns
+    if n == 0:  # refused everywhere; and numpy cannot even shape 0 × 2**62
+        raise InvalidArgument(f"{field}: the matrix is empty ({m.rows} rows × {m.columns} columns)")
     given = [(name, dtype, size) for name, dtype, size in _MATRIX_FIELDS if len(getattr(m, name))]
     if len(given) > 1:
         raise InvalidArgument(f"{field}: set exactly one of values, raw_values, double_values or raw_double_values; "
