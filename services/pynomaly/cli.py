@@ -6,16 +6,15 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import grpc
 import numpy as np
 
 from pynomaly import cli_batch
+from pynomaly.cli_output import EXIT_CODES, OutputError, broken_pipe, write_output
 from pynomaly.client import DEFAULT_TARGET, Client, TrainingError
 from pynomaly.errors import InvalidArgument
 
@@ -169,7 +168,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             "anomaly_scores": result.anomaly_scores.tolist(), "is_anomaly": result.is_anomaly.tolist(),
         })
         if args.output:
-            _write_output(args.output, lambda f: f.write(out + "\n"))
+            write_output(args.output, lambda f: f.write(out + "\n"))
         else:
             print(out)
     else:
@@ -177,35 +176,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
         frame = pd.DataFrame({"anomaly_score": result.anomaly_scores, "is_anomaly": result.is_anomaly})
         if args.output:
-            _write_output(args.output, lambda f: frame.to_csv(f, index=False))
+            write_output(args.output, lambda f: frame.to_csv(f, index=False))
         else:
             frame.to_csv(sys.stdout, index=False)
         print(f"{result.model_name}@{result.model_version}: {int(result.is_anomaly.sum())} of {len(X)} rows "
               f"anomalous (score > threshold {result.threshold:.6g})", file=sys.stderr)
     return 0
-
-
-class OutputError(Exception):
-    """--output cannot be written (a missing directory, no permission): the message names the file."""
-
-
-def _write_output(path: str, write: Any) -> None:
-    """Write through a temporary file in the same directory, renamed into place: never a half-written --output."""
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as e:
-        raise OutputError(f"--output {path}: cannot write there: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            write(f)
-        os.replace(tmp, target)
-    except OSError as e:
-        os.unlink(tmp)
-        raise OutputError(f"--output {path}: {e.strerror}") from None
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -278,15 +254,6 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
             params = ", ".join(f"{p.name}={json_format.MessageToDict(p.default_value)!r}" for p in a.parameters)
             print(f"{a.name:28} {a.implementation}\n{'':28} params: {params}")
     return 0
-
-
-EXIT_CODES = """exit codes:
-  0    success
-  1    the server refused or failed the request, a job failed, or a file could not be written
-  2    usage: bad flags or arguments, or an input file that cannot be read
-  130  interrupted (Ctrl+C), or a batch job cancelled on the server
-  141  the output pipe closed early (e.g. piped into head); nothing more is written
-Every failure is one line on stderr: "error: ..." (gRPC refusals: "error: CODE: message")."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -390,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
         return code
     except BrokenPipeError:
-        return _broken_pipe(sys.stdout)
+        return broken_pipe(sys.stdout)
     except (InvalidArgument, FileNotFoundError, IsADirectoryError, PermissionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -405,15 +372,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug of ours: still one line (the server side logs its own with an error id)
         print(f"error: unexpected {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-
-
-def _broken_pipe(stdout: TextIO) -> int:
-    """The reader of stdout went away (`| head`): stop quietly. Python's documented recipe: point stdout at
-    /dev/null so the interpreter's final flush cannot raise again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, stdout.fileno())
-    os.close(devnull)
-    return 141
 
 
 if __name__ == "__main__":

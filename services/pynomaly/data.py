@@ -29,7 +29,9 @@ def read_table(path: str | Path, field: str = "data") -> tuple[np.ndarray, list[
     try:
         if suffix == ".npz":
             # Anything but a zip archive numpy would try to unpickle (and refuse, advising allow_pickle): never.
-            if not zipfile.is_zipfile(path):
+            with open(path, "rb") as f:
+                is_zip = zipfile.is_zipfile(f)
+            if not is_zip:
                 raise InvalidArgument(f"{field}: {path.name} is not a valid .npz file (a zip archive of .npy "
                                       "arrays, as numpy.savez writes)")
             with np.load(path, allow_pickle=False) as npz:

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from pynomaly.cli import EXIT_CODES
+from pynomaly.cli_output import EXIT_CODES
 
 CLI = [sys.executable, "-m", "pynomaly.cli"]
 ROWS = 100_000  # ~3 MB of CSV scores: far more than a pipe holds, so `head` closes it while detect still writes

@@ -94,9 +94,11 @@ def model_ref(name: str, version: str, fields: tuple[str, str] = ("model_name", 
     if not version:
         return name
     if is_digits(version):
-        if len(version) > MAX_VERSION_DIGITS or int(version) < 1:
-            raise InvalidArgument(f"{fields[1]}: version numbers start at 1 and have at most {MAX_VERSION_DIGITS} "
-                                  f"digits, got {version!r}")
+        if len(version) > MAX_VERSION_DIGITS:
+            raise InvalidArgument(f"{fields[1]}: version numbers have at most {MAX_VERSION_DIGITS} digits, got "
+                                  f"{len(version)}")
+        if int(version) < 1:
+            raise InvalidArgument(f"{fields[1]}: version numbers start at 1, got {version!r}")
         return f"{name}@{int(version)}"
     check_name(version, fields[1])  # an alias, by the rules aliases are set with
     return f"{name}:{version}"

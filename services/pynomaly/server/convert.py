@@ -28,8 +28,6 @@ def matrix_to_array(m: common_pb2.Matrix, field: str) -> np.ndarray:
     if m.rows < 0 or m.columns < 0:
         raise InvalidArgument(f"{field}: rows and columns must be ≥ 0, got {m.rows} × {m.columns}")
     n = m.rows * m.columns
-    if n == 0:  # refused everywhere; and numpy cannot even shape 0 × 2**62
-        raise InvalidArgument(f"{field}: the matrix is empty ({m.rows} rows × {m.columns} columns)")
     given = [(name, dtype, size) for name, dtype, size in _MATRIX_FIELDS if len(getattr(m, name))]
     if len(given) > 1:
         raise InvalidArgument(f"{field}: set exactly one of values, raw_values, double_values or raw_double_values; "
@@ -44,7 +42,10 @@ def matrix_to_array(m: common_pb2.Matrix, field: str) -> np.ndarray:
         if len(data) != n:
             raise InvalidArgument(f"{field}.{name}: {len(data)} values, expected rows × columns = {n}")
         flat = np.array(data, dtype=dtype)
-    return flat.reshape(m.rows, m.columns)
+    try:
+        return flat.reshape(m.rows, m.columns)
+    except ValueError:  # no values, but numpy cannot even shape 0 × 2**62
+        raise InvalidArgument(f"{field}: the matrix is empty ({m.rows} rows × {m.columns} columns)") from None
 
 
 def array_to_matrix(X: np.ndarray) -> common_pb2.Matrix:
