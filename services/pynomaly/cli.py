@@ -14,6 +14,7 @@ import grpc
 import numpy as np
 
 from pynomaly import cli_batch, cli_limits
+from pynomaly.cli_output import EXIT_CODES, OutputError, broken_pipe, write_output
 from pynomaly.client import DEFAULT_TARGET, Client, TrainingError
 from pynomaly.errors import InvalidArgument
 
@@ -168,14 +169,17 @@ def cmd_detect(args: argparse.Namespace) -> int:
             "anomaly_scores": result.anomaly_scores.tolist(), "is_anomaly": result.is_anomaly.tolist(),
         })
         if args.output:
-            Path(args.output).write_text(out + "\n")
+            write_output(args.output, lambda f: f.write(out + "\n"))
         else:
             print(out)
     else:
         import pandas as pd
 
         frame = pd.DataFrame({"anomaly_score": result.anomaly_scores, "is_anomaly": result.is_anomaly})
-        frame.to_csv(args.output or sys.stdout, index=False)
+        if args.output:
+            write_output(args.output, lambda f: frame.to_csv(f, index=False))
+        else:
+            frame.to_csv(sys.stdout, index=False)
         print(f"{result.model_name}@{result.model_version}: {int(result.is_anomaly.sum())} of {len(X)} rows "
               f"anomalous (score > threshold {result.threshold:.6g})", file=sys.stderr)
     return 0
@@ -254,7 +258,8 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pynomaly", description="Anomaly-detection model serving over gRPC.")
+    parser = argparse.ArgumentParser(prog="pynomaly", description="Anomaly-detection model serving over gRPC.",
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def client_parser(name: str, help: str) -> argparse.ArgumentParser:
@@ -347,20 +352,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure is one line on stderr and an exit code of EXIT_CODES."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return broken_pipe(sys.stdout)
     except (InvalidArgument, FileNotFoundError, IsADirectoryError, PermissionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except grpc.RpcError as e:
         print(f"error: {e.code().name}: {e.details()}", file=sys.stderr)  # type: ignore[attr-defined]
         return 1
-    except TrainingError as e:
+    except (TrainingError, OutputError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a bug of ours: still one line (the server side logs its own with an error id)
+        print(f"error: unexpected {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -28,6 +28,12 @@ def read_table(path: str | Path, field: str = "data") -> tuple[np.ndarray, list[
                               f"use one of {', '.join(SUFFIXES)}")
     try:
         if suffix == ".npz":
+            # Anything but a zip archive numpy would try to unpickle (and refuse, advising allow_pickle): never.
+            with open(path, "rb") as f:
+                is_zip = zipfile.is_zipfile(f)
+            if not is_zip:
+                raise InvalidArgument(f"{field}: {path.name} is not a valid .npz file (a zip archive of .npy "
+                                      "arrays, as numpy.savez writes)")
             with np.load(path, allow_pickle=False) as npz:
                 if "X" not in npz.files:
                     raise InvalidArgument(f"{field}: {path.name} has no array 'X' (it has: {', '.join(npz.files)})")
@@ -43,9 +49,14 @@ def read_table(path: str | Path, field: str = "data") -> tuple[np.ndarray, list[
     except InvalidArgument:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, ImportError) as e:
+        if suffix == ".npz" and "pickle" in str(e):  # an object array: numpy's message advises allow_pickle
+            raise InvalidArgument(f"{field}: {path.name}: array 'X' holds Python objects, not numbers") from None
         raise InvalidArgument(f"{field}: cannot read {path.name}: {e}") from None
     except Exception as e:  # pandas/pyarrow raise a zoo of parser errors
         raise InvalidArgument(f"{field}: cannot read {path.name}: {type(e).__name__}: {e}") from None
+    if frame.empty:
+        raise InvalidArgument(f"{field}: {path.name} has no rows" if len(frame.columns) else
+                              f"{field}: {path.name} has no columns")
     bad = [str(c) for c, t in frame.dtypes.items() if t.kind not in "biuf"]
     if bad:
         raise InvalidArgument(f"{field}: {path.name}: column {bad[0]!r} is not numeric "

@@ -32,6 +32,7 @@ from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.refs import check_alias, check_name, parse_ref
 from pynomaly.rows import F32_MAX, check_rows
 from pynomaly.store import LocalStore, ModelStore, resolve
+from pynomaly.store.base import check_job_id
 from pynomaly.training import TrainSpec
 
 DEFAULT_CONTAMINATION = 0.1
@@ -208,13 +209,19 @@ class DataPlane:
         if self.data_root is None:
             raise FailedPrecondition("data_uri: this server reads no files; start it with --data-root DIR, "
                                      "or send the rows inline")
+        if "\0" in uri:
+            raise InvalidArgument(f"data_uri: {uri!r} contains a NUL character")
         path = Path(uri.removeprefix("file://"))
         if "://" in uri and not uri.startswith("file://"):
             raise InvalidArgument(f"data_uri: unsupported scheme in {uri!r}; use file:// or a plain path")
         path = (self.data_root / path).resolve()
         if not path.is_relative_to(self.data_root):
             raise PermissionDenied(f"data_uri: {uri!r} is outside the server's data root")
-        if not path.is_file():
+        try:
+            is_file = path.is_file()
+        except OSError as e:  # a name too long, say
+            raise InvalidArgument(f"data_uri: {uri!r}: {e.strerror}") from None
+        if not is_file:
             raise InvalidArgument(f"data_uri: {uri!r} does not exist or is not a file")
         return path
 
@@ -275,8 +282,7 @@ class DataPlane:
     # --- jobs ---
 
     def get_training_job(self, job_id: str) -> dict[str, Any]:
-        if not job_id:
-            raise InvalidArgument("id is required")
+        check_job_id(job_id)
         return self.jobs.get(job_id)
 
     def list_training_jobs(self, model_name: str, page_size: int) -> list[dict[str, Any]]:
@@ -285,13 +291,11 @@ class DataPlane:
         return self.jobs.list(model_name, page_size or 100)
 
     def cancel_training_job(self, job_id: str) -> dict[str, Any]:
-        if not job_id:
-            raise InvalidArgument("id is required")
+        check_job_id(job_id)
         return self.jobs.cancel(job_id)
 
     def watch_training_job(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
-        if not job_id:
-            raise InvalidArgument("id is required")
+        check_job_id(job_id)
         return self.jobs.watch(job_id)  # NotFound at once, before the stream starts
 
     # --- batch jobs ---

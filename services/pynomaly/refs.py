@@ -1,4 +1,7 @@
-"""Model names, aliases and references: "name", "name@3", "name:alias"."""
+"""Model names, aliases and references: "name", "name@3", "name:alias".
+
+Every check is a full match over ASCII classes: `re.match(...$)` would accept a trailing newline, and `str.isdigit`
+/ `\\d` accept digits `int` refuses ("²") or reads as ASCII ones ("١" is 1). Names reach the store's paths."""
 
 from __future__ import annotations
 
@@ -7,13 +10,20 @@ from dataclasses import dataclass
 
 from pynomaly.errors import InvalidArgument
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_DIGITS = re.compile(r"[0-9]+")
+MAX_VERSION_DIGITS = 18  # versions are int64 on the wire
+
+
+def is_digits(text: str) -> bool:
+    """True for a non-empty string of ASCII digits only."""
+    return _DIGITS.fullmatch(text) is not None
 
 
 def check_name(name: str, field: str = "model_name") -> str:
     if not name:
         raise InvalidArgument(f"{field} is required")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidArgument(
             f"{field} {name!r} is invalid: use 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit"
         )
@@ -22,7 +32,7 @@ def check_name(name: str, field: str = "model_name") -> str:
 
 def check_alias(alias: str) -> str:
     check_name(alias, "alias")
-    if alias.isdigit():
+    if is_digits(alias):
         raise InvalidArgument(f"alias {alias!r} is invalid: an alias cannot be all digits")
     if alias == "latest":
         raise InvalidArgument("alias 'latest' is reserved: a plain model name already means the latest version")
@@ -51,8 +61,9 @@ def parse_ref(ref: str, field: str = "model") -> ModelRef:
     if "@" in ref:
         name, _, version = ref.partition("@")
         check_name(name, field)
-        if not version.isdigit() or int(version) < 1:
-            raise InvalidArgument(f"{field} {ref!r}: the version after '@' must be a positive integer")
+        if not is_digits(version) or len(version) > MAX_VERSION_DIGITS or int(version) < 1:
+            raise InvalidArgument(f"{field} {ref!r}: the version after '@' must be a positive integer "
+                                  f"(ASCII digits, at most {MAX_VERSION_DIGITS})")
         return ModelRef(name, version=int(version))
     if ":" in ref:
         name, _, alias = ref.partition(":")

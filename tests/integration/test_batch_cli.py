@@ -74,7 +74,7 @@ def test_batch_json_then_list_get_and_cancel(server, client, trained, inputs):
      "error: ALREADY_EXISTS: output_uri: 'cli-out.parquet' already exists; set overwrite to replace it"),
     (["--model", "ghost", "--input", "cli-rows.parquet", "--output", "x.parquet"], 1,
      "error: NOT_FOUND: model 'ghost' not found"),
-    (["get", "batch-0"], 1, "error: NOT_FOUND: batch job 'batch-0' not found"),
+    (["get", "batch-0000000000000000"], 1, "error: NOT_FOUND: batch job 'batch-0000000000000000' not found"),
 ])
 def test_batch_errors_are_one_line_with_an_exit_code(server, trained, inputs, argv, code, message):
     _cli(server, "--model", trained, "--input", "cli-rows.parquet", "--output", "cli-out.parquet", "--id-column",

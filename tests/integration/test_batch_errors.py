@@ -165,8 +165,9 @@ def test_get_cancel_and_watch_of_an_unknown_job(server, client):
                           (lambda r, timeout: list(client.detect_stub.WatchBatchDetectJob(r, timeout=timeout)),
                            detect_pb2.WatchBatchDetectJobRequest)]:
         with pytest.raises(grpc.RpcError) as e:
-            call(request(id="batch-0000"), timeout=10)
-        assert (e.value.code(), e.value.details()) == (grpc.StatusCode.NOT_FOUND, "batch job 'batch-0000' not found")
+            call(request(id="batch-0000000000000000"), timeout=10)
+        assert (e.value.code(), e.value.details()) == (grpc.StatusCode.NOT_FOUND,
+                                                       "batch job 'batch-0000000000000000' not found")
         with pytest.raises(grpc.RpcError) as e:
             call(request(id=""), timeout=10)
         assert (e.value.code(), e.value.details()) == (INVALID, "id is required")

@@ -172,19 +172,19 @@ def test_model_service_rejects(server, trained, method, request_, code, message)
 @pytest.mark.parametrize("method", ["GetTrainingJob", "CancelTrainingJob"])
 def test_unknown_job(server, method):
     stub = train_pb2_grpc.TrainServiceStub(server.channel)
-    request = getattr(train_pb2, f"{method}Request")(id="job-doesnotexist")
+    request = getattr(train_pb2, f"{method}Request")(id="job-0123456789abcdef")
     with pytest.raises(grpc.RpcError) as e:
         getattr(stub, method)(request, timeout=10)
     assert e.value.code() == NOT_FOUND
-    assert "training job 'job-doesnotexist' not found" in e.value.details()
+    assert "training job 'job-0123456789abcdef' not found" in e.value.details()
 
 
 def test_watch_unknown_job(server):
     stub = train_pb2_grpc.TrainServiceStub(server.channel)
     with pytest.raises(grpc.RpcError) as e:
-        list(stub.WatchTrainingJob(train_pb2.WatchTrainingJobRequest(id="job-nope"), timeout=10))
+        list(stub.WatchTrainingJob(train_pb2.WatchTrainingJobRequest(id="job-00000000deadbeef"), timeout=10))
     assert e.value.code() == NOT_FOUND
-    assert "training job 'job-nope' not found" in e.value.details()
+    assert "training job 'job-00000000deadbeef' not found" in e.value.details()
 
 
 def test_a_server_fault_is_internal_with_an_error_id_and_no_traceback(server, client):

@@ -216,17 +216,19 @@ async def test_failed_rpc_marks_its_span_error_with_the_code(observed: Observed,
 
 
 async def test_unparsable_request_is_traced_and_counted(observed: Observed):
-    """gRPC answers UNKNOWN before any handler runs: the span and the counters still see the call."""
+    """Bytes that are not a DetectRequest: INVALID_ARGUMENT (pynomaly.server.decoding) before the servicer runs; the
+    span and the counters still see the call."""
     observed.spans.clear()
-    labels = {"grpc_method": "Detect", "grpc_code": "UNKNOWN"}
+    labels = {"grpc_method": "Detect", "grpc_code": "INVALID_ARGUMENT"}
     before = _value(await asyncio.to_thread(_scrape, observed.metrics_url), "grpc_server_handled",
                     "grpc_server_handled_total", **labels)
     raw = observed.channel.unary_unary(f"/{DETECT}", request_serializer=None, response_deserializer=None)
     with pytest.raises(grpc.aio.AioRpcError) as e:
         await raw(b"\xff\xff\xff")
-    assert e.value.code() == grpc.StatusCode.UNKNOWN
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert e.value.details() == "the request is not a valid pynomaly.v1.DetectRequest message"
     rpc = _one(observed.spans.get_finished_spans(), DETECT)
-    assert rpc.status.status_code == StatusCode.ERROR and rpc.attributes["rpc.grpc.status_code"] == 2
+    assert rpc.status.status_code == StatusCode.ERROR and rpc.attributes["rpc.grpc.status_code"] == 3
     assert [s.name for s in _children(observed.spans.get_finished_spans(), rpc)] == ["decode"]
     after = _value(await asyncio.to_thread(_scrape, observed.metrics_url), "grpc_server_handled",
                    "grpc_server_handled_total", **labels)

@@ -26,7 +26,7 @@ def test_restart_keeps_jobs_and_models(tmp_path):
 
     # What a crash mid-training leaves: a record still RUNNING and a half-written version in staging.
     LocalStore(store).save_job({
-        "id": "job-crashed", "model_name": "persist", "algorithm": "iforest", "params": {}, "state": "RUNNING",
+        "id": "job-00000000deadbeef", "model_name": "persist", "algorithm": "iforest", "params": {}, "state": "RUNNING",
         "stage": "fit", "message": "", "model_version": 0, "rows": 200, "columns": 4,
         "create_time": time.time(), "start_time": time.time(), "end_time": 0.0,
     })
@@ -38,7 +38,7 @@ def test_restart_keeps_jobs_and_models(tmp_path):
         with Client(second.address) as c:
             job = c.train_stub.GetTrainingJob(train_pb2.GetTrainingJobRequest(id=job_id)).job
             assert job.state == train_pb2.TRAINING_JOB_STATE_SUCCEEDED and job.model_version == 1
-            crashed = c.train_stub.GetTrainingJob(train_pb2.GetTrainingJobRequest(id="job-crashed")).job
+            crashed = c.train_stub.GetTrainingJob(train_pb2.GetTrainingJobRequest(id="job-00000000deadbeef")).job
             assert crashed.state == train_pb2.TRAINING_JOB_STATE_FAILED
             assert "interrupted by a server restart" in crashed.message
             np.testing.assert_array_equal(c.detect("persist", X[:10]).anomaly_scores, before)

@@ -36,8 +36,11 @@ def _write(path, content):
         ("d.txt", b"1,2\n", r"unsupported file type '.txt'; use one of .csv, .parquet, .npz"),
         ("d.csv", b"a,b\n1,x\n", r"column 'b' is not numeric"),
         ("d.parquet", b"not parquet", r"cannot read d.parquet"),
-        ("d.npz", b"not a zip", r"cannot read d.npz"),
+        ("d.npz", b"not a zip", r"^--data: d.npz is not a valid .npz file \(a zip archive of .npy arrays, as "
+                                r"numpy.savez writes\)$"),  # never numpy's advice to allow pickles
+        ("missing.npz", None, r"--data: cannot read missing.npz: .*No such file"),
         ("d.csv", b"", r"cannot read d.csv"),
+        ("d.csv", b"a,b\n", r"^--data: d.csv has no rows$"),  # not "column 'a' is not numeric"
     ],
 )
 def test_unreadable_files_name_the_problem(tmp_path, name, content, message):
@@ -46,6 +49,12 @@ def test_unreadable_files_name_the_problem(tmp_path, name, content, message):
         path.write_bytes(content)
     with pytest.raises(InvalidArgument, match=message):
         read_table(path, "--data")
+
+
+def test_npz_of_python_objects(tmp_path):
+    np.savez(tmp_path / "d.npz", X=np.array([[1, "a"]], dtype=object))
+    with pytest.raises(InvalidArgument, match="^--data: d.npz: array 'X' holds Python objects, not numbers$"):
+        read_table(tmp_path / "d.npz", "--data")
 
 
 def test_npz_without_X(tmp_path):

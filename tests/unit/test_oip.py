@@ -30,6 +30,11 @@ def test_model_ref(name, version, ref):
     ("m", "0", "model_version: version numbers start at 1, got '0'"),
     ("m", "a b", "model_version 'a b' is invalid"),
     ("m", "-1", "model_version '-1' is invalid"),
+    ("m", "²", "model_version '²' is invalid"),  # str.isdigit accepts it, int refuses it
+    ("m", "١", "model_version '١' is invalid"),  # int reads it as 1
+    ("m", "prod\n", "model_version 'prod\\n' is invalid"),
+    ("m\n", "", "model_name 'm\\n' is invalid"),
+    ("m", "1" * 5000, "model_version: version numbers have at most 18 digits, got 5000"),
 ])
 def test_model_ref_rejects(name, version, message):
     with pytest.raises(errors.InvalidArgument) as e:

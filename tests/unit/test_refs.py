@@ -30,6 +30,12 @@ def test_parse_ref(text, ref):
         ("a/b", "is invalid"),
         ("x" * 65, "is invalid"),
         ("cardio:bad alias", "alias 'bad alias' is invalid"),
+        ("cardio\n", "model 'cardio\\\\n' is invalid"),  # re.match with $ matched before the newline
+        ("cardio:prod\n", "alias 'prod\\\\n' is invalid"),
+        ("cardio@1\n", "positive integer"),
+        ("cardio@²", "positive integer"),  # str.isdigit accepts it, int refuses it
+        ("cardio@١", "positive integer"),  # int reads it as 1
+        ("cardio@" + "9" * 19, "at most 18"),
     ],
 )
 def test_parse_ref_rejects(text, message):
@@ -37,7 +43,8 @@ def test_parse_ref_rejects(text, message):
         parse_ref(text)
 
 
-@pytest.mark.parametrize("alias, message", [("123", "all digits"), ("latest", "reserved"), ("a b", "invalid")])
+@pytest.mark.parametrize("alias, message", [("123", "all digits"), ("latest", "reserved"), ("a b", "invalid"),
+                                            ("prod\n", "invalid"), ("١٢", "invalid")])
 def test_check_alias_rejects(alias, message):
     with pytest.raises(InvalidArgument, match=message):
         check_alias(alias)

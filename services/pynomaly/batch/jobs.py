@@ -25,9 +25,10 @@ import pyarrow.compute as pc
 from pynomaly.batch import tables
 from pynomaly.batch.locations import discard_partial
 from pynomaly.batch.plan import BatchPlan, BatchRequest, Roots, make_plan
-from pynomaly.errors import InvalidArgument, NotFound, PynomalyError
+from pynomaly.errors import NotFound, PynomalyError
 from pynomaly.limits import Limits, expired
 from pynomaly.store import JobStore
+from pynomaly.store.base import check_job_id
 from pynomaly.watch import Watchers
 
 log = logging.getLogger(__name__)
@@ -296,5 +297,4 @@ class BatchJobs:
 
 
 def check_id(job_id: str) -> None:
-    if not job_id:
-        raise InvalidArgument("id is required")
+    check_job_id(job_id, "batch job")

@@ -80,6 +80,8 @@ def _object_fs(uri: str, field: str) -> tuple[Any, str]:
 def _locate(uri: str, root: Path | None, field: str, flag: str) -> Location:
     if not uri:
         raise InvalidArgument(f"{field} is required")
+    if "\0" in uri:
+        raise InvalidArgument(f"{field}: {uri!r} contains a NUL character")
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme in OBJECT_SCHEMES:
         fs, path = _object_fs(uri, field)
@@ -96,6 +98,12 @@ def _locate(uri: str, root: Path | None, field: str, flag: str) -> Location:
     resolved = (root / uri.removeprefix("file://")).resolve()
     if not resolved.is_relative_to(root):
         raise PermissionDenied(f"{field}: {uri!r} is outside the server's {flag}")
+    try:
+        os.lstat(resolved)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as e:  # a name too long, say: no file can have it
+        raise InvalidArgument(f"{field}: {uri!r}: {e.strerror}") from None
     return Location(uri, str(resolved))
 
 

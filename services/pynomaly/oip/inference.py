@@ -27,7 +27,7 @@ import numpy as np
 from pynomaly import __version__
 from pynomaly.dataplane import DataPlane
 from pynomaly.errors import InvalidArgument
-from pynomaly.refs import check_name
+from pynomaly.refs import MAX_VERSION_DIGITS, check_name, is_digits
 from pynomaly.rows import check_rows
 
 INPUT = "rows"
@@ -93,7 +93,10 @@ def model_ref(name: str, version: str, fields: tuple[str, str] = ("model_name", 
     check_name(name, fields[0])
     if not version:
         return name
-    if version.isdigit():
+    if is_digits(version):
+        if len(version) > MAX_VERSION_DIGITS:
+            raise InvalidArgument(f"{fields[1]}: version numbers have at most {MAX_VERSION_DIGITS} digits, got "
+                                  f"{len(version)}")
         if int(version) < 1:
             raise InvalidArgument(f"{fields[1]}: version numbers start at 1, got {version!r}")
         return f"{name}@{int(version)}"

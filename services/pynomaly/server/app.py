@@ -26,6 +26,7 @@ from pynomaly.oip.inference import Inference
 from pynomaly.oip.v2 import grpc_service_pb2_grpc
 from pynomaly.runtime import LocalScoring, SessionCache
 from pynomaly.server import oip
+from pynomaly.server.decoding import DecodeErrors
 from pynomaly.server.readiness import StoreReadiness
 from pynomaly.server.servicers import DetectServicer, ExplainServicer, ModelServicer, TrainServicer
 from pynomaly.store import LocalStore, open_store
@@ -178,7 +179,7 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
     the HTTP app on config.http_listen; bound and started."""
     metrics = dataplane.metrics
     server = grpc.aio.server(
-        interceptors=interceptors,
+        interceptors=[*interceptors, DecodeErrors()],  # innermost: undecodable requests → INVALID_ARGUMENT
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),

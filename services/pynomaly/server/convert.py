@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,10 @@ def matrix_to_array(m: common_pb2.Matrix, field: str) -> np.ndarray:
         if len(data) != n:
             raise InvalidArgument(f"{field}.{name}: {len(data)} values, expected rows × columns = {n}")
         flat = np.array(data, dtype=dtype)
-    return flat.reshape(m.rows, m.columns)
+    try:
+        return flat.reshape(m.rows, m.columns)
+    except ValueError:  # no values, but numpy cannot even shape 0 × 2**62
+        raise InvalidArgument(f"{field}: the matrix is empty ({m.rows} rows × {m.columns} columns)") from None
 
 
 def array_to_matrix(X: np.ndarray) -> common_pb2.Matrix:
@@ -51,8 +55,23 @@ def array_to_matrix(X: np.ndarray) -> common_pb2.Matrix:
     return common_pb2.Matrix(rows=X.shape[0], columns=X.shape[1], **{field: X.tobytes()})
 
 
-def values_to_dict(values: Any) -> dict[str, Any]:
+def values_to_dict(values: Any, field: str = "params") -> dict[str, Any]:
+    """Struct-like map of Values to plain Python; a NaN or infinite number is InvalidArgument naming where."""
+    for k, v in values.items():
+        _check_finite(v, f"{field}.{k}")
     return {k: json_format.MessageToDict(v) for k, v in values.items()}
+
+
+def _check_finite(v: struct_pb2.Value, where: str) -> None:
+    kind = v.WhichOneof("kind")
+    if kind == "number_value" and not math.isfinite(v.number_value):
+        raise InvalidArgument(f"{where}: must be a finite number, got {v.number_value}")
+    if kind == "list_value":
+        for i, item in enumerate(v.list_value.values):
+            _check_finite(item, f"{where}[{i}]")
+    elif kind == "struct_value":
+        for k, item in v.struct_value.fields.items():
+            _check_finite(item, f"{where}.{k}")
 
 
 def to_value(v: Any) -> struct_pb2.Value:

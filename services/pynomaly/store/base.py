@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any, Protocol
 
 import numpy as np
 
-from pynomaly.errors import NotFound
+from pynomaly.errors import InvalidArgument, NotFound
 from pynomaly.refs import ModelRef
 
 MODEL_FILE = "model.onnx"
@@ -120,9 +121,30 @@ TRAINING_JOBS, BATCH_JOBS = "jobs", "batch-jobs"  # the records' folders under t
 KINDS = {TRAINING_JOBS: "training job", BATCH_JOBS: "batch job"}  # how errors name a record of each
 
 
+# The form ids are issued in (pynomaly.jobs, pynomaly.batch.jobs): a prefix and 16 hexadecimal digits.
+JOB_IDS = {"training job": ("job-", re.compile(r"job-[0-9a-f]{16}")),
+           "batch job": ("batch-", re.compile(r"batch-[0-9a-f]{16}"))}
+
+
+def check_job_id(job_id: str, kind: str = "training job") -> str:
+    """`job_id` if it has the form ids are issued in, else InvalidArgument: no other id is looked up, so none
+    reaches a file or object name."""
+    if not job_id:
+        raise InvalidArgument("id is required")
+    prefix, form = JOB_IDS[kind]
+    if not form.fullmatch(job_id):
+        shown = repr(job_id[:40]) + (f"… ({len(job_id)} characters)" if len(job_id) > 40 else "")
+        raise InvalidArgument(f"id {shown} is not a {kind} id: expected {prefix!r} and 16 hexadecimal digits")
+    return job_id
+
+
+_RECORD_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
 def job_key(job_id: str, kind: str = "training job") -> str:
-    """The record's file name; an id that could not have been issued (a path, say) is simply not found."""
-    if not job_id.replace("-", "").isalnum():
+    """The record's file name; an id that could not have been issued (a path, say) is simply not found. (The API
+    refuses ids not of the issued form before this: check_job_id.)"""
+    if not _RECORD_NAME.fullmatch(job_id):
         raise NotFound(f"{kind} {job_id!r} not found")
     return f"{job_id}.json"
 

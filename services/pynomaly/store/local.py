@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pynomaly.errors import NotFound
-from pynomaly.refs import ModelRef, check_alias
+from pynomaly.refs import ModelRef, check_alias, is_digits
 from pynomaly.store import base
 
 
@@ -111,7 +111,7 @@ class LocalStore(base.VersionFiles):
             entries = os.listdir(f"{self._models}/{name}/versions")
         except FileNotFoundError:
             return []
-        return sorted(int(e) for e in entries if e.isdigit())
+        return sorted(int(e) for e in entries if is_digits(e))
 
     def create_version(self, name: str, onnx_model: bytes, manifest: dict[str, Any],
                        arrays: dict[str, np.ndarray] | None = None) -> int:
@@ -128,7 +128,7 @@ class LocalStore(base.VersionFiles):
             while True:
                 taken = self.versions(name)
                 if tombstones.exists():
-                    taken += [int(e) for e in os.listdir(tombstones) if e.isdigit()]
+                    taken += [int(e) for e in os.listdir(tombstones) if is_digits(e)]
                 version = max(taken, default=0) + 1
                 _write_file(stage / base.MANIFEST_FILE, base.dumps({**manifest, "name": name, "version": version}))
                 _fsync_dir(stage)

@@ -55,7 +55,7 @@ import fsspec
 import numpy as np
 
 from pynomaly.errors import FailedPrecondition, NotFound
-from pynomaly.refs import ModelRef, check_alias
+from pynomaly.refs import ModelRef, check_alias, is_digits
 from pynomaly.store import base
 
 CACHE_TTL_S = 1.0
@@ -76,7 +76,7 @@ def _lost_race(e: Exception) -> bool:
 
 def _version_file(parts: list[str]) -> tuple[str, int, str] | None:
     """(name, version, file) of a key models/<name>/versions/<n>/<file>, as parts; None for any other key."""
-    if len(parts) == 5 and parts[0] == "models" and parts[2] == "versions" and parts[3].isdigit():
+    if len(parts) == 5 and parts[0] == "models" and parts[2] == "versions" and is_digits(parts[3]):
         return parts[1], int(parts[3]), parts[4]
     return None
 
@@ -155,7 +155,7 @@ class ObjectStore(base.VersionFiles):
                 taken.add(found[1])
                 if found[2] == base.MANIFEST_FILE:
                     complete.append(found[1])
-            elif len(parts) == 4 and parts[2] == "deleted" and parts[3].isdigit():
+            elif len(parts) == 4 and parts[2] == "deleted" and is_digits(parts[3]):
                 taken.add(int(parts[3]))
         return sorted(complete), taken
 

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from pynomaly.errors import InvalidArgument, PayloadTooLarge
 from pynomaly.oip.inference import Inference, InferRequest, InferResponse, InputTensor, infer_request
+from pynomaly.refs import is_digits
 from pynomaly.web.status import UnsupportedMediaType, http_errors, json_response
 
 EXTENSIONS = ("binary_tensor_data", "parameters")
@@ -149,7 +150,7 @@ async def read_body(request: Request, limit: int) -> tuple[Any, bytes]:
         raise PayloadTooLarge(f"request body: more than the server's limit of {limit:,} bytes (--max-message-mb)")
     body = b"".join(chunks)
     split = request.headers.get(HEADER_LENGTH)
-    if split is not None and not (split.isdigit() and int(split) <= len(body)):
+    if split is not None and not (is_digits(split) and len(split) <= len(str(len(body))) and int(split) <= len(body)):
         raise InvalidArgument(f"{HEADER_LENGTH}: {split!r} is not a length within the body's {len(body)} bytes")
     n = int(split) if split is not None else len(body)
     try:

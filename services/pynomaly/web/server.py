@@ -12,6 +12,8 @@ from typing import Any
 
 import uvicorn
 
+from pynomaly.refs import is_digits
+
 # Its INFO lines ("Started server process", "Finished server process") describe a process of its own: this is not.
 logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
@@ -27,7 +29,7 @@ class _Uvicorn(uvicorn.Server):
 def bind(listen: str) -> socket.socket:
     """A listening TCP socket on host:port ("[::1]:8000" for IPv6)."""
     host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not is_digits(port) or int(port) > 65535:
         raise OSError(f"cannot listen on {listen!r} (HTTP): expected host:port")
     host = host.strip("[]")
     # IPPROTO_TCP named explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto says TCP, and
