@@ -47,6 +47,17 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    """A number of seconds ≥ 0 (0: none)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive number of seconds, got {text}")
+    return value
+
+
 def _missing_root(args: argparse.Namespace) -> str | None:
     """A --data-root or --output-root that is not a directory here: a typo would otherwise surface only at the
     first job. (A Ray cluster joined with --ray-address resolves them on its own nodes.)"""
@@ -66,6 +77,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problem := _missing_root(args):
         print(f"error: {problem}", file=sys.stderr)
         return 1
+    if args.shutdown_delay_s >= args.grace_s:
+        print(f"error: --shutdown-delay-s {args.shutdown_delay_s:g} must be less than --grace-s {args.grace_s:g}",
+              file=sys.stderr)
+        return 1
     if args.engine == "ray":
         return _serve_ray(args)
     config = ServerConfig(
@@ -79,6 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         http_listen=args.http_listen,
         store_check_seconds=args.store_check_seconds,
+        grace_s=args.grace_s, shutdown_delay_s=args.shutdown_delay_s,
     )
     try:
         asyncio.run(serve(config))
@@ -102,6 +118,7 @@ def _serve_ray(args: argparse.Namespace) -> int:
             max_replicas=args.max_replicas, max_models_per_replica=args.max_models, ort_threads=args.threads,
             max_message_mb=args.max_message_mb, metrics_port=args.metrics_port, http_listen=args.http_listen,
             store_check_seconds=args.store_check_seconds,
+            grace_s=args.grace_s, shutdown_delay_s=args.shutdown_delay_s,
         )
         local.run(app_args, ray_address=args.ray_address, log_level=args.log_level)
     except (OSError, ValueError, RuntimeError) as e:  # pydantic's ValidationError is a ValueError
@@ -281,6 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store-check-seconds", type=_positive_seconds, default=10.0, metavar="SECONDS",
                    help="how often to check that the model store can be read; grpc.health.v1 answers NOT_SERVING "
                         "(\"liveness\" stays SERVING) while it cannot (default 10)")
+    p.add_argument("--grace-s", type=_positive_seconds, default=25.0, metavar="SECONDS",
+                   help="on SIGTERM, seconds until the server has stopped: health answers NOT_SERVING at once, calls "
+                        "in flight may finish, running training jobs are marked interrupted; keep it below the pod's "
+                        "terminationGracePeriodSeconds (default 25)")
+    p.add_argument("--shutdown-delay-s", type=_seconds, default=5.0, metavar="SECONDS",
+                   help="the first part of --grace-s during which new calls are still taken while health answers "
+                        "NOT_SERVING, so load balancers see it and move away (default 5)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     ray = p.add_argument_group("Ray engine")
     ray.add_argument("--ray-address", help="join this Ray cluster (default: start a private one on 127.0.0.1)")
