@@ -66,6 +66,8 @@ def test_default_server_arguments_parse_with_the_cli(rendered: dict[str, list[di
                                                                   "/var/lib/pynomaly/store")
     assert (args.train_workers, args.threads, args.max_message_mb, args.log_level) == (1, 2, 64.0, "info")
     assert args.store_check_seconds == 10.0
+    assert args.grace_s == 25.0 < kube.one(rendered["embedded-default"], "Deployment")["spec"]["template"]["spec"][
+        "terminationGracePeriodSeconds"]
     assert (args.http_listen, args.metrics_port, args.data_root, args.output_root) == (None, None, None, None)
 
 
