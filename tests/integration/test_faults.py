@@ -103,7 +103,7 @@ def assert_all_gone(tree: dict[int, int], seconds: float = 15) -> float:
 
 
 def assert_store_consistent(store: Path) -> LocalStore:
-    """Every version complete, every alias on a version that exists, no job claiming a version that does not."""
+    """Every version complete, every alias on a version that exists, no job claiming a version never written."""
     s = LocalStore(store)
     for name in os.listdir(store / "models"):
         for version in s.versions(name):
@@ -112,8 +112,9 @@ def assert_store_consistent(store: Path) -> LocalStore:
         for alias, version in s.aliases(name).items():
             assert s.has_version(name, version), f"{name}:{alias} -> missing version {version}"
     for job in s.list_jobs():
-        if job["state"] == "SUCCEEDED":
-            assert s.has_version(job["model_name"], job["model_version"]), job
+        if job["state"] == "SUCCEEDED":  # its version exists, unless a client deleted it since (a tombstone)
+            deleted = store / "models" / job["model_name"] / "deleted" / str(job["model_version"])
+            assert s.has_version(job["model_name"], job["model_version"]) or deleted.exists(), job
     return s
 
 
