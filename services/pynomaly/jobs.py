@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
 import time
 import uuid
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pynomaly import training
+from pynomaly import lifeline, training
 from pynomaly.errors import NotFound, ResourceExhausted
 from pynomaly.limits import Limits, check_new_version, check_queue, expired
 from pynomaly.observability import tracing
@@ -40,10 +41,13 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 _progress: Any = None  # the worker's end of the progress queue
 
 
-def init_worker(queue: Any) -> None:
-    """Where this worker's progress goes (`queue.put((job_id, stage))`)."""
+def init_worker(queue: Any, server_pid: int | None = None) -> None:
+    """Where this worker's progress goes (`queue.put((job_id, stage))`); with `server_pid` (a pool's worker
+    process), the worker ends when that server process does, even mid-fit (pynomaly.lifeline)."""
     global _progress
     _progress = queue
+    if server_pid is not None:
+        lifeline.die_with_parent(server_pid)
 
 
 Stages = list[tuple[str, int, int]]  # (stage, start, end) in time.time_ns()
@@ -100,8 +104,10 @@ class ProcessPool:
         self._pool = self._new()
 
     def _new(self) -> ProcessPoolExecutor:
+        # Workers are spawned by submit() on the event-loop thread, which lives as long as the server: the
+        # parent-death signal (which follows the forking thread) is safe to set.
         return ProcessPoolExecutor(self._workers, mp_context=self._ctx, initializer=init_worker,
-                                   initargs=(self.events,))
+                                   initargs=(self.events, os.getpid()))
 
     def submit(self, job_id: str, spec: training.TrainSpec, X: np.ndarray) -> Future[Any]:
         return self._pool.submit(run_job, job_id, spec, X)
@@ -118,7 +124,12 @@ class ProcessPool:
         self._pool = self._new()
 
     def shutdown(self) -> None:
+        """Stop now: queued jobs are dropped and running ones killed (the server is going; nothing would take
+        their results, and the interpreter's exit would otherwise wait for the fit)."""
+        processes = list(getattr(self._pool, "_processes", {}).values())  # no public handle before Python 3.14
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
         self.events.put(None)
 
 
@@ -140,6 +151,8 @@ class JobManager:
         self._watchers = Watchers(TERMINAL)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reader: threading.Thread | None = None
+        self._finishing: set[asyncio.Task[None]] = set()  # results being registered
+        self._stopping = False
 
     async def start(self, warm_up: bool = True) -> None:
         """Recover job records left by a previous process, start the event reader, warm the workers."""
@@ -153,10 +166,24 @@ class JobManager:
         self._reader = threading.Thread(target=self._read_events, name="pynomaly-job-events", daemon=True)
         self._reader.start()
         if warm_up:
-            self._pool.warm_up()
+            self.warm_up()
+
+    def warm_up(self) -> None:
+        """Have the workers import the training libraries now rather than at the first job."""
+        self._pool.warm_up()
 
     async def stop(self) -> None:
+        """Stop the pool; results already being registered are written, and every job still queued or running
+        is marked as interrupted (its record says so after a restart too)."""
+        self._stopping = True
         self._pool.shutdown()
+        if self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
+        for job in self._jobs.values():
+            if job["state"] not in TERMINAL:
+                self._update(job, state=FAILED, stage="", end_time=time.time(),
+                             message="interrupted by a server shutdown; submit the job again")
+                self._observe(job, [], error=job["message"])
 
     def healthy(self) -> bool:
         """False once the thread that reads the workers' progress has stopped (their queue is gone)."""
@@ -212,12 +239,25 @@ class JobManager:
         })
         future = self._pool.submit(job_id, spec, X)
         self._futures[job_id] = future
-        assert self._loop is not None
-        loop = self._loop
-        future.add_done_callback(
-            lambda f: asyncio.run_coroutine_threadsafe(self._finish(job_id, f), loop)
-        )
+        future.add_done_callback(lambda f: self._done(job_id, f))
         return dict(job)
+
+    def _done(self, job_id: str, future: Future[Any]) -> None:
+        """On the pool's thread: hand the result to the loop, unless the server is stopping (stop() marks the
+        job) or the loop is already closed. The coroutine is created on the loop, so none is left un-awaited."""
+        if self._stopping or self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._start_finish, job_id, future)
+        except RuntimeError:  # the event loop is closed: the process is exiting
+            pass
+
+    def _start_finish(self, job_id: str, future: Future[Any]) -> None:
+        if self._stopping:
+            return
+        task = asyncio.get_running_loop().create_task(self._finish(job_id, future))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
 
     async def _finish(self, job_id: str, future: Future[tuple[training.TrainedModel, Stages]]) -> None:
         self._futures.pop(job_id, None)

@@ -32,6 +32,10 @@ def test_restart_keeps_jobs_and_models(tmp_path):
     })
     (store / ".staging" / "half").mkdir()
     (store / ".staging" / "half" / "model.onnx").write_bytes(b"partial")
+    # ... and temporary JSON files a kill left before their rename (aliases, job records).
+    leftovers = [store / "models" / "persist" / ".aliases.json.0123abcd.tmp", store / "jobs" / ".job-x.json.4567.tmp"]
+    for path in leftovers:
+        path.write_bytes(b'{"half')
 
     second = ServerProcess(store)
     try:
@@ -44,5 +48,6 @@ def test_restart_keeps_jobs_and_models(tmp_path):
             np.testing.assert_array_equal(c.detect("persist", X[:10]).anomaly_scores, before)
             assert [m.version for m in c.list_models()] == [1]
         assert not any((store / ".staging").iterdir())
+        assert not any(path.exists() for path in leftovers)
     finally:
         second.stop()

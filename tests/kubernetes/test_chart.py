@@ -68,6 +68,8 @@ def test_default_server_arguments_parse_with_the_cli(rendered: dict[str, list[di
     assert args.store_check_seconds == 10.0
     assert (args.max_queued_jobs, args.max_versions_per_model, args.max_cache_mb, args.explain_timeout_s) == (
         16, 100, 512.0, 30.0)
+    assert args.grace_s == 25.0 < kube.one(rendered["embedded-default"], "Deployment")["spec"]["template"]["spec"][
+        "terminationGracePeriodSeconds"]
     assert (args.http_listen, args.metrics_port, args.data_root, args.output_root) == (None, None, None, None)
 
 

@@ -52,6 +52,8 @@ RULE_CASES = [
      "shared)"),
     ({"engine": "ray", "store": {"type": "pvc"}}, "(store.type=pvc is not shared)"),
     ({"tls": {"enabled": True}}, "tls.secretName is required with tls.enabled=true"),
+    ({"server": {"graceSeconds": 30}}, "terminationGracePeriodSeconds=30 must exceed server.graceSeconds=30"),
+    ({"server": {"graceSeconds": 4}}, "server.graceSeconds=4 must exceed server.shutdownDelaySeconds=5"),
     ({"metrics": {"serviceMonitor": {"enabled": True}}}, "metrics.serviceMonitor and metrics.prometheusRule need "
      "metrics.enabled=true"),
     ({"metrics": {"enabled": True}, "ports": {"metrics": 50051}},

@@ -104,6 +104,12 @@ rendered). */}}
 {{- if gt (int $v.ray.app.minReplicas) (int $v.ray.app.maxReplicas) }}
 {{- fail "ray.app.minReplicas must not exceed ray.app.maxReplicas" }}
 {{- end }}
+{{- if le (float64 $v.terminationGracePeriodSeconds) (float64 $v.server.graceSeconds) }}
+{{- fail (printf "terminationGracePeriodSeconds=%v must exceed server.graceSeconds=%v: Kubernetes would kill the server before its graceful shutdown ends" $v.terminationGracePeriodSeconds $v.server.graceSeconds) }}
+{{- end }}
+{{- if le (float64 $v.server.graceSeconds) (float64 $v.server.shutdownDelaySeconds) }}
+{{- fail (printf "server.graceSeconds=%v must exceed server.shutdownDelaySeconds=%v" $v.server.graceSeconds $v.server.shutdownDelaySeconds) }}
+{{- end }}
 {{- if and $v.tls.enabled (not $v.tls.secretName) }}
 {{- fail "tls.secretName is required with tls.enabled=true" }}
 {{- end }}

@@ -26,5 +26,7 @@ def build(args: AppArgs | dict[str, Any]) -> Application:
         max_queued_requests=args.max_queued_requests,
         ray_actor_options={"num_cpus": args.replica_cpus},
     ).bind(args.store, args.max_models_per_replica, args.ort_threads, args.max_cache_mb, args.import_run_timeout_s)
-    gateway = Gateway.options(ray_actor_options={"num_cpus": 0, "resources": args.gateway_resources})
+    # Serve kills a replica whose shutdown outlasts graceful_shutdown_timeout_s: leave the gateway its grace_s.
+    gateway = Gateway.options(ray_actor_options={"num_cpus": 0, "resources": args.gateway_resources},
+                              graceful_shutdown_timeout_s=args.grace_s + 5)
     return gateway.bind(scorer, args.model_dump())

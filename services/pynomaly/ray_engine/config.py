@@ -36,6 +36,10 @@ class AppArgs(BaseModel):
                                     "Protocol v2 over HTTP/JSON; port 0: any); None: off")
     store_check_seconds: float = Field(10.0, gt=0, description="seconds between checks that the model store can be "
                                        "read (the gateway's grpc.health.v1 readiness)")
+    grace_s: float = Field(25.0, gt=0, description="on shutdown, seconds the gateway takes to stop: health "
+                           "NOT_SERVING at once, calls in flight may finish, training jobs marked interrupted")
+    shutdown_delay_s: float = Field(5.0, ge=0, description="the first part of grace_s during which new calls are "
+                                    "still taken while health answers NOT_SERVING")
     gateway_resources: dict[str, float] = Field(
         default_factory=dict, description="custom Ray resources the Gateway replica needs, to place it on the node "
         "whose address clients reach (the Helm chart gives the head node {\"pynomaly-gateway\": 1} and asks for it "

@@ -147,7 +147,9 @@ class Gateway:
                               output_root=Path(a.output_root) if a.output_root else None,
                               max_message_bytes=int(a.max_message_mb * 1024 * 1024), metrics_port=a.metrics_port,
                               http_listen=a.http_listen, store_check_seconds=a.store_check_seconds,
+                              grace_s=a.grace_s, shutdown_delay_s=a.shutdown_delay_s,
                               **a.model_dump(include=set(LIMIT_FIELDS)))
+        self._config = config
         self._running: Any = None
         self._loop = asyncio.new_event_loop()
         self._error: BaseException | None = None
@@ -202,5 +204,7 @@ class Gateway:
     def __del__(self) -> None:
         running, loop = getattr(self, "_running", None), getattr(self, "_loop", None)
         if running is not None and loop is not None and loop.is_running():
-            asyncio.run_coroutine_threadsafe(running.stop(grace=5.0), loop).result(timeout=15)
+            config = self._config  # Serve allows this replica grace_s + a margin (pynomaly.ray_engine.app)
+            stop = running.stop(config.grace_s, config.shutdown_delay_s)
+            asyncio.run_coroutine_threadsafe(stop, loop).result(timeout=config.grace_s + 5)
             loop.call_soon_threadsafe(loop.stop)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 
 APP_NAME = "pynomaly"
@@ -11,7 +13,8 @@ APP_NAME = "pynomaly"
 
 def run(args: object, ray_address: str | None = None, log_level: str = "warning") -> None:
     """Deploy `args` (an AppArgs) and block until SIGINT/SIGTERM. Without `ray_address`, a private local cluster
-    is started with its node address on 127.0.0.1 and stopped on exit."""
+    is started with its node address on 127.0.0.1 and stopped on exit, even when this process is killed
+    (pynomaly.ray_engine.watchdog)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a local run
     import ray
     from ray import serve
@@ -24,6 +27,8 @@ def run(args: object, ray_address: str | None = None, log_level: str = "warning"
     if ray_address:
         ray.init(address=ray_address, logging_level=level)
     else:
+        subprocess.Popen([sys.executable, "-m", "pynomaly.ray_engine.watchdog", str(os.getpid())],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, logging_level=level,
                  object_store_memory=256 * 1024 * 1024)
     try:

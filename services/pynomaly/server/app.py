@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,12 @@ class ServerConfig:
     keep_jobs: int = 1000  # finished job records kept (training and batch, each)
     job_ttl_days: float = 30.0  # finished job records older than this are deleted
     max_cache_mb: float = 512.0  # loaded versions' ONNX (+ explain arrays) bytes in the session cache
+    # On SIGTERM: health answers NOT_SERVING at once (Check and Watch) while new calls are still taken for
+    # `shutdown_delay_s`, so load balancers and readiness probes see it and move away; then the calls in flight
+    # get the rest of `grace_s` to finish before they are cancelled. Running training jobs are marked interrupted.
+    # Keep grace_s below Kubernetes' terminationGracePeriodSeconds (30 by default).
+    grace_s: float = 25.0
+    shutdown_delay_s: float = 5.0
 
 
 def limits(config: ServerConfig) -> Limits:
@@ -116,18 +123,23 @@ class Running:
     http: HttpServer | None = None  # the HTTP app on --http-listen, if there is one
     readiness: StoreReadiness | None = None
 
-    async def stop(self, grace: float | None = 5.0) -> None:
+    async def stop(self, grace: float | None = 5.0, delay: float = 0.0) -> None:
+        """NOT_SERVING first (the readiness loop stopped before, so it cannot flip it back); still accepting
+        calls for `delay` seconds; then the calls in flight get what is left of `grace`."""
         if self.inference is not None:
             self.inference.draining = True
         if self.readiness is not None:
             await self.readiness.stop()
         await self.health.enter_graceful_shutdown()
-        if self.http is not None:
-            await self.http.stop(grace)
-        await self.server.stop(grace)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        # Training jobs cannot finish in a drain period: marked interrupted now, so their watch streams end
+        # with that news inside the grace period rather than being cut off.
+        await self.dataplane.jobs.stop()
+        drain = None if grace is None else max(0.0, grace - delay)
+        await asyncio.gather(self.server.stop(drain), *([self.http.stop(drain)] if self.http is not None else []))
         if self.dataplane.batch is not None:
             await self.dataplane.batch.stop()
-        await self.dataplane.jobs.stop()
         self.dataplane.metrics.close()
         self.dataplane.tracer.shutdown()  # flushes spans not exported yet
 
@@ -159,7 +171,7 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     store.sweep_staging()
     jobs = JobManager(store, store, ProcessPool(config.train_workers), tracer=tracer, metrics=metrics,
                       limits=limits(config))
-    await jobs.start(warm_up=config.warm_up)
+    await jobs.start(warm_up=False)  # warmed once the ports are bound: a port in use fails at once
     sessions = SessionCache(store, config.threads, config.max_models, int(config.max_cache_mb * 2**20),
                             config.import_run_timeout_s)
     scoring = LocalScoring(sessions, offload_loads=not isinstance(store, LocalStore))
@@ -169,7 +181,10 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     dataplane = DataPlane(store, scoring, jobs, config.data_root, tracer=tracer, metrics=metrics, batch=batch)
     if metrics.enabled:
         metrics.bind(sessions, jobs)
-    return await serve_dataplane(config, dataplane, interceptors, extra_handlers)
+    running = await serve_dataplane(config, dataplane, interceptors, extra_handlers)
+    if config.warm_up:
+        jobs.warm_up()
+    return running
 
 
 async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
@@ -178,6 +193,11 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
     """The front of any engine: the four services, the Open Inference Protocol, health, reflection, metrics, and
     the HTTP app on config.http_listen; bound and started."""
     metrics = dataplane.metrics
+    try:
+        _check_free(config.listen)
+    except OSError:
+        await dataplane.jobs.stop()
+        raise
     server = grpc.aio.server(
         interceptors=[*interceptors, DecodeErrors()],  # innermost: undecodable requests → INVALID_ARGUMENT
         options=[
@@ -228,6 +248,22 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
     return Running(server, port, dataplane, health_servicer, metrics_port, inference, http, readiness)
 
 
+def _check_free(listen: str) -> None:
+    """OSError naming the address when host:port cannot be bound: a port in use fails in one clear line (gRPC's own
+    failure also logs a C-core error line)."""
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit() or int(port) == 0:
+        return  # gRPC reports a malformed address itself; port 0 is always free
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]") or None, int(port),
+                                                             type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: TIME_WAIT is no conflict
+            probe.bind(address)
+    except OSError as e:
+        raise OSError(f"cannot listen on {listen}: {e.strerror or e}") from None
+
+
 def _http_server(config: ServerConfig, inference: Inference) -> HttpServer | None:
     """The HTTP app bound to config.http_listen (not started yet), or None when it is off."""
     if config.http_listen is None:
@@ -240,7 +276,7 @@ def _http_server(config: ServerConfig, inference: Inference) -> HttpServer | Non
 
 
 async def serve(config: ServerConfig) -> None:
-    """Run until SIGINT/SIGTERM, then drain for a few seconds."""
+    """Run until SIGINT/SIGTERM, then shut down gracefully (ServerConfig.grace_s)."""
     running = await start(config)
     host = config.listen.rsplit(":", 1)[0]
     log.info("pynomaly listening on %s:%d (store %s)", host, running.port, config.store)
@@ -264,5 +300,7 @@ async def serve(config: ServerConfig) -> None:
         flush=True,
     )
     await stop.wait()
-    log.info("shutting down")
-    await running.stop()
+    log.info("shutting down: not serving; new calls taken for %g s, calls in flight get %g s in all",
+             config.shutdown_delay_s, config.grace_s)
+    await running.stop(config.grace_s, config.shutdown_delay_s)
+    log.info("stopped")

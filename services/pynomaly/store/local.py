@@ -1,7 +1,8 @@
 """The model store in one local directory (layout: pynomaly.store.base). Safe for one writer process.
 
 A version is written into `.staging/` and renamed into place in one `rename(2)`, so readers see all of it or
-nothing, and a crash leaves at most garbage in `.staging/` (swept at start-up).
+nothing, and a crash leaves at most garbage in `.staging/` and temporary `.*.tmp` files beside the JSON files
+(both swept at start-up).
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ class LocalStore(base.VersionFiles):
         """Remove leftovers of writes a crash interrupted. Call at start-up, before serving."""
         for p in self._staging.iterdir():
             shutil.rmtree(p, ignore_errors=True)
+        # write_json_atomic's temporary files (aliases, job records) that a kill left before their rename.
+        for pattern in ("models/*/.*.tmp", f"{base.TRAINING_JOBS}/.*.tmp", f"{base.BATCH_JOBS}/.*.tmp"):
+            for p in self.root.glob(pattern):
+                p.unlink(missing_ok=True)
 
     # --- versions ---
 

@@ -1,0 +1,142 @@
+"""`pynomaly serve`: its flags and the command (the embedded engine in this process, or the Ray engine)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from pynomaly import cli_limits
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds ≥ 0 (0: none)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive number of seconds, got {text}")
+    return value
+
+
+def _missing_root(args: argparse.Namespace) -> str | None:
+    """A --data-root or --output-root that is not a directory here: a typo would otherwise surface only at the
+    first job. (A Ray cluster joined with --ray-address resolves them on its own nodes.)"""
+    if args.engine == "ray" and args.ray_address:
+        return None
+    for flag, value in (("--data-root", args.data_root), ("--output-root", args.output_root)):
+        if value and not Path(value).is_dir():
+            what = "is not a directory" if Path(value).exists() else "does not exist"
+            return f"{flag} {value!r} {what}"
+    return None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pynomaly.server.app import ServerConfig, serve
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if problem := _missing_root(args):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    if args.shutdown_delay_s >= args.grace_s:
+        print(f"error: --shutdown-delay-s {args.shutdown_delay_s:g} must be less than --grace-s {args.grace_s:g}",
+              file=sys.stderr)
+        return 1
+    if args.engine == "ray":
+        return _serve_ray(args)
+    config = ServerConfig(
+        listen=args.listen,
+        store=args.store,
+        data_root=Path(args.data_root) if args.data_root else None,
+        output_root=Path(args.output_root) if args.output_root else None,
+        train_workers=args.train_workers,
+        threads=args.threads,
+        max_message_bytes=int(args.max_message_mb * 1024 * 1024),
+        metrics_port=args.metrics_port,
+        http_listen=args.http_listen,
+        store_check_seconds=args.store_check_seconds,
+        **cli_limits.fields(args),
+        grace_s=args.grace_s, shutdown_delay_s=args.shutdown_delay_s,
+    )
+    try:
+        asyncio.run(serve(config))
+    except (OSError, ValueError) as e:  # ValueError: an OTEL_* variable we cannot honour
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _serve_ray(args: argparse.Namespace) -> int:
+    try:
+        from pynomaly.ray_engine import local
+        from pynomaly.ray_engine.config import AppArgs
+    except ImportError as e:
+        print(f"error: the Ray engine needs Ray Serve: pip install 'pynomaly[ray]' ({e})", file=sys.stderr)
+        return 1
+    try:
+        app_args = AppArgs(
+            listen=args.listen, store=args.store, data_root=args.data_root, output_root=args.output_root,
+            min_replicas=args.min_replicas,
+            max_replicas=args.max_replicas, max_models_per_replica=args.max_models, ort_threads=args.threads,
+            max_message_mb=args.max_message_mb, metrics_port=args.metrics_port, http_listen=args.http_listen,
+            store_check_seconds=args.store_check_seconds, **cli_limits.fields(args),
+            grace_s=args.grace_s, shutdown_delay_s=args.shutdown_delay_s,
+        )
+        local.run(app_args, ray_address=args.ray_address, log_level=args.log_level)
+    except (OSError, ValueError, RuntimeError) as e:  # pydantic's ValidationError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """The `serve` subcommand on the CLI's subparsers."""
+    p = sub.add_parser("serve", help="run the platform", description="Run the platform: the embedded engine (one "
+                       "process) or the Ray engine (Ray Serve replicas; needs pynomaly[ray]).")
+    p.add_argument("--engine", choices=["embedded", "ray"], default="embedded", help="(default embedded)")
+    p.add_argument("--listen", default="127.0.0.1:50051", help="host:port to listen on (default 127.0.0.1:50051)")
+    p.add_argument("--http-listen", metavar="HOST:PORT",
+                   help="also serve the REST API (the Open Inference Protocol v2 over HTTP/JSON) on HOST:PORT, in the "
+                        "same process; port 0 picks a free one (default: off)")
+    p.add_argument("--store", default="var/store",
+                   help="model store: a directory, or s3://bucket/prefix with the AWS_* variables (default var/store)")
+    p.add_argument("--data-root", help="directory that training data_uri and batch input_uri may read (default: none)")
+    p.add_argument("--output-root", help="directory that batch jobs may write their outputs under (default: none)")
+    p.add_argument("--train-workers", type=int, default=1, help="training worker processes (default 1)")
+    p.add_argument("--threads", type=int, default=2, help="threads scoring one large batch in parallel (default 2)")
+    p.add_argument("--max-message-mb", type=float, default=64, help="largest request in MiB (default 64)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics, HOST from --listen (default: off). "
+                        "Tracing is set by the standard OTEL_* variables, e.g. OTEL_EXPORTER_OTLP_ENDPOINT")
+    p.add_argument("--store-check-seconds", type=_positive_seconds, default=10.0, metavar="SECONDS",
+                   help="how often to check that the model store can be read; grpc.health.v1 answers NOT_SERVING "
+                        "(\"liveness\" stays SERVING) while it cannot (default 10)")
+    p.add_argument("--grace-s", type=_positive_seconds, default=25.0, metavar="SECONDS",
+                   help="on SIGTERM, seconds until the server has stopped: health answers NOT_SERVING at once, calls "
+                        "in flight may finish, running training jobs are marked interrupted; keep it below the pod's "
+                        "terminationGracePeriodSeconds (default 25)")
+    p.add_argument("--shutdown-delay-s", type=_seconds, default=5.0, metavar="SECONDS",
+                   help="the first part of --grace-s during which new calls are still taken while health answers "
+                        "NOT_SERVING, so load balancers see it and move away (default 5)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    cli_limits.add_arguments(p)
+    ray = p.add_argument_group("Ray engine")
+    ray.add_argument("--ray-address", help="join this Ray cluster (default: start a private one on 127.0.0.1)")
+    ray.add_argument("--min-replicas", type=int, default=1, help="Scorer replicas kept up (default 1)")
+    ray.add_argument("--max-replicas", type=int, default=2, help="Scorer replicas at most (default 2)")
+    ray.add_argument("--max-models", type=int, default=16, help="model versions per Scorer replica (default 16)")
+    p.set_defaults(func=cmd_serve)
