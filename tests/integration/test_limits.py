@@ -211,27 +211,29 @@ def _record(folder: Path, job_id: str, state: str, ended: float) -> None:
 def test_finished_job_records_beyond_the_count_or_the_age_are_deleted_at_start_up(tmp_path):
     now = time.time()
     jobs, batch = tmp_path / "jobs", tmp_path / "batch-jobs"
-    for job_id, state, ended in (("job-new", "SUCCEEDED", now - 10), ("job-older", "FAILED", now - 20),
-                                 ("job-oldest", "CANCELLED", now - 30), ("job-stale", "SUCCEEDED", now - 3 * 86400),
-                                 ("job-running", "RUNNING", now - 40)):
+    # Well-formed ids (a prefix and 16 hex digits), named here for what each record is.
+    new, older, oldest, stale, running = (f"job-{i:016x}" for i in range(1, 6))
+    for job_id, state, ended in ((new, "SUCCEEDED", now - 10), (older, "FAILED", now - 20),
+                                 (oldest, "CANCELLED", now - 30), (stale, "SUCCEEDED", now - 3 * 86400),
+                                 (running, "RUNNING", now - 40)):
         _record(jobs, job_id, state, ended)
-    for job_id, ended in (("batch-new", now - 10), ("batch-old", now - 20), ("batch-stale", now - 5 * 86400)):
+    batch_new, batch_old, batch_stale = (f"batch-{i:016x}" for i in range(1, 4))
+    for job_id, ended in ((batch_new, now - 10), (batch_old, now - 20), (batch_stale, now - 5 * 86400)):
         _record(batch, job_id, "SUCCEEDED", ended)
     srv = ServerProcess(tmp_path, "--keep-jobs", "3", "--job-ttl-days", "2")
     try:
         # The running one was interrupted by the restart: now the newest finished record, so it is kept.
-        assert sorted(p.stem for p in jobs.glob("*.json")) == ["job-new", "job-older", "job-running"]
-        assert sorted(p.stem for p in batch.glob("*.json")) == ["batch-new", "batch-old"]
+        assert sorted(p.stem for p in jobs.glob("*.json")) == sorted([new, older, running])
+        assert sorted(p.stem for p in batch.glob("*.json")) == sorted([batch_new, batch_old])
         with Client(srv.address) as client:
             _refused(lambda: client.train_stub.GetTrainingJob(
-                train_pb2.GetTrainingJobRequest(id="job-stale"),
-                timeout=10), grpc.StatusCode.NOT_FOUND, "job-stale")
+                train_pb2.GetTrainingJobRequest(id=stale),
+                timeout=10), grpc.StatusCode.NOT_FOUND, stale)
             # Pruned with each new job: the first makes four finished records, the second drops the oldest.
             first = client.wait(client.start_training("m", ROWS[:100], algorithm="iforest").id)
             assert len(list(jobs.glob("*.json"))) == 4
             second = client.wait(client.start_training("m", ROWS[:100], algorithm="iforest").id)
-            assert sorted(p.stem for p in jobs.glob("*.json")) == sorted(["job-new", "job-running", first.id,
-                                                                          second.id])
+            assert sorted(p.stem for p in jobs.glob("*.json")) == sorted([new, running, first.id, second.id])
         assert srv.alive()
     finally:
         srv.stop()
