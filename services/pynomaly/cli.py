@@ -13,8 +13,8 @@ from typing import Any
 import grpc
 import numpy as np
 
-from pynomaly import cli_batch
-from pynomaly.client import DEFAULT_TARGET, Client, TrainingError
+from pynomaly import cli_batch, cli_tls
+from pynomaly.client import TrainingError
 from pynomaly.errors import InvalidArgument
 
 
@@ -59,11 +59,25 @@ def _missing_root(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _security_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the TLS files or the token file, checked before anything starts (both engines)."""
+    from pynomaly.server.security import Security
+
+    try:
+        Security.load(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_tokens, args.auth_reflection)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from pynomaly.server.app import ServerConfig, serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if problem := _missing_root(args):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    if problem := _security_problem(args):
         print(f"error: {problem}", file=sys.stderr)
         return 1
     if args.engine == "ray":
@@ -79,6 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         http_listen=args.http_listen,
         store_check_seconds=args.store_check_seconds,
+        **_security_settings(args),
     )
     try:
         asyncio.run(serve(config))
@@ -86,6 +101,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _security_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {"tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_client_ca": args.tls_client_ca,
+            "health_listen": args.health_listen, "auth_tokens": args.auth_tokens,
+            "auth_reflection": args.auth_reflection}
 
 
 def _serve_ray(args: argparse.Namespace) -> int:
@@ -101,7 +122,7 @@ def _serve_ray(args: argparse.Namespace) -> int:
             min_replicas=args.min_replicas,
             max_replicas=args.max_replicas, max_models_per_replica=args.max_models, ort_threads=args.threads,
             max_message_mb=args.max_message_mb, metrics_port=args.metrics_port, http_listen=args.http_listen,
-            store_check_seconds=args.store_check_seconds,
+            store_check_seconds=args.store_check_seconds, **_security_settings(args),
         )
         local.run(app_args, ray_address=args.ray_address, log_level=args.log_level)
     except (OSError, ValueError, RuntimeError) as e:  # pydantic's ValidationError is a ValueError
@@ -114,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pynomaly.data import read_table
 
     X, names = read_table(args.data, "--data")
-    with Client(args.server) as client:
+    with cli_tls.connect(args) as client:
         job = client.start_training(
             args.name, X, algorithm=args.algorithm, params=dict(args.param), contamination=args.contamination,
             feature_names=names, description=args.description,
@@ -156,7 +177,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from pynomaly.data import read_table
 
     X, names = read_table(args.data, "--data")
-    with Client(args.server) as client:
+    with cli_tls.connect(args) as client:
         card = client.get_model(args.model)
         X = _align(X, names, list(card.feature_names), Path(args.data).suffix.lower() != ".npz")
         # Pin the version resolved above so both calls see the same model.
@@ -184,7 +205,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from pynomaly.data import read_table
 
     X, names = read_table(args.data, "--data")
-    with Client(args.server) as client:
+    with cli_tls.connect(args) as client:
         card = client.get_model(args.model)
         X = _align(X, names, list(card.feature_names), Path(args.data).suffix.lower() != ".npz")
         r = client.explain(f"{card.name}@{card.version}", X, top_k=args.top_k, method=args.method)
@@ -210,7 +231,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
-    with Client(args.server) as client:
+    with cli_tls.connect(args) as client:
         if args.action == "list":
             for card in client.list_models():
                 print(f"{card.name}@{card.version}\t{card.algorithm}\t{len(card.feature_names)} features\t"
@@ -242,7 +263,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_algorithms(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
-    with Client(args.server) as client:
+    with cli_tls.connect(args) as client:
         for a in client.list_algorithms():
             if args.json:
                 print(json_format.MessageToJson(a, indent=None))
@@ -258,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def client_parser(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--server", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})")
+        cli_tls.add_options(p)
         return p
 
     p = sub.add_parser("serve", help="run the platform", description="Run the platform: the embedded engine (one "
@@ -282,6 +303,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how often to check that the model store can be read; grpc.health.v1 answers NOT_SERVING "
                         "(\"liveness\" stays SERVING) while it cannot (default 10)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    security = p.add_argument_group("security (README: Security)")
+    security.add_argument("--tls-cert", metavar="FILE", help="serve gRPC and HTTP over TLS with this PEM certificate "
+                          "chain (reloaded when the file changes; default: plaintext)")
+    security.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
+    security.add_argument("--tls-client-ca", metavar="FILE",
+                          help="mutual TLS: clients must present a certificate this PEM CA bundle signed")
+    security.add_argument("--health-listen", metavar="HOST:PORT",
+                          help="also answer grpc.health.v1 (only) in plaintext on HOST:PORT, for probes that cannot "
+                               "speak TLS, such as Kubernetes' gRPC probes (default: off)")
+    security.add_argument("--auth-tokens", metavar="FILE",
+                          help="require bearer tokens: one `TOKEN SCOPE[,SCOPE]` a line, scopes detect, explain, "
+                               "train, admin (reloaded when the file changes; default: no auth)")
+    security.add_argument("--auth-reflection", choices=["open", "token"], default="open",
+                          help="with --auth-tokens: server reflection open to all, or for a valid token (default open)")
     ray = p.add_argument_group("Ray engine")
     ray.add_argument("--ray-address", help="join this Ray cluster (default: start a private one on 127.0.0.1)")
     ray.add_argument("--min-replicas", type=int, default=1, help="Scorer replicas kept up (default 1)")
