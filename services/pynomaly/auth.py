@@ -62,6 +62,7 @@ METHOD_SCOPES: dict[str, str] = {
     _OIP + "ModelInfer": "detect",
     "/grpc.health.v1.Health/Check": OPEN,
     "/grpc.health.v1.Health/Watch": OPEN,
+    "/grpc.health.v1.Health/List": OPEN,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": REFLECTION,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": REFLECTION,
 }

@@ -21,9 +21,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tls_ca import CA, serial
 
-from conftest import ServerProcess, require_ray
 from pynomaly import Client
 from pynomaly.v1 import train_pb2, train_pb2_grpc
+
+from conftest import ServerProcess, require_ray
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +120,9 @@ def test_plaintext_health_port_for_probes(tls_server: ServerProcess) -> None:
     assert tls_server.health_address is not None
     with grpc.insecure_channel(tls_server.health_address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
-        assert health.Check(health_pb2.HealthCheckRequest(service="liveness"), timeout=10).status == \
-            health_pb2.HealthCheckResponse.SERVING
+        serving = health_pb2.HealthCheckResponse.SERVING
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == serving
+        assert health.Check(health_pb2.HealthCheckRequest(service="liveness"), timeout=10).status == serving
         with pytest.raises(grpc.RpcError) as e:  # health only: nothing else is served in plaintext
             train_pb2_grpc.TrainServiceStub(channel).ListAlgorithms(train_pb2.ListAlgorithmsRequest(), timeout=10)
         assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
