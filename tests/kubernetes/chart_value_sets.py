@@ -21,7 +21,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "metrics": {"enabled": True, "serviceMonitor": {"enabled": True, "labels": {"release": "kps"}},
                     "prometheusRule": {"enabled": True, "labels": {"release": "kps"}}},
         "networkPolicy": {"enabled": True, "from": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}]},
-        "tls": {"enabled": True, "secretName": "pynomaly-tls"},
+        "tls": {"enabled": True, "secretName": "pynomaly-tls", "clientAuth": True},
+        "auth": {"existingSecret": "pynomaly-tokens", "reflection": "token"},
         "otel": {"endpoint": "http://otel-collector.observability:4317", "resourceAttributes": "team=a"},
         "server": {"dataRoot": "/data", "outputRoot": "/outputs", "logLevel": "debug", "threads": 4},
         "extraVolumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data", "readOnly": True}},
@@ -40,6 +41,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "http": {"enabled": True},
         "metrics": {"enabled": True, "serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
         "networkPolicy": {"enabled": True},
+        "tls": {"enabled": True, "secretName": "pynomaly-tls"},
+        "auth": {"existingSecret": "pynomaly-tokens", "key": "tokens.txt"},
         "server": {"threads": 3, "maxMessageMb": 128, "dataRoot": "/data"},
         "ray": {
             "head": {"rayStartParams": {"num-cpus": "0"}, "resources": {"requests": {"cpu": "2", "memory": "4Gi"}}},

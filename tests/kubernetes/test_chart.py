@@ -67,12 +67,37 @@ def test_default_server_arguments_parse_with_the_cli(rendered: dict[str, list[di
     assert (args.train_workers, args.threads, args.max_message_mb, args.log_level) == (1, 2, 64.0, "info")
     assert args.store_check_seconds == 10.0
     assert (args.http_listen, args.metrics_port, args.data_root, args.output_root) == (None, None, None, None)
+    assert (args.tls_cert, args.tls_key, args.tls_client_ca, args.health_listen, args.auth_tokens) == (
+        None, None, None, None, None)
 
 
 def test_observed_server_arguments(rendered: dict[str, list[dict[str, Any]]]) -> None:
     args = serve_args(rendered["embedded-observed"])
     assert (args.http_listen, args.metrics_port) == ("0.0.0.0:8000", 9090)
     assert (args.data_root, args.output_root, args.log_level, args.threads) == ("/data", "/outputs", "debug", 4)
+
+
+def test_tls_and_tokens_server_arguments(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    args = serve_args(rendered["embedded-observed"])
+    assert (args.tls_cert, args.tls_key, args.tls_client_ca) == (f"{TLS_DIR}/tls.crt", f"{TLS_DIR}/tls.key",
+                                                                f"{TLS_DIR}/ca.crt")
+    assert (args.auth_tokens, args.auth_reflection) == ("/etc/pynomaly/auth/tokens", "token")
+    # The kubelet's gRPC probes cannot speak TLS: they ask the plaintext health-only port (by number: the kubelet
+    # reaches the pod directly; the Service does not carry it).
+    assert args.health_listen == "0.0.0.0:50052"
+    c = container(rendered["embedded-observed"])
+    assert c["readinessProbe"]["grpc"] == {"port": 50052, "service": ""}
+    assert c["livenessProbe"]["grpc"] == {"port": 50052, "service": "liveness"}
+    assert c["startupProbe"]["grpc"] == {"port": 50052, "service": "liveness"}
+    assert 50052 not in [p["port"] for p in kube.one(rendered["embedded-observed"], "Service")["spec"]["ports"]]
+    pod = kube.one(rendered["embedded-observed"], "Deployment")["spec"]["template"]["spec"]
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/pynomaly/auth")
+    assert mount["readOnly"] is True
+    assert next(v for v in pod["volumes"] if v["name"] == mount["name"])["secret"]["secretName"] == "pynomaly-tokens"
+    # Without TLS, no health-only port: the probes ask the API port.
+    args = serve_args(rendered["embedded-pvc"])
+    assert args.health_listen is None
+    assert container(rendered["embedded-pvc"])["readinessProbe"]["grpc"]["port"] == 50051
 
 
 def test_probes_ask_grpc_health_for_the_right_services(rendered: dict[str, list[dict[str, Any]]]) -> None:

@@ -79,6 +79,8 @@ def test_default_args(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert (args.data_root, args.output_root, args.ort_threads, args.max_message_mb) == (None, None, 2, 64.0)
     assert args.store_check_seconds == 10.0
     assert args.gateway_resources == {GATEWAY_RESOURCE: 0.01}
+    assert (args.tls_cert, args.tls_key, args.tls_client_ca, args.health_listen, args.auth_tokens) == (
+        None, None, None, None, None)
 
 
 def test_every_app_arg_comes_from_values(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -91,6 +93,10 @@ def test_every_app_arg_comes_from_values(rendered: dict[str, list[dict[str, Any]
     assert (args.http_listen, args.metrics_port, args.data_root, args.output_root) == (
         "0.0.0.0:8000", 9090, "/data", None)
     assert args.store == "/var/lib/pynomaly/store"
+    assert (args.tls_cert, args.tls_key, args.tls_client_ca) == ("/etc/pynomaly/tls/tls.crt",
+                                                                "/etc/pynomaly/tls/tls.key", None)
+    assert (args.auth_tokens, args.auth_reflection, args.health_listen) == ("/etc/pynomaly/auth/tokens.txt", "open",
+                                                                            None)
 
 
 def test_ray_version_matches_the_pinned_ray(rendered: dict[str, list[dict[str, Any]]]) -> None:
