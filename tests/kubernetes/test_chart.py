@@ -249,13 +249,16 @@ def test_notes_tell_how_to_reach_the_service() -> None:
     text = kube.notes(CHART, VALUE_SETS["embedded-observed"])
     for line in ("kubectl -n anomaly port-forward svc/demo-pynomaly 50051:50051",
                  "kubectl -n anomaly port-forward svc/demo-pynomaly 8000:8000",
-                 "grpcurl -plaintext localhost:50051 grpc.health.v1.Health/Check",
-                 "curl http://localhost:8000/v2/health/ready", f"mounted at {TLS_DIR}"):
+                 "grpcurl -cacert ca.crt -cert client.crt -key client.key localhost:50051 grpc.health.v1.Health/Check",
+                 "curl http://localhost:8000/v2/health/ready", f"mounted at {TLS_DIR}", "PYNOMALY_TOKEN"):
         assert line in text
     # The CLI lines are real commands of the real parser, aimed at the port-forward.
     cli = [shlex.split(line)[1:] for line in text.splitlines() if line.strip().startswith("pynomaly ")]
     assert len(cli) == 2
     for argv in cli:
-        assert build_parser().parse_args(argv).server == "localhost:50051"
+        args = build_parser().parse_args(argv)
+        assert (args.server, args.tls_ca, args.tls_cert, args.tls_key) == ("localhost:50051", "ca.crt", "client.crt",
+                                                                           "client.key")
+    assert "grpcurl -plaintext localhost:50051 grpc.health.v1.Health/Check" in kube.notes(CHART)
     assert "store.type=emptyDir" in kube.notes(CHART)
     assert "store.type=emptyDir" not in kube.notes(CHART, {"store": S3})
