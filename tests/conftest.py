@@ -101,7 +101,10 @@ class ServerProcess:
     """`python -m pynomaly.cli serve` on an ephemeral loopback port; `engine="ray"` starts a private Ray cluster.
     `http_address` is the REST API's host:port when `--http-listen` is among the flags (from the banner), else None."""
 
-    def __init__(self, store: Path, *extra: str, engine: str = "embedded"):
+    def __init__(self, store: Path, *extra: str, engine: str = "embedded",
+                 credentials: grpc.ChannelCredentials | None = None):
+        # credentials: the channel's, for a server started with --tls-cert. `health_address`: the plaintext health
+        # port's host:port when --health-listen is among the flags.
         self.store = store
         self.engine = engine
         self.proc = subprocess.Popen(
@@ -113,6 +116,7 @@ class ServerProcess:
         lines = []
         self.address: str | None = None
         self.http_address: str | None = None
+        self.health_address: str | None = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
@@ -121,13 +125,17 @@ class ServerProcess:
             lines.append(line)
             if m := re.search(r"serving on (127\.0\.0\.1:\d+)", line):
                 self.address = m.group(1)
-            if m := re.search(r"REST: .*http://(127\.0\.0\.1:\d+)/", line):
+            if m := re.search(r"REST: .*https?://(127\.0\.0\.1:\d+)/", line):
                 self.http_address = m.group(1)
-            if self.address and (self.http_address or "--http-listen" not in extra):
+            if m := re.search(r"probes: .* on (127\.0\.0\.1:\d+)", line):
+                self.health_address = m.group(1)
+            if self.address and (self.http_address or "--http-listen" not in extra) and (
+                    self.health_address or not any(f.startswith("--health-listen") for f in extra)):
                 break
         else:
             raise RuntimeError("server did not start in 60 s:\n" + "".join(lines))
-        self.channel = grpc.insecure_channel(self.address)
+        self.channel = (grpc.secure_channel(self.address, credentials) if credentials is not None
+                        else grpc.insecure_channel(self.address))
         status = health_pb2_grpc.HealthStub(self.channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status
         assert status == health_pb2.HealthCheckResponse.SERVING
 

@@ -11,9 +11,9 @@ from typing import Any
 import grpc
 import numpy as np
 
-from pynomaly import cli_batch, cli_serve
+from pynomaly import cli_batch, cli_serve, cli_tls
 from pynomaly.cli_output import EXIT_CODES, OutputError, broken_pipe, write_output
-from pynomaly.client import DEFAULT_TARGET, Client, TrainingError
+from pynomaly.client import TrainingError
 from pynomaly.errors import InvalidArgument
 
 
@@ -40,7 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pynomaly.data import read_table
 
     X, names = read_table(args.data, "--data")
-    with Client(args.server) as client:
+    with cli_tls.connect(args) as client:
         job = client.start_training(
             args.name, X, algorithm=args.algorithm, params=dict(args.param), contamination=args.contamination,
             feature_names=names, description=args.description,
@@ -82,7 +82,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from pynomaly.data import read_table
 
     X, names = read_table(args.data, "--data")
-    with Client(args.server) as client:
+    with cli_tls.connect(args) as client:
         card = client.get_model(args.model)
         X = _align(X, names, list(card.feature_names), Path(args.data).suffix.lower() != ".npz")
         # Pin the version resolved above so both calls see the same model.
@@ -113,7 +113,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from pynomaly.data import read_table
 
     X, names = read_table(args.data, "--data")
-    with Client(args.server) as client:
+    with cli_tls.connect(args) as client:
         card = client.get_model(args.model)
         X = _align(X, names, list(card.feature_names), Path(args.data).suffix.lower() != ".npz")
         r = client.explain(f"{card.name}@{card.version}", X, top_k=args.top_k, method=args.method)
@@ -139,7 +139,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
-    with Client(args.server) as client:
+    with cli_tls.connect(args) as client:
         if args.action == "list":
             for card in client.list_models():
                 print(f"{card.name}@{card.version}\t{card.algorithm}\t{len(card.feature_names)} features\t"
@@ -171,7 +171,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_algorithms(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
-    with Client(args.server) as client:
+    with cli_tls.connect(args) as client:
         for a in client.list_algorithms():
             if args.json:
                 print(json_format.MessageToJson(a, indent=None))
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def client_parser(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--server", default=DEFAULT_TARGET, help=f"server address (default {DEFAULT_TARGET})")
+        cli_tls.add_options(p)
         return p
 
     cli_serve.add_parser(sub)

@@ -16,7 +16,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from pynomaly.client import BatchError, Client
+from pynomaly import cli_tls
+from pynomaly.client import BatchError
 from pynomaly.v1 import detect_pb2
 
 
@@ -55,7 +56,7 @@ class _Progress:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    with Client(args.server) as client:
+    with cli_tls.connect(args) as client:
         if args.action == "list":
             for job in client.list_batch_jobs(args.model or ""):
                 print(_as_json(job) if args.json else f"{job.id}\t{_state(job)}\t{job.model_name}@"

@@ -45,11 +45,28 @@ def _missing_root(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _security_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the TLS files or the token file, checked before anything starts (both engines)."""
+    from pynomaly.server.security import Security
+
+    try:
+        Security.load(args.tls_cert, args.tls_key, args.tls_client_ca, args.auth_tokens, args.auth_reflection)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _security_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {"tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_client_ca": args.tls_client_ca,
+            "health_listen": args.health_listen, "auth_tokens": args.auth_tokens,
+            "auth_reflection": args.auth_reflection}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from pynomaly.server.app import ServerConfig, serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if problem := _missing_root(args):
+    if problem := _missing_root(args) or _security_problem(args):
         print(f"error: {problem}", file=sys.stderr)
         return 1
     if args.shutdown_delay_s >= args.grace_s:
@@ -71,6 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         store_check_seconds=args.store_check_seconds,
         **cli_limits.fields(args),
         grace_s=args.grace_s, shutdown_delay_s=args.shutdown_delay_s,
+        **_security_settings(args),
     )
     try:
         asyncio.run(serve(config))
@@ -94,7 +112,7 @@ def _serve_ray(args: argparse.Namespace) -> int:
             max_replicas=args.max_replicas, max_models_per_replica=args.max_models, ort_threads=args.threads,
             max_message_mb=args.max_message_mb, metrics_port=args.metrics_port, http_listen=args.http_listen,
             store_check_seconds=args.store_check_seconds, **cli_limits.fields(args),
-            grace_s=args.grace_s, shutdown_delay_s=args.shutdown_delay_s,
+            grace_s=args.grace_s, shutdown_delay_s=args.shutdown_delay_s, **_security_settings(args),
         )
         local.run(app_args, ray_address=args.ray_address, log_level=args.log_level)
     except (OSError, ValueError, RuntimeError) as e:  # pydantic's ValidationError is a ValueError
@@ -134,6 +152,20 @@ def add_parser(sub: Any) -> None:
                         "NOT_SERVING, so load balancers see it and move away (default 5)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     cli_limits.add_arguments(p)
+    security = p.add_argument_group("security (README: Security)")
+    security.add_argument("--tls-cert", metavar="FILE", help="serve gRPC and HTTP over TLS with this PEM certificate "
+                          "chain (reloaded when the file changes; default: plaintext)")
+    security.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
+    security.add_argument("--tls-client-ca", metavar="FILE",
+                          help="mutual TLS: clients must present a certificate this PEM CA bundle signed")
+    security.add_argument("--health-listen", metavar="HOST:PORT",
+                          help="also answer grpc.health.v1 (only) in plaintext on HOST:PORT, for probes that cannot "
+                               "speak TLS, such as Kubernetes' gRPC probes (default: off)")
+    security.add_argument("--auth-tokens", metavar="FILE",
+                          help="require bearer tokens: one `TOKEN SCOPE[,SCOPE]` a line, scopes detect, explain, "
+                               "train, admin (reloaded when the file changes; default: no auth)")
+    security.add_argument("--auth-reflection", choices=["open", "token"], default="open",
+                          help="with --auth-tokens: server reflection open to all, or for a valid token (default open)")
     ray = p.add_argument_group("Ray engine")
     ray.add_argument("--ray-address", help="join this Ray cluster (default: start a private one on 127.0.0.1)")
     ray.add_argument("--min-replicas", type=int, default=1, help="Scorer replicas kept up (default 1)")

@@ -6,14 +6,17 @@
         result = client.detect("cardio", X_new)
         result.anomaly_scores, result.is_anomaly
         job = client.batch_detect("cardio", "in.parquet", "out.parquet", id_column="id")  # files the server reads
+    Client("pynomaly.example:443", tls_ca="ca.crt", token="...")  # TLS, and a bearer token (default $PYNOMALY_TOKEN)
 
 Errors are `grpc.RpcError`s carrying the server's status code and message.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -98,17 +101,58 @@ def _value(v: Any) -> Any:
     return json_format.ParseDict(v.item() if isinstance(v, np.generic) else v, struct_pb2.Value())
 
 
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer TOKEN` to every call's metadata."""
+
+    def __init__(self, token: str):
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        return details._replace(metadata=[*(details.metadata or ()), self._header])
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
+def _pem(value: str | os.PathLike[str] | bytes | None) -> bytes | None:
+    return value if isinstance(value, bytes) or value is None else Path(value).read_bytes()
+
+
 class Client:
+    """A connection to a Pynomaly server. TLS when `tls_ca` (the CA that signed the server's certificate: a PEM
+    file or its bytes), `tls_cert`/`tls_key` (this client's certificate, for mutual TLS) or `credentials` are
+    given; plaintext otherwise. `token`: the bearer token sent with every call (default: $PYNOMALY_TOKEN)."""
+
     def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float | None = 60.0,
-                 channel: grpc.Channel | None = None):
+                 channel: grpc.Channel | None = None, token: str | None = None,
+                 tls_ca: str | os.PathLike[str] | bytes | None = None,
+                 tls_cert: str | os.PathLike[str] | bytes | None = None,
+                 tls_key: str | os.PathLike[str] | bytes | None = None,
+                 credentials: grpc.ChannelCredentials | None = None):
         self.timeout = timeout
-        self._channel = channel or grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        if bool(tls_cert) != bool(tls_key):
+            raise ValueError("tls_cert and tls_key go together: give both, or neither")
+        if credentials is None and (tls_ca or tls_cert):
+            credentials = grpc.ssl_channel_credentials(_pem(tls_ca), _pem(tls_key), _pem(tls_cert))
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if channel is None:
+            channel = (grpc.secure_channel(target, credentials, options) if credentials is not None
+                       else grpc.insecure_channel(target, options))
+        token = token if token is not None else os.environ.get("PYNOMALY_TOKEN") or None
+        self._channel = grpc.intercept_channel(channel, _BearerToken(token)) if token else channel
         self.train_stub = train_pb2_grpc.TrainServiceStub(self._channel)
         self.model_stub = model_pb2_grpc.ModelServiceStub(self._channel)
         self.detect_stub = detect_pb2_grpc.DetectServiceStub(self._channel)

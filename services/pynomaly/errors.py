@@ -27,8 +27,12 @@ class ResourceExhausted(PynomalyError):
     """A payload or quota over its configured limit."""
 
 
+class Unauthenticated(PynomalyError):
+    """No valid credentials: no bearer token, or one the server does not know (pynomaly.auth)."""
+
+
 class PermissionDenied(PynomalyError):
-    """The caller may not do this (e.g. read a file outside the data root)."""
+    """The caller may not do this (e.g. read a file outside the data root; a token without the scope needed)."""
 
 
 class DeadlineExceeded(PynomalyError):

@@ -71,12 +71,37 @@ def test_default_server_arguments_parse_with_the_cli(rendered: dict[str, list[di
     assert args.grace_s == 25.0 < kube.one(rendered["embedded-default"], "Deployment")["spec"]["template"]["spec"][
         "terminationGracePeriodSeconds"]
     assert (args.http_listen, args.metrics_port, args.data_root, args.output_root) == (None, None, None, None)
+    assert (args.tls_cert, args.tls_key, args.tls_client_ca, args.health_listen, args.auth_tokens) == (
+        None, None, None, None, None)
 
 
 def test_observed_server_arguments(rendered: dict[str, list[dict[str, Any]]]) -> None:
     args = serve_args(rendered["embedded-observed"])
     assert (args.http_listen, args.metrics_port) == ("0.0.0.0:8000", 9090)
     assert (args.data_root, args.output_root, args.log_level, args.threads) == ("/data", "/outputs", "debug", 4)
+
+
+def test_tls_and_tokens_server_arguments(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    args = serve_args(rendered["embedded-observed"])
+    assert (args.tls_cert, args.tls_key, args.tls_client_ca) == (f"{TLS_DIR}/tls.crt", f"{TLS_DIR}/tls.key",
+                                                                f"{TLS_DIR}/ca.crt")
+    assert (args.auth_tokens, args.auth_reflection) == ("/etc/pynomaly/auth/tokens", "token")
+    # The kubelet's gRPC probes cannot speak TLS: they ask the plaintext health-only port (by number: the kubelet
+    # reaches the pod directly; the Service does not carry it).
+    assert args.health_listen == "0.0.0.0:50052"
+    c = container(rendered["embedded-observed"])
+    assert c["readinessProbe"]["grpc"] == {"port": 50052, "service": ""}
+    assert c["livenessProbe"]["grpc"] == {"port": 50052, "service": "liveness"}
+    assert c["startupProbe"]["grpc"] == {"port": 50052, "service": "liveness"}
+    assert 50052 not in [p["port"] for p in kube.one(rendered["embedded-observed"], "Service")["spec"]["ports"]]
+    pod = kube.one(rendered["embedded-observed"], "Deployment")["spec"]["template"]["spec"]
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/pynomaly/auth")
+    assert mount["readOnly"] is True
+    assert next(v for v in pod["volumes"] if v["name"] == mount["name"])["secret"]["secretName"] == "pynomaly-tokens"
+    # Without TLS, no health-only port: the probes ask the API port.
+    args = serve_args(rendered["embedded-pvc"])
+    assert args.health_listen is None
+    assert container(rendered["embedded-pvc"])["readinessProbe"]["grpc"]["port"] == 50051
 
 
 def test_probes_ask_grpc_health_for_the_right_services(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -228,13 +253,16 @@ def test_notes_tell_how_to_reach_the_service() -> None:
     text = kube.notes(CHART, VALUE_SETS["embedded-observed"])
     for line in ("kubectl -n anomaly port-forward svc/demo-pynomaly 50051:50051",
                  "kubectl -n anomaly port-forward svc/demo-pynomaly 8000:8000",
-                 "grpcurl -plaintext localhost:50051 grpc.health.v1.Health/Check",
-                 "curl http://localhost:8000/v2/health/ready", f"mounted at {TLS_DIR}"):
+                 "grpcurl -cacert ca.crt -cert client.crt -key client.key localhost:50051 grpc.health.v1.Health/Check",
+                 "curl http://localhost:8000/v2/health/ready", f"mounted at {TLS_DIR}", "PYNOMALY_TOKEN"):
         assert line in text
     # The CLI lines are real commands of the real parser, aimed at the port-forward.
     cli = [shlex.split(line)[1:] for line in text.splitlines() if line.strip().startswith("pynomaly ")]
     assert len(cli) == 2
     for argv in cli:
-        assert build_parser().parse_args(argv).server == "localhost:50051"
+        args = build_parser().parse_args(argv)
+        assert (args.server, args.tls_ca, args.tls_cert, args.tls_key) == ("localhost:50051", "ca.crt", "client.crt",
+                                                                           "client.key")
+    assert "grpcurl -plaintext localhost:50051 grpc.health.v1.Health/Check" in kube.notes(CHART)
     assert "store.type=emptyDir" in kube.notes(CHART)
     assert "store.type=emptyDir" not in kube.notes(CHART, {"store": S3})

@@ -81,6 +81,8 @@ def test_default_args(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert (args.max_queued_jobs, args.max_versions_per_model, args.max_cache_mb, args.explain_timeout_s) == (
         16, 100, 512.0, 30.0)
     assert args.gateway_resources == {GATEWAY_RESOURCE: 0.01}
+    assert (args.tls_cert, args.tls_key, args.tls_client_ca, args.health_listen, args.auth_tokens) == (
+        None, None, None, None, None)
 
 
 def test_every_app_arg_comes_from_values(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -95,6 +97,10 @@ def test_every_app_arg_comes_from_values(rendered: dict[str, list[dict[str, Any]
     assert args.store == "/var/lib/pynomaly/store"
     assert (args.max_queued_jobs, args.max_versions_per_model, args.max_cache_mb, args.explain_timeout_s) == (
         4, 20, 2048.0, 7.5)
+    assert (args.tls_cert, args.tls_key, args.tls_client_ca) == ("/etc/pynomaly/tls/tls.crt",
+                                                                "/etc/pynomaly/tls/tls.key", None)
+    assert (args.auth_tokens, args.auth_reflection, args.health_listen) == ("/etc/pynomaly/auth/tokens.txt", "open",
+                                                                            None)
 
 
 def test_ray_version_matches_the_pinned_ray(rendered: dict[str, list[dict[str, Any]]]) -> None:

@@ -116,11 +116,15 @@ rendered). */}}
 {{- if and (or $v.metrics.serviceMonitor.enabled $v.metrics.prometheusRule.enabled) (not $v.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor and metrics.prometheusRule need metrics.enabled=true (the server serves no /metrics otherwise)" }}
 {{- end }}
+{{- if and $v.tls.clientAuth (not $v.tls.enabled) }}
+{{- fail "tls.clientAuth needs tls.enabled=true (mutual TLS is TLS first)" }}
+{{- end }}
 {{- $ports := list $v.ports.grpc }}
+{{- if and $v.tls.enabled (eq $v.engine "embedded") }}{{ $ports = append $ports $v.ports.health }}{{ end }}
 {{- if $v.http.enabled }}{{ $ports = append $ports $v.ports.http }}{{ end }}
 {{- if $v.metrics.enabled }}{{ $ports = append $ports $v.ports.metrics }}{{ end }}
 {{- if ne (len $ports) (len (uniq $ports)) }}
-{{- fail (printf "ports.grpc, ports.http and ports.metrics must differ (got %v)" $ports) }}
+{{- fail (printf "ports.grpc, ports.http, ports.metrics and ports.health must differ (got %v)" $ports) }}
 {{- end }}
 {{- end }}
 
@@ -194,6 +198,12 @@ Secret reference, the user's extra variables. */}}
     secretName: {{ .Values.tls.secretName }}
     defaultMode: 0440
 {{- end }}
+{{- if .Values.auth.existingSecret }}
+- name: auth
+  secret:
+    secretName: {{ .Values.auth.existingSecret }}
+    defaultMode: 0440
+{{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
@@ -209,6 +219,11 @@ Secret reference, the user's extra variables. */}}
 {{- if .Values.tls.enabled }}
 - name: tls
   mountPath: /etc/pynomaly/tls
+  readOnly: true
+{{- end }}
+{{- if .Values.auth.existingSecret }}
+- name: auth
+  mountPath: /etc/pynomaly/auth
   readOnly: true
 {{- end }}
 {{- with .Values.extraVolumeMounts }}
@@ -237,4 +252,25 @@ priorityClassName: {{ . }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/* The security flags of `pynomaly serve` (the Ray engine's args take the same files: rayservice.yaml). */}}
+{{- define "pynomaly.securityArgs" -}}
+{{- if .Values.tls.enabled }}
+- --tls-cert=/etc/pynomaly/tls/tls.crt
+- --tls-key=/etc/pynomaly/tls/tls.key
+{{- if .Values.tls.clientAuth }}
+- --tls-client-ca=/etc/pynomaly/tls/ca.crt
+{{- end }}
+- --health-listen=0.0.0.0:{{ .Values.ports.health }}
+{{- end }}
+{{- if .Values.auth.existingSecret }}
+- --auth-tokens=/etc/pynomaly/auth/{{ .Values.auth.key }}
+- --auth-reflection={{ .Values.auth.reflection }}
+{{- end }}
+{{- end }}
+
+{{/* The port the kubelet's gRPC probes ask: the plaintext health-only one when the API port speaks TLS. */}}
+{{- define "pynomaly.probePort" -}}
+{{- if .Values.tls.enabled }}{{ .Values.ports.health }}{{ else }}{{ .Values.ports.grpc }}{{ end }}
 {{- end }}

@@ -5,6 +5,8 @@ importing the deployments."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -40,6 +42,17 @@ class AppArgs(BaseModel):
                            "NOT_SERVING at once, calls in flight may finish, training jobs marked interrupted")
     shutdown_delay_s: float = Field(5.0, ge=0, description="the first part of grace_s during which new calls are "
                                     "still taken while health answers NOT_SERVING")
+    tls_cert: str | None = Field(None, description="PEM certificate chain of the gateway's gRPC and HTTP servers "
+                                 "(on every node that may run it; reloaded when the file changes); None: plaintext")
+    tls_key: str | None = Field(None, description="PEM private key of tls_cert")
+    tls_client_ca: str | None = Field(None, description="PEM CA bundle: clients must present a certificate it "
+                                      "signed (mutual TLS); None: no client certificates")
+    health_listen: str | None = Field(None, description="host:port of a plaintext server answering grpc.health.v1 "
+                                      "only, for probes that cannot speak TLS; None: off")
+    auth_tokens: str | None = Field(None, description="token file (`TOKEN SCOPE[,SCOPE]` a line; reloaded when it "
+                                    "changes): every call but health needs a bearer token; None: no auth")
+    auth_reflection: Literal["open", "token"] = Field("open", description="server reflection with --auth-tokens: "
+                                                      "open, or only for a valid token")
     gateway_resources: dict[str, float] = Field(
         default_factory=dict, description="custom Ray resources the Gateway replica needs, to place it on the node "
         "whose address clients reach (the Helm chart gives the head node {\"pynomaly-gateway\": 1} and asks for it "

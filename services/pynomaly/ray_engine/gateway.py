@@ -148,6 +148,9 @@ class Gateway:
                               max_message_bytes=int(a.max_message_mb * 1024 * 1024), metrics_port=a.metrics_port,
                               http_listen=a.http_listen, store_check_seconds=a.store_check_seconds,
                               grace_s=a.grace_s, shutdown_delay_s=a.shutdown_delay_s,
+                              tls_cert=a.tls_cert, tls_key=a.tls_key, tls_client_ca=a.tls_client_ca,
+                              health_listen=a.health_listen, auth_tokens=a.auth_tokens,
+                              auth_reflection=a.auth_reflection,
                               **a.model_dump(include=set(LIMIT_FIELDS)))
         self._config = config
         self._running: Any = None
@@ -177,7 +180,8 @@ class Gateway:
         self._address = f"{host}:{self._running.port}"
         port = self._running.metrics_port
         self._metrics_url = f"http://{host}:{port}/metrics" if port else ""
-        self._http_url = f"http://{self._running.http.address}" if self._running.http else ""
+        http = self._running.http
+        self._http_url = f"{http.scheme}://{http.address}" if http else ""
         log.info("pynomaly gateway serving on %s", self._address)
 
     def address(self) -> str:

@@ -25,10 +25,12 @@ from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.oip.inference import Inference
 from pynomaly.oip.v2 import grpc_service_pb2_grpc
+from pynomaly.refs import is_digits
 from pynomaly.runtime import LocalScoring, SessionCache
 from pynomaly.server import oip
 from pynomaly.server.decoding import DecodeErrors
 from pynomaly.server.readiness import StoreReadiness
+from pynomaly.server.security import Security, health_server
 from pynomaly.server.servicers import DetectServicer, ExplainServicer, ModelServicer, TrainServicer
 from pynomaly.store import LocalStore, open_store
 from pynomaly.v1 import (
@@ -100,6 +102,16 @@ class ServerConfig:
     # Keep grace_s below Kubernetes' terminationGracePeriodSeconds (30 by default).
     grace_s: float = 25.0
     shutdown_delay_s: float = 5.0
+    # TLS on --listen and --http-listen (PEM files, reloaded when they change; server/tls.py); with tls_client_ca,
+    # mutual TLS: clients must present a certificate it signed.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    # A plaintext port serving grpc.health.v1 only, for probes that cannot speak TLS (Kubernetes' gRPC probes).
+    health_listen: str | None = None
+    # Bearer tokens and their scopes (pynomaly.auth); None: no auth. auth_reflection: "open" or "token".
+    auth_tokens: str | None = None
+    auth_reflection: str = "open"
 
 
 def limits(config: ServerConfig) -> Limits:
@@ -122,6 +134,8 @@ class Running:
     inference: Inference | None = None
     http: HttpServer | None = None  # the HTTP app on --http-listen, if there is one
     readiness: StoreReadiness | None = None
+    health_server: grpc.aio.Server | None = None  # the plaintext health-only port, if there is one
+    health_port: int | None = None
 
     async def stop(self, grace: float | None = 5.0, delay: float = 0.0) -> None:
         """NOT_SERVING first (the readiness loop stopped before, so it cannot flip it back); still accepting
@@ -138,6 +152,8 @@ class Running:
         await self.dataplane.jobs.stop()
         drain = None if grace is None else max(0.0, grace - delay)
         await asyncio.gather(self.server.stop(drain), *([self.http.stop(drain)] if self.http is not None else []))
+        if self.health_server is not None:
+            await self.health_server.stop(None)
         if self.dataplane.batch is not None:
             await self.dataplane.batch.stop()
         self.dataplane.metrics.close()
@@ -195,11 +211,14 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
     metrics = dataplane.metrics
     try:
         _check_free(config.listen)
-    except OSError:
+        security = Security.load(config.tls_cert, config.tls_key, config.tls_client_ca, config.auth_tokens,
+                                 config.auth_reflection)
+    except (OSError, ValueError):
         await dataplane.jobs.stop()
         raise
     server = grpc.aio.server(
-        interceptors=[*interceptors, DecodeErrors()],  # innermost: undecodable requests → INVALID_ARGUMENT
+        # Tokens are checked first; innermost, undecodable requests become INVALID_ARGUMENT.
+        interceptors=[*interceptors, *security.interceptors(), DecodeErrors()],
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
@@ -220,12 +239,12 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
         (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server,
     )
     try:
-        port = server.add_insecure_port(config.listen)
+        port = security.add_port(server, config.listen)
     except RuntimeError as e:
         await dataplane.jobs.stop()
         raise OSError(f"cannot listen on {config.listen}: {e}") from None
     try:
-        http = _http_server(config, inference)
+        http = _http_server(config, inference, security)
     except OSError:
         await dataplane.jobs.stop()
         raise
@@ -245,14 +264,22 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
     await server.start()
     if http is not None:
         await http.start()
-    return Running(server, port, dataplane, health_servicer, metrics_port, inference, http, readiness)
+    running = Running(server, port, dataplane, health_servicer, metrics_port, inference, http, readiness)
+    if config.health_listen is not None:
+        try:
+            running.health_server, running.health_port = await health_server(config.health_listen,
+                                                                              health_servicer)
+        except OSError:
+            await running.stop(0)
+            raise
+    return running
 
 
 def _check_free(listen: str) -> None:
     """OSError naming the address when host:port cannot be bound: a port in use fails in one clear line (gRPC's own
     failure also logs a C-core error line)."""
     host, _, port = listen.rpartition(":")
-    if not port.isdigit() or int(port) == 0:
+    if not is_digits(port) or int(port) == 0:
         return  # gRPC reports a malformed address itself; port 0 is always free
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]") or None, int(port),
@@ -264,7 +291,7 @@ def _check_free(listen: str) -> None:
         raise OSError(f"cannot listen on {listen}: {e.strerror or e}") from None
 
 
-def _http_server(config: ServerConfig, inference: Inference) -> HttpServer | None:
+def _http_server(config: ServerConfig, inference: Inference, security: Security) -> HttpServer | None:
     """The HTTP app bound to config.http_listen (not started yet), or None when it is off."""
     if config.http_listen is None:
         return None
@@ -272,7 +299,9 @@ def _http_server(config: ServerConfig, inference: Inference) -> HttpServer | Non
     from pynomaly.web.server import HttpServer, bind
 
     sock = bind(config.http_listen)
-    return HttpServer(build_app(inference, config.max_message_bytes), sock, config.http_listen.rpartition(":")[0])
+    return HttpServer(build_app(inference, config.max_message_bytes, security.tokens), sock,
+                      config.http_listen.rpartition(":")[0],
+                      security.certs.http_context() if security.certs is not None else None)
 
 
 async def serve(config: ServerConfig) -> None:
@@ -284,18 +313,26 @@ async def serve(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    tls = "-cacert CA.crt" if config.tls_cert else "-plaintext"
     print(
         f"Pynomaly is serving on {host}:{running.port} (model store: {config.store})\n"
-        f"  health:  grpcurl -plaintext {host}:{running.port} grpc.health.v1.Health/Check\n"
-        f"  list:    grpcurl -plaintext {host}:{running.port} list\n"
+        f"  health:  grpcurl {tls} {host}:{running.port} grpc.health.v1.Health/Check\n"
+        f"  list:    grpcurl {tls} {host}:{running.port} list\n"
         f"  train:   pynomaly train --server {host}:{running.port} --name demo --algorithm iforest --data FILE.csv\n"
         f"  detect:  pynomaly detect --server {host}:{running.port} --model demo --data FILE.csv\n"
         f"  OIP v2:  inference.GRPCInferenceService on {host}:{running.port} (tritonclient, any KServe v2 client)\n"
-        + (f"  REST:    curl http://{running.http.address}/v2/health/ready (Open Inference Protocol v2)\n"
+        + (f"  REST:    curl {running.http.scheme}://{running.http.address}/v2/health/ready (Open Inference "
+           "Protocol v2)\n"
            if running.http else "")
         + (f"  metrics: http://{host}:{running.metrics_port}/metrics\n" if running.metrics_port else "")
         + ("  tracing: on (OpenTelemetry, from the OTEL_* environment variables)\n"
            if running.dataplane.tracer.enabled else "")
+        + (f"  TLS:     on{', clients need a certificate (mutual TLS)' if config.tls_client_ca else ''}\n"
+           if config.tls_cert else "")
+        + ("  auth:    bearer tokens from --auth-tokens (PYNOMALY_TOKEN for the CLI)\n" if config.auth_tokens else "")
+        + (f"  probes:  grpc.health.v1 in plaintext on {(config.health_listen or '').rpartition(':')[0]}:"
+           f"{running.health_port}\n"
+           if running.health_server else "")
         + "Press Ctrl+C to stop.",
         flush=True,
     )

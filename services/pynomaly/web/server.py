@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,14 +47,17 @@ def bind(listen: str) -> socket.socket:
 
 
 class HttpServer:
-    def __init__(self, app: Any, sock: socket.socket, host: str):
+    def __init__(self, app: Any, sock: socket.socket, host: str, ssl_context: ssl.SSLContext | None = None):
+        # ssl_context: HTTPS with this context (server/tls.py's, which follows the certificate files).
         config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, proxy_headers=False,
-                                server_header=False, http="httptools")
+                                server_header=False, http="httptools",
+                                ssl_context_factory=(lambda _config, _default: ssl_context) if ssl_context else None)
         self._server = _Uvicorn(config)
         self._sock = sock
         self._task: asyncio.Task[None] | None = None
         self.port: int = sock.getsockname()[1]
         self.address = f"{host}:{self.port}"  # as the listen address named the host, with the bound port
+        self.scheme = "https" if ssl_context else "http"
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]), name="pynomaly-http")

@@ -29,6 +29,7 @@ STATUSES: dict[type[errors.PynomalyError], int] = {
     UnsupportedMediaType: 415,
     errors.InvalidArgument: 400,
     errors.FailedPrecondition: 400,
+    errors.Unauthenticated: 401,
     errors.PermissionDenied: 403,
     errors.NotFound: 404,
     errors.AlreadyExists: 409,
