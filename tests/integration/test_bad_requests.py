@@ -112,6 +112,9 @@ CASES = [
      "the request is not a valid inference.ModelInferRequest message"),
     ("undecodable health Check", "/grpc.health.v1.Health/Check", "unary", TRUNCATED, INVALID,
      "the request is not a valid grpc.health.v1.HealthCheckRequest message"),
+    # a streaming servicer that writes through context.write (not an async generator)
+    ("undecodable health Watch", "/grpc.health.v1.Health/Watch", "unary_stream", TRUNCATED, INVALID,
+     "the request is not a valid grpc.health.v1.HealthCheckRequest message"),
     # misleading messages once
     ("header-only CSV", TRAIN + "CreateTrainingJob", "unary", _train(matrix=None, data_uri="header-only.csv"),
      INVALID, "data_uri: header-only.csv has no rows"),

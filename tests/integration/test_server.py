@@ -149,6 +149,9 @@ def test_health_and_reflection(server):
     health = health_pb2_grpc.HealthStub(server.channel)
     for service in ("", "pynomaly.v1.DetectService", "pynomaly.v1.TrainService"):
         assert health.Check(health_pb2.HealthCheckRequest(service=service)).status == 1
+    watch = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    assert next(watch).status == health_pb2.HealthCheckResponse.SERVING  # a stream the server writes to
+    watch.cancel()
     stub = reflection_pb2_grpc.ServerReflectionStub(server.channel)
     responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     names = {s.name for r in responses for s in r.list_services_response.service}

@@ -65,7 +65,16 @@ def _wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
                 await _abort(context, request, method)
             yield request
 
+    # A streaming response comes from an async generator or from a coroutine that calls context.write (as
+    # grpc_health's Watch does): the wrapper keeps the servicer's kind.
+    writes = response_streaming and not inspect.isasyncgenfunction(behavior)
     if request_streaming:
+        if writes:
+
+            async def stream_write(requests: Any, context: grpc.aio.ServicerContext) -> None:
+                await behavior(checked(requests, context), context)
+
+            return grpc.stream_stream_rpc_method_handler(stream_write, deserialize, serialize)
         if response_streaming:
 
             async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
@@ -79,6 +88,14 @@ def _wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
                 return await behavior(checked(requests, context), context)
 
             return grpc.stream_unary_rpc_method_handler(stream_unary, deserialize, serialize)
+    elif writes:
+
+        async def unary_write(request: Any, context: grpc.aio.ServicerContext) -> None:
+            if isinstance(request, Undecodable):
+                await _abort(context, request, method)
+            await behavior(request, context)
+
+        return grpc.unary_stream_rpc_method_handler(unary_write, deserialize, serialize)
     elif response_streaming:
 
         async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
