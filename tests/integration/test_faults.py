@@ -58,9 +58,18 @@ def descendants(root: int) -> dict[int, int]:
     return found
 
 
+def exiting(pid: int) -> bool:
+    """Past the point of running any code of its own: a zombie, or a process whose memory is already released (no
+    VmRSS in its status; seen under load for processes whose exit waits on a thread)."""
+    try:
+        return "\nVmRSS:" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
 def survivors(processes: dict[int, int]) -> list[int]:
     return [pid for pid, start in processes.items()
-            if (st := _stat(pid)) is not None and st[2] == start and st[1] != "Z"]
+            if (st := _stat(pid)) is not None and st[2] == start and st[1] != "Z" and not exiting(pid)]
 
 
 def cmdline(pid: int) -> str:
