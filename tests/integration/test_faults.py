@@ -73,8 +73,13 @@ def survivors(processes: dict[int, int]) -> list[int]:
 
 
 def cmdline(pid: int) -> str:
+    """The command line, or (when it reads empty) the name, state and parent from /proc/PID/status."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        if line:
+            return line
+        status = dict(row.split(":", 1) for row in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in row)
+        return " ".join(f"{key}={status.get(key, '').strip()}" for key in ("Name", "State", "PPid", "VmRSS"))
     except OSError:
         return "?"
 

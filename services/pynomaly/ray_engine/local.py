@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 
 APP_NAME = "pynomaly"
 
@@ -19,6 +20,7 @@ def run(args: object, ray_address: str | None = None, log_level: str = "warning"
     import ray
     from ray import serve
 
+    from pynomaly.ray_engine import watchdog
     from pynomaly.ray_engine.app import build
     from pynomaly.ray_engine.config import AppArgs
 
@@ -27,7 +29,10 @@ def run(args: object, ray_address: str | None = None, log_level: str = "warning"
     if ray_address:
         ray.init(address=ray_address, logging_level=level)
     else:
-        subprocess.Popen([sys.executable, "-m", "pynomaly.ray_engine.watchdog", str(os.getpid())],
+        # Every process of the private cluster inherits this mark: the watchdog finds by it the ones born too late
+        # for its last look at the process tree (orphaned at once when their raylet goes).
+        mark = os.environ[watchdog.MARK] = uuid.uuid4().hex  # fresh: never another run's
+        subprocess.Popen([sys.executable, "-m", "pynomaly.ray_engine.watchdog", str(os.getpid()), mark],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, logging_level=level,
                  object_store_memory=256 * 1024 * 1024)
