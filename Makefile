@@ -76,12 +76,18 @@ audit: setup ## bandit over the code (any severity listed, high fails) and pip-a
 	$(VENV)/bin/bandit -r services operators -x $(BANDIT_SKIP) --severity-level high
 	$(VENV)/bin/pip-audit --local --skip-editable --strict --progress-spinner off
 
-proto: setup ## regenerate the stubs (services/pynomaly/v1, services/pynomaly/oip/v2) from proto/
+# The descriptors with their comments (source info), which Python's generated stubs leave out: reflection serves
+# these, so `grpcurl describe` shows the documentation (pynomaly/server/reflection.py).
+DESCRIPTORS := pynomaly/v1/descriptors.binpb
+
+proto: setup ## regenerate the stubs (services/pynomaly/v1, services/pynomaly/oip/v2) and descriptors from proto/
 	$(PY) -m grpc_tools.protoc -I proto --python_out=services --pyi_out=services --grpc_python_out=services $(PROTOS)
+	$(PY) -m grpc_tools.protoc -I proto --include_source_info --descriptor_set_out=services/$(DESCRIPTORS) $(PROTOS)
 
 proto-check: setup ## fail if the committed stubs differ from proto/
 	@tmp=$$(mktemp -d); \
 	$(PY) -m grpc_tools.protoc -I proto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS); \
+	$(PY) -m grpc_tools.protoc -I proto --include_source_info --descriptor_set_out=$$tmp/$(DESCRIPTORS) $(PROTOS); \
 	for stubs in $(STUBS); do \
 		if ! diff -r -x __init__.py -x __pycache__ $$tmp/$$stubs services/$$stubs; then \
 			echo "stubs differ from proto/: run 'make proto' and commit" >&2; rm -rf $$tmp; exit 1; fi; \

@@ -23,6 +23,13 @@ from pynomaly.explain import kernel_shap
 from pynomaly.rows import input_dtype
 
 EXACT, TREE_SHAP, KERNEL_SHAP = "exact", "tree_shap", "kernel_shap"
+
+
+def wire_name(method: str) -> str:
+    """A method as messages name it: the API's enum value and the short name the SDK and CLI take, e.g.
+    "EXPLAIN_METHOD_TREE_SHAP (tree_shap)"."""
+    return f"EXPLAIN_METHOD_{method.upper()} ({method})"
+
 CONTRIBUTIONS_OUTPUT = "contributions"
 BACKGROUND_ROWS = 64
 _ISOLATION_FORESTS = {"pyod.models.iforest.IForest", "sklearn.ensemble._iforest.IsolationForest"}
@@ -76,9 +83,11 @@ class ModelExplainer:
     def check_method(self, method: str | None) -> str:
         method = method or self.default
         if method not in self.methods:
-            available = ", ".join(self.methods) or "none (the model version predates Explain; retrain it)"
-            raise FailedPrecondition(f"method: {method or 'default'!r} is not available for model "
-                                     f"{self.model.name}@{self.model.version} ({self.model.manifest['algorithm']}); "
+            available = (", ".join(map(wire_name, self.methods))
+                         or "none (the model version predates Explain; retrain it)")
+            raise FailedPrecondition(f"method: {wire_name(method) if method else 'the default'} is not available for "
+                                     f"model {self.model.name}@{self.model.version} "
+                                     f"({self.model.manifest['algorithm']}); "
                                      f"available: {available}")
         return method
 

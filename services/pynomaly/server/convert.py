@@ -247,6 +247,7 @@ METHODS = {
     explain_pb2.EXPLAIN_METHOD_KERNEL_SHAP: "kernel_shap",
 }
 _METHOD_ENUMS = {v: k for k, v in METHODS.items() if v}
+_KNOWN_METHODS = ", ".join(f"{explain_pb2.ExplainMethod.Name(v)} = {v}" for v in METHODS)
 LAYOUTS = (explain_pb2.EXPLAIN_LAYOUT_UNSPECIFIED, explain_pb2.EXPLAIN_LAYOUT_ROWS, explain_pb2.EXPLAIN_LAYOUT_PACKED)
 
 
@@ -261,7 +262,7 @@ class ExplainArgs:
 
 def explain_args(request: explain_pb2.ExplainRequest) -> ExplainArgs:
     if request.method not in METHODS:
-        raise InvalidArgument(f"method: unknown value {request.method}")
+        raise InvalidArgument(f"method: unknown value {request.method} (known: {_KNOWN_METHODS})")
     if request.layout not in LAYOUTS:
         raise InvalidArgument(f"layout: unknown value {request.layout}")
     packed = request.layout == explain_pb2.EXPLAIN_LAYOUT_PACKED
