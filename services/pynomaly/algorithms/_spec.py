@@ -7,6 +7,7 @@ Libraries are imported lazily: listing algorithms must not pay for importing PyO
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pynomaly.errors import InvalidArgument
+from pynomaly.errors import InvalidArgument, describe_value
 
 Check = Callable[[Any], Any]
 
@@ -51,7 +52,7 @@ class Algorithm:
         if unknown:
             raise InvalidArgument(
                 f"params: unknown hyperparameter {unknown[0]!r} for algorithm {self.name!r}; "
-                f"known: {', '.join(known) or 'none'}"
+                f"known: {', '.join(known) or 'none'}", reason="UNKNOWN_PARAMETER", field=f"params.{unknown[0]}"
             )
         resolved = {}
         for p in self.params:
@@ -61,8 +62,10 @@ class Algorithm:
             try:
                 resolved[p.name] = p.check(given[p.name])
             except ValueError as e:
-                raise InvalidArgument(f"params.{p.name}: {e} (got {given[p.name]!r})") from None
+                raise InvalidArgument(f"params.{p.name}: {e}, got {describe_value(given[p.name])}",
+                                      reason="INVALID_PARAMETER") from None
         return resolved
+
 
 
 # --- value checks: each returns the coerced value or raises ValueError saying what is valid ---
@@ -115,7 +118,7 @@ def either(*checks: Check, what: str) -> Check:
 def literal(*options: str | None) -> Check:
     def check(v: Any) -> Any:
         if v not in options:
-            raise ValueError(f"must be one of {', '.join(repr(o) for o in options)}")
+            raise ValueError(f"must be one of {', '.join(json.dumps(o) for o in options)}")
         return v
 
     return check

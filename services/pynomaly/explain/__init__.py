@@ -79,7 +79,7 @@ class ModelExplainer:
             available = ", ".join(self.methods) or "none (the model version predates Explain; retrain it)"
             raise FailedPrecondition(f"method: {method or 'default'!r} is not available for model "
                                      f"{self.model.name}@{self.model.version} ({self.model.manifest['algorithm']}); "
-                                     f"available: {available}")
+                                     f"available: {available}", reason="METHOD_UNAVAILABLE")
         return method
 
     def explain(self, X: np.ndarray, method: str | None = None, deadline: float | None = None) -> Explanation:
