@@ -106,10 +106,11 @@ class PayloadTooLarge(ResourceExhausted):
 # Every reason a client can meet, in one place: its error class (hence its gRPC and HTTP status) and its meaning.
 # The README's error table lists the same (tests/unit/test_error_reasons.py keeps them equal). Stable: a reason is
 # never renamed or reused for another meaning.
+_GENERIC: tuple[type[PynomalyError], ...] = (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition,
+                                             ResourceExhausted, Unauthenticated, PermissionDenied, DeadlineExceeded,
+                                             Unavailable)
 REASONS: dict[str, tuple[type[PynomalyError], str]] = {
-    cls.reason: (cls, "no more specific reason: the message says what is wrong")
-    for cls in (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition, ResourceExhausted, Unauthenticated,
-                PermissionDenied, DeadlineExceeded, Unavailable)
+    cls.reason: (cls, "no more specific reason: the message says what is wrong") for cls in _GENERIC
 } | {
     "PAYLOAD_TOO_LARGE": (PayloadTooLarge, "a request over the server's message or body size limit"),
     "WRONG_WIDTH": (InvalidArgument, "rows with a column count other than the model's feature count"),

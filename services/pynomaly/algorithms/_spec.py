@@ -68,6 +68,17 @@ class Algorithm:
 
 
 
+def as_declared(value: Any, declared: str) -> Any:
+    """`value` as a parameter of the `declared` type (Param.type, e.g. "int | null") would be: 100.0 → 100 where an
+    integer is meant. google.protobuf.Value carries every number as a double, so clients convert with this."""
+    kinds = {k.strip() for k in declared.split("|")}
+    if isinstance(value, float) and value.is_integer() and "int" in kinds and "float" not in kinds:
+        return int(value)
+    if isinstance(value, list) and "list[int]" in kinds:
+        return [as_declared(v, "int") for v in value]
+    return value
+
+
 # --- value checks: each returns the coerced value or raises ValueError saying what is valid ---
 
 
