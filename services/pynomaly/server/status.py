@@ -47,16 +47,29 @@ def _pack(message: Any) -> any_pb2.Any:
     return packed
 
 
-def rich_details(e: errors.PynomalyError) -> list[any_pb2.Any]:
+# Status messages travel in headers, and gRPC refuses a call's metadata beyond 8 KiB: a message that quotes a huge
+# input (a 5,000-digit version) is cut in its middle, so that it fits twice (grpc-message and the details).
+MAX_MESSAGE = 1024
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= MAX_MESSAGE:
+        return message
+    cut = len(message) - MAX_MESSAGE + 40
+    head = (MAX_MESSAGE - 40) // 2
+    return f"{message[:head]} … ({cut:,} characters cut) … {message[head + cut:]}"
+
+
+def rich_details(e: errors.PynomalyError, message: str) -> list[any_pb2.Any]:
     """google.rpc details of a domain error: ErrorInfo always, BadRequest with a field, ResourceInfo with a resource."""
     details = [_pack(error_details_pb2.ErrorInfo(reason=e.reason, domain=errors.DOMAIN))]
     field = errors.field_of(e)
     if field is not None:
-        violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=str(e), reason=e.reason)
+        violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=message, reason=e.reason)
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
     if e.resource is not None:
         details.append(_pack(error_details_pb2.ResourceInfo(resource_type=e.resource.type,
-                                                            resource_name=e.resource.name, description=str(e))))
+                                                            resource_name=e.resource.name)))
     return details
 
 
@@ -64,8 +77,8 @@ def to_status(e: Exception, method: str) -> Status:
     for cls in type(e).__mro__:
         if cls in CODES:
             assert isinstance(e, errors.PynomalyError)
-            code, message = CODES[cls], str(e)
-            rich = status_pb2.Status(code=code.value[0], message=message, details=rich_details(e))
+            code, message = CODES[cls], _bounded(str(e))
+            rich = status_pb2.Status(code=code.value[0], message=message, details=rich_details(e, message))
             return Status(code, message, rpc_status.to_status(rich).trailing_metadata)
     error_id = uuid.uuid4().hex[:12]
     log.exception("internal error in %s (error id %s)", method, error_id)
