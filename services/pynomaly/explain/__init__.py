@@ -88,7 +88,7 @@ class ModelExplainer:
             raise FailedPrecondition(f"method: {wire_name(method) if method else 'the default'} is not available for "
                                      f"model {self.model.name}@{self.model.version} "
                                      f"({self.model.manifest['algorithm']}); "
-                                     f"available: {available}")
+                                     f"available: {available}", reason="METHOD_UNAVAILABLE")
         return method
 
     def explain(self, X: np.ndarray, method: str | None = None, deadline: float | None = None) -> Explanation:
