@@ -70,13 +70,16 @@ class ModelExplainer:
         self._score = score or model.score
         self.methods: list[str] = list(model.manifest.get("explain", {}).get("methods", []))
         self.default = model.manifest.get("explain", {}).get("default", "")
+        # Why there is no method, where the version says (an import without reference rows).
+        self._unavailable = model.manifest.get("explain", {}).get("unavailable", "")
         self._arrays = arrays
         self._tree: Any = None
 
     def check_method(self, method: str | None) -> str:
         method = method or self.default
         if method not in self.methods:
-            available = ", ".join(self.methods) or "none (the model version predates Explain; retrain it)"
+            available = ", ".join(self.methods) or (
+                f"none ({self._unavailable or 'the model version predates Explain; retrain it'})")
             raise FailedPrecondition(f"method: {method or 'default'!r} is not available for model "
                                      f"{self.model.name}@{self.model.version} ({self.model.manifest['algorithm']}); "
                                      f"available: {available}")
