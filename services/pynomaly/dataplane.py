@@ -276,8 +276,8 @@ class DataPlane:
         if spec.contamination == 0:
             spec.contamination = DEFAULT_CONTAMINATION
         check_new_version(self.store, spec.name, self.limits)
-        graph, manifest = import_model(spec, self.limits.import_run_timeout_s)
-        version = self.store.create_version(spec.name, graph, manifest)
+        graph, manifest, arrays = import_model(spec, self.limits.import_run_timeout_s)
+        version = self.store.create_version(spec.name, graph, manifest, arrays or None)
         return self.model_card(spec.name, version)
 
     def model_file(self, model: str) -> tuple[dict[str, Any], bytes]:

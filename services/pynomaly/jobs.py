@@ -78,7 +78,10 @@ def run_job(job_id: str, spec: training.TrainSpec, X: np.ndarray) -> tuple[train
 
 
 def _warm_up() -> None:
+    """A worker's first task, submitted as soon as the server's ports are bound: the default algorithm's stack
+    now, the slower rest on a thread (a job queued meanwhile waits seconds, not for numba and torch)."""
     training.warm_up()
+    threading.Thread(target=training.warm_up_more, name="pynomaly-warm-up", daemon=True).start()
 
 
 class TrainingPool(Protocol):

@@ -77,14 +77,16 @@ class ModelExplainer:
         self._score = score or model.score
         self.methods: list[str] = list(model.manifest.get("explain", {}).get("methods", []))
         self.default = model.manifest.get("explain", {}).get("default", "")
+        # Why there is no method, where the version says (an import without reference rows).
+        self._unavailable = model.manifest.get("explain", {}).get("unavailable", "")
         self._arrays = arrays
         self._tree: Any = None
 
     def check_method(self, method: str | None) -> str:
         method = method or self.default
         if method not in self.methods:
-            available = (", ".join(map(wire_name, self.methods))
-                         or "none (the model version predates Explain; retrain it)")
+            available = ", ".join(map(wire_name, self.methods)) or (
+                f"none ({self._unavailable or 'the model version predates Explain; retrain it'})")
             raise FailedPrecondition(f"method: {wire_name(method) if method else 'the default'} is not available for "
                                      f"model {self.model.name}@{self.model.version} "
                                      f"({self.model.manifest['algorithm']}); "
