@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-clients lint proto proto-check buf-lint bench bench-batch bench-oip bench-ray parity load clean fuzz audit soak chart-docs
+.PHONY: help setup run run-ray test test-clients lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity load clean fuzz audit soak chart-docs
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -76,16 +76,28 @@ audit: setup ## bandit over the code (any severity listed, high fails) and pip-a
 	$(VENV)/bin/bandit -r services operators -x $(BANDIT_SKIP) --severity-level high
 	$(VENV)/bin/pip-audit --local --skip-editable --strict --progress-spinner off
 
-proto: setup ## regenerate the stubs (services/pynomaly/v1, services/pynomaly/oip/v2) from proto/
+# The descriptors with their comments (source info), which Python's generated stubs leave out: reflection serves
+# these, so `grpcurl describe` shows the documentation (pynomaly/server/reflection.py).
+DESCRIPTORS := pynomaly/v1/descriptors.binpb
+
+proto: setup ## regenerate the stubs (services/pynomaly/v1, services/pynomaly/oip/v2) and descriptors from proto/
 	$(PY) -m grpc_tools.protoc -I proto --python_out=services --pyi_out=services --grpc_python_out=services $(PROTOS)
+	$(PY) -m grpc_tools.protoc -I proto --include_source_info --descriptor_set_out=services/$(DESCRIPTORS) $(PROTOS)
 
 proto-check: setup ## fail if the committed stubs differ from proto/
 	@tmp=$$(mktemp -d); \
 	$(PY) -m grpc_tools.protoc -I proto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS); \
+	$(PY) -m grpc_tools.protoc -I proto --include_source_info --descriptor_set_out=$$tmp/$(DESCRIPTORS) $(PROTOS); \
 	for stubs in $(STUBS); do \
 		if ! diff -r -x __init__.py -x __pycache__ $$tmp/$$stubs services/$$stubs; then \
 			echo "stubs differ from proto/: run 'make proto' and commit" >&2; rm -rf $$tmp; exit 1; fi; \
 	done; echo "stubs match proto/"; rm -rf $$tmp
+
+# Go and Java stubs generated from proto/ into a temporary directory (never committed), the Java ones compiled: the
+# language options work with the stock generators. The tools come from Debian (.ci/run installs them); missing
+# ones fail here, naming the packages.
+stubs-check: setup ## generate Go and Java stubs from proto/ in a temp dir (not kept), compile the Java ones
+	PYNOMALY_REQUIRE_STUBS=1 $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_client_stubs.py
 
 chart-docs: setup ## write each chart's README.md from the `# --` comments of its values.yaml
 	$(PY) -m charts.helm_docs $(patsubst %/Chart.yaml,%,$(wildcard charts/*/Chart.yaml))
@@ -100,6 +112,9 @@ bench: setup ## ONNX vs native PyOD, Detect vs echo RPC, then bench-batch: ratio
 
 bench-batch: setup ## a batch job (1M rows x 20, IForest, Parquet) vs native PyOD; server peak RSS at 1M and 4M rows
 	$(PY) -m benchmarks.batch_bench
+
+bench-first: setup ## time to first detection: `pynomaly serve` on an empty store → train → detect, fresh CLIs
+	$(PY) -m benchmarks.first_detection
 
 bench-oip: setup ## OIP v2 via tritonclient (gRPC, REST) vs native Detect: 1-row p50, 8-thread calls/s, 1k-row rows/s
 	$(PY) -m benchmarks.oip_bench

@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 
 from pynomaly import cli_batch, cli_serve, cli_tls
-from pynomaly.cli_output import EXIT_CODES, OutputError, broken_pipe, write_output
+from pynomaly.cli_output import EXIT_CODES, OutputError, as_dict, broken_pipe, typed, write_output
 from pynomaly.client import TrainingError
 from pynomaly.errors import InvalidArgument
 
@@ -99,7 +99,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     else:
         import pandas as pd
 
-        frame = pd.DataFrame({"anomaly_score": result.anomaly_scores, "is_anomaly": result.is_anomaly})
+        frame = pd.DataFrame({"anomaly_score": result.anomaly_scores,
+                              "is_anomaly": np.where(result.is_anomaly, "true", "false")})
         if args.output:
             write_output(args.output, lambda f: frame.to_csv(f, index=False))
         else:
@@ -136,28 +137,47 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    from google.protobuf import json_format
+def _card(card: Any, algorithms: list[Any]) -> dict[str, Any]:
+    """A model card for --json: hyperparameters typed as their algorithm declares them."""
+    types = {p.name: p.type for a in algorithms if a.name == card.algorithm for p in a.parameters}
+    d = as_dict(card)
+    d["params"] = {k: typed(v, types.get(k, "")) for k, v in d["params"].items()}
+    return d
 
+
+def _aliases(client: Any, name: str) -> str:
+    """Every alias of a model and the version it points at: "production=@2, staging=@3"."""
+    aliases = sorted((a, v.version) for v in client.list_model_versions(name) for a in v.aliases)
+    return ", ".join(f"{a}=@{v}" for a, v in aliases) or "-"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
     with cli_tls.connect(args) as client:
         if args.action == "list":
-            for card in client.list_models():
+            cards = client.list_models()
+            algorithms = client.list_algorithms() if args.json and cards else []
+            for card in cards:
+                if args.json:
+                    print(json.dumps(_card(card, algorithms)))
+                    continue
                 print(f"{card.name}@{card.version}\t{card.algorithm}\t{len(card.feature_names)} features\t"
-                      f"threshold {card.threshold:.6g}")
+                      f"threshold {card.threshold:.6g}\taliases {_aliases(client, card.name)}")
         elif args.action == "get":
-            print(json_format.MessageToJson(client.get_model(args.ref)))
+            card = client.get_model(args.ref)
+            print(json.dumps(_card(card, client.list_algorithms()), indent=None if args.json else 2))
         elif args.action == "delete":
             client.delete_model(args.ref)
             print(f"deleted {args.ref}")
         elif args.action == "import":
-            reference = None
+            reference, names = None, args.feature_names.split(",") if args.feature_names else None
             if args.reference:
                 from pynomaly.data import read_table
 
-                reference = read_table(args.reference, "--reference")[0]
+                reference, header = read_table(args.reference, "--reference")
+                if names is None and Path(args.reference).suffix.lower() != ".npz":
+                    names = header  # a CSV's header, a Parquet file's columns
             card = client.import_model(
-                args.name, Path(args.onnx).read_bytes(), score_output=args.score_output,
-                feature_names=args.feature_names.split(",") if args.feature_names else None,
+                args.name, Path(args.onnx).read_bytes(), score_output=args.score_output, feature_names=names,
                 threshold=args.threshold, reference_rows=reference, contamination=args.contamination,
                 lower_is_anomalous=args.lower_is_anomalous,
             )
@@ -169,15 +189,20 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_algorithms(args: argparse.Namespace) -> int:
-    from google.protobuf import json_format
-
     with cli_tls.connect(args) as client:
         for a in client.list_algorithms():
+            d = as_dict(a)
+            for p in d["parameters"]:
+                p["default_value"] = typed(p.get("default_value"), p["type"])
             if args.json:
-                print(json_format.MessageToJson(a, indent=None))
+                print(json.dumps(d))
                 continue
-            params = ", ".join(f"{p.name}={json_format.MessageToDict(p.default_value)!r}" for p in a.parameters)
-            print(f"{a.name:28} {a.implementation}\n{'':28} params: {params}")
+            served = (f"served: ONNX export ({a.export_note})" if a.exportable
+                      else f"NOT SERVED: training fails ({a.export_note})")
+            explain = "exact" if a.exact_explanation else "SHAP (approximate)"
+            params = ", ".join(f"{p['name']}={json.dumps(p['default_value'])}" for p in d["parameters"])
+            print(f"{a.name:28} {a.implementation}\n{'':28} {served}; explain: {explain}\n"
+                  f"{'':28} params: {params}")
     return 0
 
 
@@ -210,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write results here (CSV, or JSON with --json); default stdout")
     p.add_argument("--threshold", type=float, help="override the model's threshold")
     p.add_argument("--json", action="store_true", help="write JSON instead of CSV")
+    p.description = ("score the rows of a file: CSV columns anomaly_score and is_anomaly (true or false, "
+                     "as in --json), one line per input row")
     p.set_defaults(func=cmd_detect)
 
     cli_batch.add_parser(sub, client_parser)
@@ -224,19 +251,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = client_parser("models", "list, show, delete or alias model versions")
     actions = p.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="latest version of every model")
-    actions.add_parser("get", help="a model card as JSON").add_argument("ref")
-    actions.add_parser("delete", help="delete one version (name@N)").add_argument("ref")
-    imp = actions.add_parser("import", help="import an ONNX model trained elsewhere as a new version")
+    shared = [cli_tls.action_options()]
+    listing = actions.add_parser("list", parents=shared, help="latest version of every model, and its aliases")
+    listing.add_argument("--json", action="store_true", help="one JSON model card per line")
+    get = actions.add_parser("get", parents=shared, help="a model card as JSON")
+    get.add_argument("ref")
+    get.add_argument("--json", action="store_true", help="on one line (default: indented)")
+    actions.add_parser("delete", parents=shared, help="delete one version (name@N)").add_argument("ref")
+    imp = actions.add_parser("import", parents=shared, help="import an ONNX model trained elsewhere as a new version")
     imp.add_argument("--name", required=True, help="model name")
     imp.add_argument("--onnx", required=True, help="the .onnx file")
     imp.add_argument("--score-output", default="", help="graph output holding the scores (default: the only one)")
     imp.add_argument("--feature-names", help="comma-separated feature names (needed for a dynamic input width)")
     imp.add_argument("--threshold", type=float, help="anomalous when score > threshold")
-    imp.add_argument("--reference", help="rows (.csv/.parquet/.npz) to set the threshold from --contamination")
+    imp.add_argument("--reference", help="rows (.csv/.parquet/.npz) to set the threshold from --contamination, "
+                     "kept as Kernel SHAP's background rows; a CSV's header names the features")
     imp.add_argument("--contamination", type=float, default=0.1, help="anomaly share of --reference (default 0.1)")
     imp.add_argument("--lower-is-anomalous", action="store_true", help="the model scores anomalies low: negate")
-    alias = actions.add_parser("alias", help="point NAME:ALIAS at a version")
+    alias = actions.add_parser("alias", parents=shared, help="point NAME:ALIAS at a version")
     alias.add_argument("name")
     alias.add_argument("alias")
     alias.add_argument("version", type=int)

@@ -10,13 +10,13 @@ while waiting cancels the job on the server and exits with 130.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from google.protobuf import json_format
-
 from pynomaly import cli_tls
+from pynomaly.cli_output import as_dict
 from pynomaly.client import BatchError
 from pynomaly.v1 import detect_pb2
 
@@ -26,7 +26,7 @@ def _state(job: detect_pb2.BatchDetectJob) -> str:
 
 
 def _as_json(job: detect_pb2.BatchDetectJob) -> str:
-    return json_format.MessageToJson(job, indent=None, preserving_proto_field_name=True)
+    return json.dumps(as_dict(job))
 
 
 class _Progress:
@@ -109,8 +109,7 @@ def add_parser(sub: Any, client_parser: Callable[[str, str], argparse.ArgumentPa
     p.add_argument("--json", action="store_true", help="print the job as JSON (no progress bar)")
     actions = p.add_subparsers(dest="action", metavar="{list,get,cancel}")
     # The shared flags work after the action too; SUPPRESS keeps a value given before it.
-    shared = argparse.ArgumentParser(add_help=False)
-    shared.add_argument("--server", default=argparse.SUPPRESS, help="server address")
+    shared = cli_tls.action_options()
     shared.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
     listing = actions.add_parser("list", parents=[shared], help="batch jobs, newest first")
     listing.add_argument("--model", default=argparse.SUPPRESS, help="only jobs of this model name")

@@ -1,5 +1,7 @@
 """How the `pynomaly` command line ends and writes: its exit codes, `--output` files written whole, a closed pipe
-ended quietly (clig.dev: errors one line on stderr with a documented code; a broken pipe ends quietly)."""
+ended quietly (clig.dev: errors one line on stderr with a documented code; a broken pipe ends quietly), and the
+one JSON style of every `--json` output: the proto's snake_case field names, integers as integers (protobuf's JSON
+mapping writes int64 as strings, for JavaScript; a CLI's reader is jq or a script)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,10 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, TextIO
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
 
 EXIT_CODES = """exit codes:
   0    success
@@ -50,3 +56,36 @@ def broken_pipe(stdout: TextIO) -> int:
     os.dup2(devnull, stdout.fileno())
     os.close(devnull)
     return 141
+
+
+_INT64 = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
+          FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64}
+
+
+def as_dict(message: Message) -> dict[str, Any]:
+    """A message as `--json` writes it: proto field names, every field (defaults too), int64 as int."""
+    return _ints(message.DESCRIPTOR, json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True))
+
+
+def _ints(descriptor: Descriptor, d: dict[str, Any]) -> dict[str, Any]:
+    for name, value in d.items():
+        field = descriptor.fields_by_name.get(name)
+        if field is None:
+            continue
+        many = isinstance(value, list)
+        if field.message_type is not None:
+            if field.message_type.full_name.startswith("google.protobuf.") or field.message_type.GetOptions().map_entry:
+                continue  # well-known types have their own JSON form; our maps hold Values
+            d[name] = [_ints(field.message_type, v) for v in value] if many else _ints(field.message_type, value)
+        elif field.type in _INT64:
+            d[name] = [int(v) for v in value] if many else int(value)
+    return d
+
+
+def typed(value: Any, declared: str) -> Any:
+    """A hyperparameter as its declared type says (a google.protobuf.Value carries every number as a double):
+    200.0 is 200 when the type is "int"; 1.0 stays a float where floats are accepted too ("int | float")."""
+    if isinstance(value, float) and value.is_integer() and "int" in declared and "float" not in declared:
+        return int(value)
+    return value

@@ -8,7 +8,8 @@
         job = client.batch_detect("cardio", "in.parquet", "out.parquet", id_column="id")  # files the server reads
     Client("pynomaly.example:443", tls_ca="ca.crt", token="...")  # TLS, and a bearer token (default $PYNOMALY_TOKEN)
 
-Errors are `grpc.RpcError`s carrying the server's status code and message.
+A refused call raises the ApiError subclass for its status (pynomaly.client_errors: InvalidArgumentError,
+NotFoundError, ...) with the server's reason, field violations and resource; each is a `grpc.RpcError` too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 import grpc
 import numpy as np
 
+from pynomaly.algorithms import as_declared
+from pynomaly.client_errors import BatchError, TrainingError, TypedStub
 from pynomaly.data import precision
 from pynomaly.v1 import (
     common_pb2,
@@ -37,24 +40,6 @@ from pynomaly.v1 import (
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-
-class TrainingError(RuntimeError):
-    """A training job ended FAILED or CANCELLED."""
-
-    def __init__(self, job: train_pb2.TrainingJob):
-        state = train_pb2.TrainingJobState.Name(job.state).removeprefix("TRAINING_JOB_STATE_")
-        super().__init__(f"training job {job.id} {state.lower()}: {job.message}")
-        self.job = job
-
-
-class BatchError(RuntimeError):
-    """A batch job ended FAILED or CANCELLED."""
-
-    def __init__(self, job: detect_pb2.BatchDetectJob):
-        state = detect_pb2.BatchDetectJobState.Name(job.state).removeprefix("BATCH_DETECT_JOB_STATE_")
-        super().__init__(f"batch job {job.id} {state.lower()}: {job.message}")
-        self.job = job
 
 
 @dataclass(frozen=True)
@@ -153,11 +138,12 @@ class Client:
                        else grpc.insecure_channel(target, options))
         token = token if token is not None else os.environ.get("PYNOMALY_TOKEN") or None
         self._channel = grpc.intercept_channel(channel, _BearerToken(token)) if token else channel
-        self.train_stub = train_pb2_grpc.TrainServiceStub(self._channel)
-        self.model_stub = model_pb2_grpc.ModelServiceStub(self._channel)
-        self.detect_stub = detect_pb2_grpc.DetectServiceStub(self._channel)
-        self.explain_stub = explain_pb2_grpc.ExplainServiceStub(self._channel)
+        self.train_stub: Any = TypedStub(train_pb2_grpc.TrainServiceStub(self._channel))
+        self.model_stub: Any = TypedStub(model_pb2_grpc.ModelServiceStub(self._channel))
+        self.detect_stub: Any = TypedStub(detect_pb2_grpc.DetectServiceStub(self._channel))
+        self.explain_stub: Any = TypedStub(explain_pb2_grpc.ExplainServiceStub(self._channel))
         self._features: dict[tuple[str, int], list[str]] = {}
+        self._types: dict[str, dict[str, str]] = {}
 
     def close(self) -> None:
         self._channel.close()
@@ -215,6 +201,18 @@ class Client:
 
     def list_algorithms(self) -> list[train_pb2.Algorithm]:
         return list(self.train_stub.ListAlgorithms(train_pb2.ListAlgorithmsRequest(), timeout=self.timeout).algorithms)
+
+    def params(self, message: Any) -> dict[str, Any]:
+        """The parameters of a ModelVersion or TrainingJob (or an Algorithm's defaults) as values of their declared
+        types, as ListAlgorithms declares them: 100, not the 100.0 a google.protobuf.Value carries."""
+        from google.protobuf import json_format
+
+        if isinstance(message, train_pb2.Algorithm):
+            return {p.name: as_declared(json_format.MessageToDict(p.default_value), p.type) for p in message.parameters}
+        if not self._types:
+            self._types = {a.name: {p.name: p.type for p in a.parameters} for a in self.list_algorithms()}
+        types = self._types.get(message.algorithm, {})
+        return {k: as_declared(json_format.MessageToDict(v), types.get(k, "")) for k, v in message.params.items()}
 
     # --- models ---
 

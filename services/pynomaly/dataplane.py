@@ -22,7 +22,7 @@ from pynomaly import algorithms
 from pynomaly.batch import BatchJobs, BatchRequest
 from pynomaly.batch.jobs import check_id
 from pynomaly.data import read_table
-from pynomaly.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from pynomaly.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, PermissionDenied, unknown_model
 from pynomaly.explain import Explanation
 from pynomaly.imports import ImportSpec, import_model
 from pynomaly.jobs import JobManager
@@ -126,7 +126,8 @@ class DataPlane:
     async def detect(self, model: str, X: np.ndarray, threshold: float | None = None) -> DetectResult:
         loaded = await self._load(model, X)
         if threshold is not None and not math.isfinite(threshold):
-            raise InvalidArgument(f"threshold must be finite, got {threshold}")
+            raise InvalidArgument(f"threshold must be finite, got {threshold}", field="threshold",
+                                  reason="NON_FINITE_VALUE")
         tracer = self.tracer
         with tracer.span(self.scoring.run_span):
             scores = await self.scoring.score(loaded, X)
@@ -148,7 +149,8 @@ class DataPlane:
         """(explanation, feature names, model name, version); `deadline` is a time.monotonic() instant."""
         loaded = await self._load(model, X)
         if not 0 <= top_k <= loaded.n_features:
-            raise InvalidArgument(f"top_k must be in [0, {loaded.n_features}] (0 = all features), got {top_k}")
+            raise InvalidArgument(f"top_k must be in [0, {loaded.n_features}] (0 = all features), got {top_k}",
+                                  field="top_k")
         if deadline is not None:
             result = await self.scoring.explain(loaded, X, method, deadline)
         else:  # no deadline from the client: the server's own bounds Kernel SHAP
@@ -181,9 +183,11 @@ class DataPlane:
         if contamination == 0:
             contamination = DEFAULT_CONTAMINATION
         if not (0 < contamination <= 0.5):
-            raise InvalidArgument(f"contamination must be in (0, 0.5], got {contamination}")
+            raise InvalidArgument(f"contamination must be in (0, 0.5], got {contamination}",
+                                  reason="INVALID_CONTAMINATION", field="contamination")
         if not algo.exportable:
-            raise FailedPrecondition(f"algorithm {algorithm!r} cannot be exported to ONNX: {algo.export_note}")
+            raise FailedPrecondition(f"algorithm {algorithm!r} cannot be exported to ONNX: {algo.export_note}",
+                                     reason="NOT_EXPORTABLE", field="algorithm")
         if matrix is not None:
             X = matrix
         elif data_uri:
@@ -202,7 +206,8 @@ class DataPlane:
         if len(set(feature_names)) != len(feature_names) or not all(feature_names):
             raise InvalidArgument("feature_names: names must be non-empty and unique")
         spec = TrainSpec(model_name=model_name, algorithm=algorithm, params=resolved, contamination=contamination,
-                         feature_names=list(feature_names), description=description, given_params=dict(params))
+                         feature_names=list(feature_names), description=description,
+                         given_params={k: resolved[k] for k in params})  # as declared: 100, not 100.0
         return self.jobs.submit(spec, X)
 
     def _data_path(self, uri: str) -> Path:
@@ -242,7 +247,7 @@ class DataPlane:
         check_name(name, "name")
         versions = self.store.versions(name)
         if not versions:
-            raise NotFound(f"model {name!r} not found")
+            raise unknown_model(name)
         return [self.model_card(name, v) for v in reversed(versions)]
 
     def delete_model_version(self, model: str) -> None:
@@ -257,7 +262,7 @@ class DataPlane:
         check_name(name, "name")
         check_alias(alias)
         if version < 1:
-            raise InvalidArgument(f"version must be ≥ 1, got {version}")
+            raise InvalidArgument(f"version must be ≥ 1, got {version}", field="version")
         self.store.set_alias(name, alias, version)
         return self.model_card(name, version)
 
@@ -271,8 +276,8 @@ class DataPlane:
         if spec.contamination == 0:
             spec.contamination = DEFAULT_CONTAMINATION
         check_new_version(self.store, spec.name, self.limits)
-        graph, manifest = import_model(spec, self.limits.import_run_timeout_s)
-        version = self.store.create_version(spec.name, graph, manifest)
+        graph, manifest, arrays = import_model(spec, self.limits.import_run_timeout_s)
+        version = self.store.create_version(spec.name, graph, manifest, arrays or None)
         return self.model_card(spec.name, version)
 
     def model_file(self, model: str) -> tuple[dict[str, Any], bytes]:
@@ -287,7 +292,7 @@ class DataPlane:
 
     def list_training_jobs(self, model_name: str, page_size: int) -> list[dict[str, Any]]:
         if page_size < 0:
-            raise InvalidArgument(f"page_size must be ≥ 0, got {page_size}")
+            raise InvalidArgument(f"page_size must be ≥ 0, got {page_size}", field="page_size")
         return self.jobs.list(model_name, page_size or 100)
 
     def cancel_training_job(self, job_id: str) -> dict[str, Any]:
@@ -320,7 +325,7 @@ class DataPlane:
 
     def list_batch_detect_jobs(self, model_name: str, page_size: int) -> list[dict[str, Any]]:
         if page_size < 0:
-            raise InvalidArgument(f"page_size must be ≥ 0, got {page_size}")
+            raise InvalidArgument(f"page_size must be ≥ 0, got {page_size}", field="page_size")
         return self._batch().list(model_name, page_size or 100)
 
     async def cancel_batch_detect_job(self, job_id: str) -> dict[str, Any]:

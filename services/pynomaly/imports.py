@@ -4,6 +4,10 @@ The wrapped graph has the same input and output as an exported one: "X" float64 
 float64 [N], higher = more anomalous. The original graph is kept intact inside; only a Cast in front (to its
 input type: float graphs see rows rounded to float32, double graphs the rows as sent) and Reshape / Neg / Cast
 behind the score output are added.
+
+Explain: an imported graph is a black box, so Kernel SHAP is its one method, and it needs background rows: a
+sample of the reference rows, stored as a trained version's are (explain.npz). Without reference rows the version
+has no method, and Explain says why (NO_BACKGROUND).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from pynomaly import verification
+from pynomaly import explain, verification
 from pynomaly.errors import InvalidArgument
 from pynomaly.export._graph import double_io
 from pynomaly.limits import RunTimedOut, timed_run
@@ -24,6 +28,7 @@ from pynomaly.training import summarize
 
 PROBE_ROWS = 64
 _FLOAT_TYPES = {TensorProto.FLOAT: "float", TensorProto.DOUBLE: "double"}
+NO_BACKGROUND = "imported without reference rows: Kernel SHAP needs them; import again with reference_rows"
 
 
 @dataclass
@@ -101,9 +106,9 @@ def _wrap(model: onnx.ModelProto, inp: onnx.ValueInfoProto, score: str, negate: 
     return wrapped
 
 
-def import_model(spec: ImportSpec, run_timeout_s: float = 10.0) -> tuple[bytes, dict]:
-    """Validate and wrap; return (graph bytes, manifest). Raises InvalidArgument naming what is wrong, and
-    RunTimedOut when scoring the probe rows takes longer than `run_timeout_s` a run."""
+def import_model(spec: ImportSpec, run_timeout_s: float = 10.0) -> tuple[bytes, dict, dict[str, np.ndarray]]:
+    """Validate and wrap; return (graph bytes, manifest, explain arrays). Raises InvalidArgument naming what is
+    wrong, and RunTimedOut when scoring the probe rows takes longer than `run_timeout_s` a run."""
     model = _load(spec.onnx_model)
     inp, width = _input(model)
     names = list(spec.feature_names or [])
@@ -166,9 +171,11 @@ def import_model(spec: ImportSpec, run_timeout_s: float = 10.0) -> tuple[bytes, 
         threshold = (float(np.percentile(ref_scores, 100 * (1 - spec.contamination))) if spec.threshold is None
                      else spec.threshold)
         training_scores = summarize(ref_scores)
+        explain_manifest, arrays = explain.artifacts(None, probe[PROBE_ROWS:], session)
     else:
         assert spec.threshold is not None  # checked above: a threshold, or reference rows
         threshold, training_scores = float(spec.threshold), summarize(scores)
+        explain_manifest, arrays = {"methods": [], "default": "", "unavailable": NO_BACKGROUND}, {}
     manifest = {
         "format": 1,
         "algorithm": "onnx",
@@ -178,6 +185,7 @@ def import_model(spec: ImportSpec, run_timeout_s: float = 10.0) -> tuple[bytes, 
         "threshold": threshold,
         "contamination": spec.contamination if spec.reference_rows is not None else 0.0,
         "training_scores": training_scores,
+        "explain": explain_manifest,
         "export_check": {"rows": len(probe), "max_abs_error": 0.0, "max_rel_error": 0.0, "tolerance": 0.0,
                          "libraries": f"imported (producer: {model.producer_name or 'unknown'} "
                                       f"{model.producer_version}".rstrip() + ")"},
@@ -190,4 +198,4 @@ def import_model(spec: ImportSpec, run_timeout_s: float = 10.0) -> tuple[bytes, 
         "input_name": "X",
         "output_name": "anomaly_score",
     }
-    return wrapped, manifest
+    return wrapped, manifest, arrays

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pynomaly import lifeline, training
-from pynomaly.errors import NotFound, ResourceExhausted
+from pynomaly.errors import ResourceExhausted, unknown_job
 from pynomaly.limits import Limits, check_new_version, check_queue, expired
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
@@ -78,7 +78,10 @@ def run_job(job_id: str, spec: training.TrainSpec, X: np.ndarray) -> tuple[train
 
 
 def _warm_up() -> None:
+    """A worker's first task, submitted as soon as the server's ports are bound: the default algorithm's stack
+    now, the slower rest on a thread (a job queued meanwhile waits seconds, not for numba and torch)."""
     training.warm_up()
+    threading.Thread(target=training.warm_up_more, name="pynomaly-warm-up", daemon=True).start()
 
 
 class TrainingPool(Protocol):
@@ -332,7 +335,7 @@ class JobManager:
     def cancel(self, job_id: str) -> dict[str, Any]:
         job = self._jobs.get(job_id)
         if job is None:
-            raise NotFound(f"training job {job_id!r} not found")
+            raise unknown_job("training job", job_id)
         if job["state"] not in TERMINAL:
             future = self._futures.get(job_id)
             if future is not None:

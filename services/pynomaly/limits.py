@@ -41,7 +41,7 @@ def check_queue(active: int, limit: int) -> None:
     if active >= limit:
         raise ResourceExhausted(
             f"{active} training jobs are queued or running, the most this server takes (--max-queued-jobs "
-            f"{limit}); wait for some to finish, or cancel some"
+            f"{limit}); wait for some to finish, or cancel some", reason="QUEUE_FULL"
         )
 
 
@@ -52,14 +52,14 @@ def check_new_version(store: Any, name: str, limits: Limits) -> None:
     if count >= limits.max_versions_per_model:
         raise ResourceExhausted(
             f"model {name!r} has {count} versions, the most this server keeps (--max-versions-per-model "
-            f"{limits.max_versions_per_model}); delete old ones"
+            f"{limits.max_versions_per_model}); delete old ones", reason="TOO_MANY_VERSIONS"
         )
     if limits.max_store_mb is not None:
         size = store.size_bytes()
         if size >= limits.max_store_mb * 2**20:
             raise ResourceExhausted(
                 f"the model store holds {size / 2**20:.3g} MiB, the most this server keeps (--max-store-mb "
-                f"{limits.max_store_mb:g}); delete old versions"
+                f"{limits.max_store_mb:g}); delete old versions", reason="STORE_FULL"
             )
 
 

@@ -22,20 +22,22 @@ def is_digits(text: str) -> bool:
 
 def check_name(name: str, field: str = "model_name") -> str:
     if not name:
-        raise InvalidArgument(f"{field} is required")
+        raise InvalidArgument(f"{field} is required", reason="INVALID_REFERENCE", field=field)
     if not _NAME.fullmatch(name):
         raise InvalidArgument(
-            f"{field} {name!r} is invalid: use 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit"
-        )
+            f"{field} {name!r} is invalid: use 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit",
+            reason="INVALID_REFERENCE", field=field)
     return name
 
 
 def check_alias(alias: str) -> str:
     check_name(alias, "alias")
     if is_digits(alias):
-        raise InvalidArgument(f"alias {alias!r} is invalid: an alias cannot be all digits")
+        raise InvalidArgument(f"alias {alias!r} is invalid: an alias cannot be all digits", reason="INVALID_REFERENCE",
+                              field="alias")
     if alias == "latest":
-        raise InvalidArgument("alias 'latest' is reserved: a plain model name already means the latest version")
+        raise InvalidArgument("alias 'latest' is reserved: a plain model name already means the latest version",
+                              reason="INVALID_REFERENCE", field="alias")
     return alias
 
 
@@ -57,13 +59,15 @@ class ModelRef:
 
 def parse_ref(ref: str, field: str = "model") -> ModelRef:
     if not ref:
-        raise InvalidArgument(f"{field} is required (a model reference: 'name', 'name@3' or 'name:alias')")
+        raise InvalidArgument(f"{field} is required (a model reference: 'name', 'name@3' or 'name:alias')",
+                              reason="INVALID_REFERENCE", field=field)
     if "@" in ref:
         name, _, version = ref.partition("@")
         check_name(name, field)
         if not is_digits(version) or len(version) > MAX_VERSION_DIGITS or int(version) < 1:
             raise InvalidArgument(f"{field} {ref!r}: the version after '@' must be a positive integer "
-                                  f"(ASCII digits, at most {MAX_VERSION_DIGITS})")
+                                  f"(ASCII digits, at most {MAX_VERSION_DIGITS})",
+                                  reason="INVALID_REFERENCE", field=field)
         return ModelRef(name, version=int(version))
     if ":" in ref:
         name, _, alias = ref.partition(":")

@@ -19,12 +19,15 @@ def check_rows(X: np.ndarray, field: str, n_features: int | None = None) -> np.n
     """Return X if it is a non-empty 2-D finite matrix of the expected width, its values within float32's range;
     else InvalidArgument naming `field`."""
     if X.ndim != 2:
-        raise InvalidArgument(f"{field}: expected a 2-D matrix (rows × columns), got {X.ndim} dimension(s)")
+        raise InvalidArgument(f"{field}: expected a 2-D matrix (rows × columns), got {X.ndim} dimension(s)",
+                              reason="MALFORMED_MATRIX")
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise InvalidArgument(f"{field}: the matrix is empty ({X.shape[0]} rows × {X.shape[1]} columns)")
+        raise InvalidArgument(f"{field}: the matrix is empty ({X.shape[0]} rows × {X.shape[1]} columns)",
+                              reason="EMPTY_INPUT")
     if n_features is not None and X.shape[1] != n_features:
         raise InvalidArgument(
-            f"{field}: expected {n_features} columns (the model's feature count), got {X.shape[1]}"
+            f"{field}: expected {n_features} columns (the model's feature count), got {X.shape[1]}",
+            reason="WRONG_WIDTH",
         )
     ok = np.abs(X) <= F32_MAX if X.dtype == np.float64 else np.isfinite(X)
     if not ok.all():
@@ -33,13 +36,13 @@ def check_rows(X: np.ndarray, field: str, n_features: int | None = None) -> np.n
             r, c = np.argwhere(~finite)[0]
             raise InvalidArgument(
                 f"{field}: row {r} column {c} is {X[r, c]}; values must be finite (no NaN or inf)"
-                + (f" — {int((~finite).sum())} non-finite values in all" if (~finite).sum() > 1 else "")
-            )
+                + (f" — {int((~finite).sum())} non-finite values in all" if (~finite).sum() > 1 else ""),
+                reason="NON_FINITE_VALUE")
         r, c = np.argwhere(~ok)[0]
         raise InvalidArgument(
             f"{field}: row {r} column {c} is {X[r, c]:g}; values must be within float32's range (|x| ≤ {F32_MAX:g})"
-            + (f" — {int((~ok).sum())} values out of range in all" if (~ok).sum() > 1 else "")
-        )
+            + (f" — {int((~ok).sum())} values out of range in all" if (~ok).sum() > 1 else ""),
+            reason="NON_FINITE_VALUE")
     return X
 
 

@@ -138,12 +138,23 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lamb
 
 
 def warm_up() -> None:
-    """Import the libraries and compile HBOS's numba kernels, so the first real job does not pay for it."""
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(64, 3))
-    for name in ("iforest", "hbos"):
-        algo = algorithms.get(name)
-        algo.build(algo.resolve_params({"n_estimators": 2} if name == "iforest" else {}), 0.1).fit(X)
-    import onnxruntime  # noqa: F401
+    """What the first job of the default algorithm would pay: train a tiny IForest through every stage (imports
+    of PyOD, scikit-learn, the ONNX converters and onnxruntime; the export, its check and the explain arrays)."""
+    X = np.random.default_rng(0).normal(size=(64, 3))
+    algo = algorithms.get("iforest")
+    spec = TrainSpec("warm-up", "iforest", algo.resolve_params({"n_estimators": 2}), 0.1, ["a", "b", "c"])
+    train(spec, X)
+    algorithms.get("hbos")  # its module, imported here: warm_up_more compiles it on another thread
 
-    from pynomaly import export  # noqa: F401
+
+def warm_up_more() -> None:
+    """The rest, slower and needed by fewer jobs: HBOS's numba kernels (seconds to compile) and torch (the deep
+    detectors). Runs on a thread of its own so a job is not queued behind it: a job that needs one of them waits
+    for it (numba's and the import system's locks), the others do not."""
+    X = np.random.default_rng(0).normal(size=(64, 3))
+    algo = algorithms.get("hbos")
+    algo.build(algo.resolve_params({}), 0.1).fit(X)
+    try:
+        import torch  # noqa: F401
+    except ImportError:  # deep detectors not installed
+        pass

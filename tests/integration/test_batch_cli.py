@@ -56,8 +56,9 @@ def test_batch_json_then_list_get_and_cancel(server, client, trained, inputs):
                 "--threshold", "1e9", "--pass-through")
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
-    assert job["state"] == "BATCH_DETECT_JOB_STATE_SUCCEEDED" and job["rows_done"] == "20000"
-    assert job["threshold"] == 1e9 and "anomalies" not in job  # proto3 JSON leaves out zeros
+    # The CLI's one JSON style: int64 as integers, every field (zeros too).
+    assert job["state"] == "BATCH_DETECT_JOB_STATE_SUCCEEDED" and job["rows_done"] == 20000
+    assert job["threshold"] == 1e9 and job["anomalies"] == 0
     assert done.stderr == ""  # --json: no progress bar
     listed = _cli(server, "list", "--model", trained.split("@")[0])
     assert listed.returncode == 0 and listed.stdout.splitlines()[0].startswith(f"{job['id']}\tsucceeded\t{trained}\t")

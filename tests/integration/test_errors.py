@@ -78,7 +78,7 @@ TRAIN_CASES = [
     ("unknown hyperparameter", dict(params={"n_trees": _num(5)}), INVALID,
      "params: unknown hyperparameter 'n_trees' for algorithm 'iforest'"),
     ("hyperparameter out of range", dict(params={"n_estimators": _num(0)}), INVALID,
-     "params.n_estimators: must be an integer in [1, 10000] (got 0"),
+     "params.n_estimators: must be an integer in [1, 10000], got number 0"),
     ("hyperparameter of the wrong type", dict(params={"bootstrap": _num(1)}), INVALID,
      "params.bootstrap: must be true or false"),
     ("bad model name", dict(model_name="no/slashes"), INVALID, "model_name 'no/slashes' is invalid"),

@@ -108,10 +108,13 @@ def _rows(X):
 
 BAD = [
     ("method not offered", dict(method=explain_pb2.EXPLAIN_METHOD_EXACT), FAILED_PRECONDITION,
-     "method: 'exact' is not available for model blobs@1 (iforest); available: tree_shap, kernel_shap"),
+     "method: EXPLAIN_METHOD_EXACT (exact) is not available for model blobs@1 (iforest); available: "
+     "EXPLAIN_METHOD_TREE_SHAP (tree_shap), EXPLAIN_METHOD_KERNEL_SHAP (kernel_shap)"),
     ("top_k too large", dict(top_k=6), INVALID, "top_k must be in [0, 5] (0 = all features), got 6"),
     ("top_k negative", dict(top_k=-1), INVALID, "top_k must be in [0, 5]"),
-    ("unknown method", dict(method=9), INVALID, "method: unknown value 9"),
+    ("unknown method", dict(method=9), INVALID,
+     "method: unknown value 9 (known: EXPLAIN_METHOD_UNSPECIFIED = 0, EXPLAIN_METHOD_EXACT = 1, "
+     "EXPLAIN_METHOD_TREE_SHAP = 2, EXPLAIN_METHOD_KERNEL_SHAP = 3)"),
     ("unknown layout", dict(layout=7), INVALID, "layout: unknown value 7"),
     ("top_k with packed", dict(top_k=2, layout=explain_pb2.EXPLAIN_LAYOUT_PACKED), INVALID,
      "top_k: a packed response carries every feature; use top_k 0, or the ROWS layout"),

@@ -150,7 +150,7 @@ REFUSED = "the platform refused the training job: INVALID_ARGUMENT: "
 
 @pytest.mark.parametrize("name, spec, message", [
     ("refused-param", {"params": {"n_estimators": -5}},
-     REFUSED + "params.n_estimators: must be an integer in [1, 10000] (got -5.0)"),
+     REFUSED + "params.n_estimators: must be an integer in [1, 10000], got number -5"),
     ("refused-file", {"trainingData": "missing.csv"},
      REFUSED + "data_uri: 'missing.csv' does not exist or is not a file"),
     ("refused-algorithm", {"algorithm": "no-such-detector"},

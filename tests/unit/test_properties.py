@@ -139,7 +139,8 @@ def test_params_decode_and_resolve_or_are_refused(params, algorithm):
     try:
         decoded = convert.values_to_dict(request.params)
     except InvalidArgument as e:
-        assert str(e).startswith("params.") and "finite" in str(e)
+        # a NaN/inf number, or a Value with no kind (what a client that misspells the kind sends)
+        assert str(e).startswith("params.") and ("finite" in str(e) or "sets no kind" in str(e))
         return
     assert set(decoded) == set(params)
     try:

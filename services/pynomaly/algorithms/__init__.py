@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pynomaly.algorithms import cluster, covariance, deep, ecdf, ensemble, forest, histogram, linear, neighbors, svm
 from pynomaly.algorithms._registry import ALGORITHMS, get
-from pynomaly.algorithms._spec import Algorithm, Param
+from pynomaly.algorithms._spec import Algorithm, Param, as_declared
 
-__all__ = ["ALGORITHMS", "Algorithm", "Param", "get"]
+__all__ = ["ALGORITHMS", "Algorithm", "Param", "as_declared", "get"]
 
 _FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep)
 

@@ -11,10 +11,12 @@ ALGORITHMS: dict[str, Algorithm] = {}
 
 def get(name: str) -> Algorithm:
     if not name:
-        raise InvalidArgument(f"algorithm is required; available: {', '.join(sorted(ALGORITHMS))}")
+        raise InvalidArgument(f"algorithm is required; available: {', '.join(sorted(ALGORITHMS))}",
+                              reason="UNKNOWN_ALGORITHM", field="algorithm")
     try:
         return ALGORITHMS[name]
     except KeyError:
         raise InvalidArgument(
-            f"algorithm: unknown algorithm {name!r}; available: {', '.join(sorted(ALGORITHMS))}"
+            f"algorithm: unknown algorithm {name!r}; available: {', '.join(sorted(ALGORITHMS))}",
+            reason="UNKNOWN_ALGORITHM",
         ) from None

@@ -7,6 +7,7 @@ Libraries are imported lazily: listing algorithms must not pay for importing PyO
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pynomaly.errors import InvalidArgument
+from pynomaly.errors import InvalidArgument, describe_value
 
 Check = Callable[[Any], Any]
 
@@ -51,7 +52,7 @@ class Algorithm:
         if unknown:
             raise InvalidArgument(
                 f"params: unknown hyperparameter {unknown[0]!r} for algorithm {self.name!r}; "
-                f"known: {', '.join(known) or 'none'}"
+                f"known: {', '.join(known) or 'none'}", reason="UNKNOWN_PARAMETER", field=f"params.{unknown[0]}"
             )
         resolved = {}
         for p in self.params:
@@ -61,8 +62,21 @@ class Algorithm:
             try:
                 resolved[p.name] = p.check(given[p.name])
             except ValueError as e:
-                raise InvalidArgument(f"params.{p.name}: {e} (got {given[p.name]!r})") from None
+                raise InvalidArgument(f"params.{p.name}: {e}, got {describe_value(given[p.name])}",
+                                      reason="INVALID_PARAMETER") from None
         return resolved
+
+
+
+def as_declared(value: Any, declared: str) -> Any:
+    """`value` as a parameter of the `declared` type (Param.type, e.g. "int | null") would be: 100.0 → 100 where an
+    integer is meant. google.protobuf.Value carries every number as a double, so clients convert with this."""
+    kinds = {k.strip() for k in declared.split("|")}
+    if isinstance(value, float) and value.is_integer() and "int" in kinds and "float" not in kinds:
+        return int(value)
+    if isinstance(value, list) and "list[int]" in kinds:
+        return [as_declared(v, "int") for v in value]
+    return value
 
 
 # --- value checks: each returns the coerced value or raises ValueError saying what is valid ---
@@ -115,7 +129,7 @@ def either(*checks: Check, what: str) -> Check:
 def literal(*options: str | None) -> Check:
     def check(v: Any) -> Any:
         if v not in options:
-            raise ValueError(f"must be one of {', '.join(repr(o) for o in options)}")
+            raise ValueError(f"must be one of {', '.join(json.dumps(o) for o in options)}")
         return v
 
     return check

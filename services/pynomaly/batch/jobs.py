@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from pynomaly.batch import tables
 from pynomaly.batch.locations import discard_partial
 from pynomaly.batch.plan import BatchPlan, BatchRequest, Roots, make_plan
-from pynomaly.errors import NotFound, PynomalyError
+from pynomaly.errors import PynomalyError, unknown_job
 from pynomaly.limits import Limits, expired
 from pynomaly.store import JobStore
 from pynomaly.store.base import check_job_id
@@ -279,7 +279,7 @@ class BatchJobs:
         """Cancel the job and wait (a while) until its work has stopped and its partial output is gone."""
         job = self._jobs.get(job_id)
         if job is None:
-            raise NotFound(f"batch job {job_id!r} not found")
+            raise unknown_job("batch job", job_id)
         control, task = self._controls.get(job_id), self._tasks.get(job_id)
         if job["state"] not in TERMINAL and control is not None and control.cancel():
             queued = job["state"] == QUEUED

@@ -23,6 +23,13 @@ from pynomaly.explain import kernel_shap
 from pynomaly.rows import input_dtype
 
 EXACT, TREE_SHAP, KERNEL_SHAP = "exact", "tree_shap", "kernel_shap"
+
+
+def wire_name(method: str) -> str:
+    """A method as messages name it: the API's enum value and the short name the SDK and CLI take, e.g.
+    "EXPLAIN_METHOD_TREE_SHAP (tree_shap)"."""
+    return f"EXPLAIN_METHOD_{method.upper()} ({method})"
+
 CONTRIBUTIONS_OUTPUT = "contributions"
 BACKGROUND_ROWS = 64
 _ISOLATION_FORESTS = {"pyod.models.iforest.IForest", "sklearn.ensemble._iforest.IsolationForest"}
@@ -70,16 +77,20 @@ class ModelExplainer:
         self._score = score or model.score
         self.methods: list[str] = list(model.manifest.get("explain", {}).get("methods", []))
         self.default = model.manifest.get("explain", {}).get("default", "")
+        # Why there is no method, where the version says (an import without reference rows).
+        self._unavailable = model.manifest.get("explain", {}).get("unavailable", "")
         self._arrays = arrays
         self._tree: Any = None
 
     def check_method(self, method: str | None) -> str:
         method = method or self.default
         if method not in self.methods:
-            available = ", ".join(self.methods) or "none (the model version predates Explain; retrain it)"
-            raise FailedPrecondition(f"method: {method or 'default'!r} is not available for model "
-                                     f"{self.model.name}@{self.model.version} ({self.model.manifest['algorithm']}); "
-                                     f"available: {available}")
+            available = ", ".join(map(wire_name, self.methods)) or (
+                f"none ({self._unavailable or 'the model version predates Explain; retrain it'})")
+            raise FailedPrecondition(f"method: {wire_name(method) if method else 'the default'} is not available for "
+                                     f"model {self.model.name}@{self.model.version} "
+                                     f"({self.model.manifest['algorithm']}); "
+                                     f"available: {available}", reason="METHOD_UNAVAILABLE")
         return method
 
     def explain(self, X: np.ndarray, method: str | None = None, deadline: float | None = None) -> Explanation:

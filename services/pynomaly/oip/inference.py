@@ -26,7 +26,7 @@ import numpy as np
 
 from pynomaly import __version__
 from pynomaly.dataplane import DataPlane
-from pynomaly.errors import InvalidArgument
+from pynomaly.errors import InvalidArgument, describe_value
 from pynomaly.refs import MAX_VERSION_DIGITS, check_name, is_digits
 from pynomaly.rows import check_rows
 
@@ -172,7 +172,7 @@ def threshold_parameter(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgument(f"parameters.threshold: must be a number, got {value!r}")
+        raise InvalidArgument(f"parameters.threshold: must be a number, got {describe_value(value)}")
     return float(value)
 
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from pynomaly.batch import BatchJobs, Roots
 from pynomaly.batch.embedded import ThreadEngine
@@ -27,7 +26,7 @@ from pynomaly.oip.inference import Inference
 from pynomaly.oip.v2 import grpc_service_pb2_grpc
 from pynomaly.refs import is_digits
 from pynomaly.runtime import LocalScoring, SessionCache
-from pynomaly.server import oip
+from pynomaly.server import oip, reflection
 from pynomaly.server.decoding import DecodeErrors
 from pynomaly.server.readiness import StoreReadiness
 from pynomaly.server.security import Security, health_server
@@ -235,9 +234,7 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     services = (*SERVICE_NAMES, oip.SERVICE_NAME)
-    reflection.enable_server_reflection(
-        (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server,
-    )
+    reflection.enable((*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     try:
         port = security.add_port(server, config.listen)
     except RuntimeError as e:

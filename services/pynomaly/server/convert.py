@@ -26,26 +26,30 @@ _MATRIX_FIELDS = (("values", _F32, 0), ("raw_values", _F32, 4), ("double_values"
 def matrix_to_array(m: common_pb2.Matrix, field: str) -> np.ndarray:
     """Decode a Matrix into a (rows, columns) array, float32 or float64 as sent, without per-element Python work."""
     if m.rows < 0 or m.columns < 0:
-        raise InvalidArgument(f"{field}: rows and columns must be ≥ 0, got {m.rows} × {m.columns}")
+        raise InvalidArgument(f"{field}: rows and columns must be ≥ 0, got {m.rows} × {m.columns}",
+                              reason="MALFORMED_MATRIX")
     n = m.rows * m.columns
     given = [(name, dtype, size) for name, dtype, size in _MATRIX_FIELDS if len(getattr(m, name))]
     if len(given) > 1:
         raise InvalidArgument(f"{field}: set exactly one of values, raw_values, double_values or raw_double_values; "
-                              f"got {' and '.join(name for name, _, _ in given)}")
+                              f"got {' and '.join(name for name, _, _ in given)}", reason="MALFORMED_MATRIX")
     name, dtype, size = given[0] if given else _MATRIX_FIELDS[0]
     data = getattr(m, name)
     if size:
         if len(data) != n * size:
-            raise InvalidArgument(f"{field}.{name}: {len(data)} bytes, expected rows × columns × {size} = {n * size}")
+            raise InvalidArgument(f"{field}.{name}: {len(data)} bytes, expected rows × columns × {size} = {n * size}",
+                                  reason="MALFORMED_MATRIX")
         flat = np.frombuffer(data, dtype=dtype)
     else:
         if len(data) != n:
-            raise InvalidArgument(f"{field}.{name}: {len(data)} values, expected rows × columns = {n}")
+            raise InvalidArgument(f"{field}.{name}: {len(data)} values, expected rows × columns = {n}",
+                                  reason="MALFORMED_MATRIX")
         flat = np.array(data, dtype=dtype)
     try:
         return flat.reshape(m.rows, m.columns)
     except ValueError:  # no values, but numpy cannot even shape 0 × 2**62
-        raise InvalidArgument(f"{field}: the matrix is empty ({m.rows} rows × {m.columns} columns)") from None
+        raise InvalidArgument(f"{field}: the matrix is empty ({m.rows} rows × {m.columns} columns)",
+                              reason="EMPTY_INPUT") from None
 
 
 def array_to_matrix(X: np.ndarray) -> common_pb2.Matrix:
@@ -64,8 +68,12 @@ def values_to_dict(values: Any, field: str = "params") -> dict[str, Any]:
 
 def _check_finite(v: struct_pb2.Value, where: str) -> None:
     kind = v.WhichOneof("kind")
+    if kind is None:  # e.g. a JavaScript client that spelt number_value, which protobuf.js drops without a word
+        raise InvalidArgument(f"{where}: the google.protobuf.Value sets no kind; set one of null_value, number_value, "
+                              "string_value, bool_value, list_value or struct_value (numberValue … in JSON)",
+                              reason="INVALID_PARAMETER")
     if kind == "number_value" and not math.isfinite(v.number_value):
-        raise InvalidArgument(f"{where}: must be a finite number, got {v.number_value}")
+        raise InvalidArgument(f"{where}: must be a finite number, got {v.number_value}", reason="NON_FINITE_VALUE")
     if kind == "list_value":
         for i, item in enumerate(v.list_value.values):
             _check_finite(item, f"{where}[{i}]")
@@ -247,6 +255,7 @@ METHODS = {
     explain_pb2.EXPLAIN_METHOD_KERNEL_SHAP: "kernel_shap",
 }
 _METHOD_ENUMS = {v: k for k, v in METHODS.items() if v}
+_KNOWN_METHODS = ", ".join(f"{explain_pb2.ExplainMethod.Name(v)} = {v}" for v in METHODS)
 LAYOUTS = (explain_pb2.EXPLAIN_LAYOUT_UNSPECIFIED, explain_pb2.EXPLAIN_LAYOUT_ROWS, explain_pb2.EXPLAIN_LAYOUT_PACKED)
 
 
@@ -261,7 +270,7 @@ class ExplainArgs:
 
 def explain_args(request: explain_pb2.ExplainRequest) -> ExplainArgs:
     if request.method not in METHODS:
-        raise InvalidArgument(f"method: unknown value {request.method}")
+        raise InvalidArgument(f"method: unknown value {request.method} (known: {_KNOWN_METHODS})")
     if request.layout not in LAYOUTS:
         raise InvalidArgument(f"layout: unknown value {request.layout}")
     packed = request.layout == explain_pb2.EXPLAIN_LAYOUT_PACKED

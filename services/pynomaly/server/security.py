@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 
 from pynomaly.auth import Tokens
 from pynomaly.errors import PynomalyError
-from pynomaly.server.status import to_status
+from pynomaly.server.status import Status, to_status
 from pynomaly.server.tls import CertFiles
 
 
@@ -62,11 +62,11 @@ async def health_server(listen: str, servicer: health.aio.HealthServicer) -> tup
     return server, port
 
 
-def _refusal(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+def _refusal(handler: grpc.RpcMethodHandler, status: Status) -> grpc.RpcMethodHandler:
     """A handler of the same kind as `handler` that refuses the call without decoding its request."""
 
     async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(code, message)
+        await context.abort(*status)
 
     if handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(refuse)
@@ -100,5 +100,5 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
             handler = await continuation(handler_call_details)
             if handler is None:  # an unknown method: UNIMPLEMENTED, as without auth
                 return handler
-            return _refusal(handler, *to_status(e, method))
+            return _refusal(handler, to_status(e, method))
         return await continuation(handler_call_details)

@@ -1,4 +1,6 @@
-"""Domain errors become gRPC status codes here, and only here."""
+"""Domain errors become gRPC statuses here, and only here: the code, the message, and the rich error model's
+details (google.rpc.Status in the `grpc-status-details-bin` trailer: ErrorInfo with the error's reason, BadRequest
+naming the field, ResourceInfo naming what was not found), which clients in any language decode."""
 
 from __future__ import annotations
 
@@ -7,9 +9,12 @@ import inspect
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from pynomaly import errors
 
@@ -28,13 +33,56 @@ CODES: dict[type[errors.PynomalyError], grpc.StatusCode] = {
 }
 
 
-def to_status(e: Exception, method: str) -> tuple[grpc.StatusCode, str]:
+class Status(NamedTuple):
+    """context.abort's arguments: `await context.abort(*to_status(e, method))`."""
+
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...] = ()
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+# Status messages travel in headers, and gRPC refuses a call's metadata beyond 8 KiB: a message that quotes a huge
+# input (a 5,000-digit version) is cut in its middle, so that it fits twice (grpc-message and the details).
+MAX_MESSAGE = 1024
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= MAX_MESSAGE:
+        return message
+    cut = len(message) - MAX_MESSAGE + 40
+    head = (MAX_MESSAGE - 40) // 2
+    return f"{message[:head]} … ({cut:,} characters cut) … {message[head + cut:]}"
+
+
+def rich_details(e: errors.PynomalyError, message: str) -> list[any_pb2.Any]:
+    """google.rpc details of a domain error: ErrorInfo always, BadRequest with a field, ResourceInfo with a resource."""
+    details = [_pack(error_details_pb2.ErrorInfo(reason=e.reason, domain=errors.DOMAIN))]
+    field = errors.field_of(e)
+    if field is not None:
+        violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=message, reason=e.reason)
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+    if e.resource is not None:
+        details.append(_pack(error_details_pb2.ResourceInfo(resource_type=e.resource.type,
+                                                            resource_name=e.resource.name)))
+    return details
+
+
+def to_status(e: Exception, method: str) -> Status:
     for cls in type(e).__mro__:
         if cls in CODES:
-            return CODES[cls], str(e)
+            assert isinstance(e, errors.PynomalyError)
+            code, message = CODES[cls], _bounded(str(e))
+            rich = status_pb2.Status(code=code.value[0], message=message, details=rich_details(e, message))
+            return Status(code, message, rpc_status.to_status(rich).trailing_metadata)
     error_id = uuid.uuid4().hex[:12]
     log.exception("internal error in %s (error id %s)", method, error_id)
-    return grpc.StatusCode.INTERNAL, f"internal error (error id {error_id}; see the server log)"
+    return Status(grpc.StatusCode.INTERNAL, f"internal error (error id {error_id}; see the server log)")
 
 
 def grpc_errors(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -22,7 +22,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pynomaly.errors import InvalidArgument, NotFound
+from pynomaly.errors import (
+    MODEL_VERSION,
+    InvalidArgument,
+    NotFound,
+    Resource,
+    unknown_alias,
+    unknown_job,
+    unknown_model,
+    unknown_version,
+)
 from pynomaly.refs import ModelRef
 
 MODEL_FILE = "model.onnx"
@@ -78,7 +87,7 @@ class VersionFiles:
         try:
             manifest = json.loads(self._read(name, version, MANIFEST_FILE))
         except FileNotFoundError:
-            raise NotFound(f"model {name}@{version} not found") from None
+            raise unknown_version(name, version) from None
         self._manifests[key] = manifest
         return manifest
 
@@ -93,7 +102,7 @@ class VersionFiles:
         try:
             return self._read(name, version, MODEL_FILE)
         except FileNotFoundError:
-            raise NotFound(f"model {name}@{version} not found") from None
+            raise unknown_version(name, version) from None
 
 
 def resolve(store: ModelStore, ref: ModelRef) -> tuple[str, int]:
@@ -113,8 +122,11 @@ def resolve(store: ModelStore, ref: ModelRef) -> tuple[str, int]:
             return ref.name, versions[-1]
         missing = ""
     if not missing or not store.versions(ref.name):
-        raise NotFound(f"model {ref.name!r} not found")
-    raise NotFound(f"model {ref.name!r} {missing}")
+        raise unknown_model(ref.name)
+    if ref.alias is not None:
+        raise unknown_alias(ref.name, ref.alias)
+    raise NotFound(f"model {ref.name!r} {missing}", reason="UNKNOWN_VERSION",
+                   resource=Resource(MODEL_VERSION, f"{ref.name}@{ref.version}"))
 
 
 TRAINING_JOBS, BATCH_JOBS = "jobs", "batch-jobs"  # the records' folders under the store root
@@ -130,11 +142,12 @@ def check_job_id(job_id: str, kind: str = "training job") -> str:
     """`job_id` if it has the form ids are issued in, else InvalidArgument: no other id is looked up, so none
     reaches a file or object name."""
     if not job_id:
-        raise InvalidArgument("id is required")
+        raise InvalidArgument("id is required", reason="INVALID_REFERENCE", field="id")
     prefix, form = JOB_IDS[kind]
     if not form.fullmatch(job_id):
         shown = repr(job_id[:40]) + (f"… ({len(job_id)} characters)" if len(job_id) > 40 else "")
-        raise InvalidArgument(f"id {shown} is not a {kind} id: expected {prefix!r} and 16 hexadecimal digits")
+        raise InvalidArgument(f"id {shown} is not a {kind} id: expected {prefix!r} and 16 hexadecimal digits",
+                              reason="INVALID_REFERENCE", field="id")
     return job_id
 
 
@@ -145,7 +158,7 @@ def job_key(job_id: str, kind: str = "training job") -> str:
     """The record's file name; an id that could not have been issued (a path, say) is simply not found. (The API
     refuses ids not of the issued form before this: check_job_id.)"""
     if not _RECORD_NAME.fullmatch(job_id):
-        raise NotFound(f"{kind} {job_id!r} not found")
+        raise unknown_job(kind, job_id)
     return f"{job_id}.json"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pynomaly.errors import NotFound
+from pynomaly.errors import unknown_alias, unknown_job, unknown_version
 from pynomaly.refs import ModelRef, check_alias, is_digits
 from pynomaly.store import base
 
@@ -60,7 +60,7 @@ class LocalRecords:
         try:
             return json.loads((self._dir / base.job_key(job_id, self._kind)).read_bytes())
         except FileNotFoundError:
-            raise NotFound(f"{self._kind} {job_id!r} not found") from None
+            raise unknown_job(self._kind, job_id) from None
 
     def list_jobs(self) -> list[dict[str, Any]]:
         jobs = []
@@ -169,7 +169,7 @@ class LocalStore(base.VersionFiles):
     def delete_version(self, name: str, version: int) -> None:
         src = self._versions_dir(name) / str(version)
         if not src.is_dir():
-            raise NotFound(f"model {name}@{version} not found")
+            raise unknown_version(name, version)
         with self._lock:
             tombstones = self._models / name / "deleted"
             tombstones.mkdir(exist_ok=True)
@@ -199,7 +199,7 @@ class LocalStore(base.VersionFiles):
         with self._lock:
             aliases = self.aliases(name)
             if alias not in aliases:
-                raise NotFound(f"model {name!r} has no alias {alias!r}")
+                raise unknown_alias(name, alias)
             del aliases[alias]
             write_json_atomic(self._models / name / base.ALIASES_FILE, aliases)
 

@@ -54,7 +54,7 @@ from typing import Any
 import fsspec
 import numpy as np
 
-from pynomaly.errors import FailedPrecondition, NotFound
+from pynomaly.errors import FailedPrecondition, unknown_alias, unknown_job, unknown_version
 from pynomaly.refs import ModelRef, check_alias, is_digits
 from pynomaly.store import base
 
@@ -249,7 +249,7 @@ class ObjectStore(base.VersionFiles):
 
     def delete_version(self, name: str, version: int) -> None:
         if not self._exists(name, version, cached=False):
-            raise NotFound(f"model {name}@{version} not found")
+            raise unknown_version(name, version)
         # Tombstone first: from here on no writer can take n, whatever happens next.
         self._fs.pipe_file(self._key("models", name, "deleted", version), b"")
         # The manifest next, alone: the version disappears in that one DELETE.
@@ -313,7 +313,7 @@ class ObjectStore(base.VersionFiles):
     def delete_alias(self, name: str, alias: str) -> None:
         def drop(aliases: dict[str, int]) -> dict[str, int]:
             if alias not in aliases:
-                raise NotFound(f"model {name!r} has no alias {alias!r}")
+                raise unknown_alias(name, alias)
             del aliases[alias]
             return aliases
 
@@ -355,7 +355,7 @@ class ObjectRecords:
         try:
             return json.loads(self._store._get(self._store._key(self._folder, base.job_key(job_id, self._kind))))
         except FileNotFoundError:
-            raise NotFound(f"{self._kind} {job_id!r} not found") from None
+            raise unknown_job(self._kind, job_id) from None
 
     def list_jobs(self) -> list[dict[str, Any]]:
         store = self._store

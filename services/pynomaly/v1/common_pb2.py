@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pynomaly/v1/common.proto\x12\x0bpynomaly.v1\"}\n\x06Matrix\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x0f\n\x07\x63olumns\x18\x02 \x01(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x02\x12\x12\n\nraw_values\x18\x04 \x01(\x0c\x12\x15\n\rdouble_values\x18\x05 \x03(\x01\x12\x19\n\x11raw_double_values\x18\x06 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pynomaly/v1/common.proto\x12\x0bpynomaly.v1\"}\n\x06Matrix\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x0f\n\x07\x63olumns\x18\x02 \x01(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x02\x12\x12\n\nraw_values\x18\x04 \x01(\x0c\x12\x15\n\rdouble_values\x18\x05 \x03(\x01\x12\x19\n\x11raw_double_values\x18\x06 \x01(\x0c\x42\x93\x01\n\x15io.github.pynomaly.v1B\x0b\x43ommonProtoP\x01Z:github.com/pynomaly/pynomaly/gen/go/pynomaly/v1;pynomalyv1\xa2\x02\x03PYN\xaa\x02\x0bPynomaly.V1\xca\x02\x0bPynomaly\\V1\xea\x02\x0cPynomaly::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pynomaly.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\025io.github.pynomaly.v1B\013CommonProtoP\001Z:github.com/pynomaly/pynomaly/gen/go/pynomaly/v1;pynomalyv1\242\002\003PYN\252\002\013Pynomaly.V1\312\002\013Pynomaly\\V1\352\002\014Pynomaly::V1'
   _globals['_MATRIX']._serialized_start=41
   _globals['_MATRIX']._serialized_end=166
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 """Domain errors become HTTP statuses here, and only here: the HTTP face of the one error table (server/status.py
-is the gRPC face). Error bodies are the Open Inference Protocol's error object, {"error": "..."}; an internal error
-carries an id that is in the server log, never a traceback."""
+is the gRPC face). Error bodies are the Open Inference Protocol's error object, {"error": "..."}, plus the error's
+stable reason (pynomaly.errors.REASONS) as "reason", the one ErrorInfo field gRPC clients read too; an internal
+error carries an id that is in the server log, never a traceback."""
 
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(json.dumps(body, separators=(",", ":")), status, headers, media_type="application/json")
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return json_response({"error": message}, status, headers)
+def error_response(status: int, message: str, headers: dict[str, str] | None = None,
+                   reason: str | None = None) -> Response:
+    return json_response({"error": message, "reason": reason} if reason else {"error": message}, status, headers)
 
 
 Endpoint = Callable[..., Awaitable[Response]]
@@ -69,7 +71,8 @@ def http_errors(endpoint: Endpoint) -> Endpoint:
         try:
             return await endpoint(*args)
         except Exception as e:
-            return error_response(*to_status(e, name))
+            status, message = to_status(e, name)
+            return error_response(status, message, reason=e.reason if isinstance(e, errors.PynomalyError) else None)
 
     return wrapped
 
