@@ -71,7 +71,7 @@ def _step(body: Mapping[str, Any]) -> dict[str, Any]:
         try:
             return step(PLATFORM, resource, datetime.now(UTC))
         except grpc.RpcError as e:
-            code = e.code().name if isinstance(e, grpc.Call) else "UNKNOWN"
-            details = e.details() if isinstance(e, grpc.Call) else str(e)
+            code = e.code().name if callable(getattr(e, "code", None)) else "UNKNOWN"
+            details = e.details() if callable(getattr(e, "details", None)) else str(e)
             raise kopf.TemporaryError(f"platform {resource.spec.get('platform')}: {code}: {details}",
                                       delay=INTERVAL) from e

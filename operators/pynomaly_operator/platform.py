@@ -46,8 +46,15 @@ DETECT_CHUNK_ROWS = 10_000  # holdout rows per Detect call, well under the platf
 DATA_ROOT_ENV = "PYNOMALY_OPERATOR_DATA_ROOT"
 
 
+def _code(e: grpc.RpcError) -> grpc.StatusCode | None:
+    """The status of a failed call: the SDK raises its typed errors (grpc.RpcError with code()), the raw stubs
+    grpc.Call objects."""
+    code = getattr(e, "code", None)
+    return code() if callable(code) else None
+
+
 def _not_found(e: grpc.RpcError) -> bool:
-    return isinstance(e, grpc.Call) and e.code() == grpc.StatusCode.NOT_FOUND
+    return _code(e) == grpc.StatusCode.NOT_FOUND
 
 
 def _job(proto: train_pb2.TrainingJob) -> Job:
@@ -159,7 +166,7 @@ class Platform:
             scores = np.concatenate([client.detect(ref, X[i:i + DETECT_CHUNK_ROWS]).anomaly_scores
                                      for i in range(0, len(X), DETECT_CHUNK_ROWS)])
         except grpc.RpcError as e:
-            if isinstance(e, grpc.Call) and e.code() in REFUSED:
+            if _code(e) in REFUSED:
                 return None, f"Detect refused it: {e.details()}"
             raise
         return float(roc_auc_score(labels.astype(int), scores)), ""
@@ -217,7 +224,7 @@ class Platform:
         try:
             job = client.train_stub.CreateTrainingJob(request, timeout=client.timeout).job
         except grpc.RpcError as e:
-            if isinstance(e, grpc.Call) and e.code() in REFUSED:
+            if _code(e) in REFUSED:
                 return rejected(resource, spec, create, f"{e.code().name}: {e.details()}", now)
             raise
         return started(resource, spec, create, job.id, now)
