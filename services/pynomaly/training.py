@@ -74,7 +74,11 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lamb
     progress(FIT)
     detector = algo.build(spec.params, spec.contamination)
     if "torch" in sys.modules:  # a deep detector: one thread (its default fights the server on a shared machine:
-        sys.modules["torch"].set_num_threads(1)  # 12 s vs 0.5 s to score 10k rows with an AutoEncoder, measured)
+        # 12 s vs 0.5 s to score 10k rows with an AutoEncoder, measured). `import` rather than sys.modules: the
+        # worker's warm-up may still be importing torch on another thread, and import waits for it to finish.
+        import torch
+
+        torch.set_num_threads(1)
     try:
         detector.fit(X)
     except Exception as e:  # libraries fail fits with ValueError, TypeError, even UnboundLocalError (pyod AE)
