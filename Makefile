@@ -96,8 +96,9 @@ proto-check: setup ## fail if the committed stubs differ from proto/
 # Go and Java stubs generated from proto/ into a temporary directory (never committed), the Java ones compiled: the
 # language options work with the stock generators. The tools come from Debian (.ci/run installs them); missing
 # ones fail here, naming the packages.
-stubs-check: setup ## generate Go and Java stubs from proto/ in a temp dir (not kept), compile the Java ones
-	PYNOMALY_REQUIRE_STUBS=1 $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_client_stubs.py
+stubs-check: setup ## generate Go and Java stubs from proto/ in a temp dir (not kept), compile them, run the Go client
+	PYNOMALY_REQUIRE_STUBS=1 $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_client_stubs.py \
+		tests/integration/test_go_client.py
 
 chart-docs: setup ## write each chart's README.md from the `# --` comments of its values.yaml
 	$(PY) -m charts.helm_docs $(patsubst %/Chart.yaml,%,$(wildcard charts/*/Chart.yaml))

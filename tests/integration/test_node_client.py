@@ -1,6 +1,6 @@
 """A Node.js client (@grpc/grpc-js + @grpc/proto-loader, loading proto/ at run time) trains, detects, explains and
-calls the Open Inference Protocol's ModelInfer on the embedded server; its results must equal the Python SDK's for
-the same rows."""
+calls the Open Inference Protocol's ModelInfer on the embedded server, and reads the rich error model's details from
+failed calls; its results must equal the Python SDK's for the same rows."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pynomaly import Client
+from pynomaly.client_errors import InvalidArgumentError, NotFoundError
 
 from conftest import REPO, ServerProcess
 
@@ -59,6 +60,10 @@ def test_node_client_trains_detects_explains_and_infers(server: ServerProcess, n
     with Client(server.address) as client:
         expected = client.detect(model, score)
         explained = client.explain(model, score)
+        with pytest.raises(InvalidArgumentError) as wrong_width:
+            client.detect(model, score[:, :-1])
+        with pytest.raises(NotFoundError) as unknown:
+            client.detect("node-blobs-missing", score)
     detect = result["detect"]
     assert (detect["model_name"], detect["model_version"]) == ("node-blobs", version)
     np.testing.assert_array_equal(np.array(detect["anomaly_scores"], dtype=np.float32), expected.anomaly_scores)
@@ -83,3 +88,14 @@ def test_node_client_trains_detects_explains_and_infers(server: ServerProcess, n
                                   expected.anomaly_scores)
     assert oip["outputs"]["is_anomaly"] == {"datatype": "BOOL", "shape": [len(score)],
                                             "data": expected.is_anomaly.tolist()}
+
+    # The rich error model, decoded from grpc-status-details-bin: the same reason, field and message as the SDK's.
+    assert result["wrong_width"] == {
+        "code": "INVALID_ARGUMENT", "message": "rows: expected 5 columns (the model's feature count), got 4",
+        "reason": "WRONG_WIDTH", "domain": "pynomaly.io", "violations": ["rows"]}
+    assert wrong_width.value.reason == "WRONG_WIDTH"
+    assert wrong_width.value.details() == result["wrong_width"]["message"]
+    assert result["unknown_model"] == {
+        "code": "NOT_FOUND", "message": "model 'node-blobs-missing' not found", "reason": "UNKNOWN_MODEL",
+        "domain": "pynomaly.io", "violations": []}
+    assert unknown.value.reason == "UNKNOWN_MODEL"

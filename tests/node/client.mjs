@@ -4,8 +4,8 @@
 // Usage: node client.mjs ADDRESS INPUT.json
 //   INPUT.json: {"name": "...", "train": [[...], ...], "score": [[...], ...]}
 // Trains an IForest on `train`, waits for the job over WatchTrainingJob, then scores `score` with Detect, explains it
-// with Explain, scores it again through the Open Inference Protocol's ModelInfer, and prints one JSON object with
-// every result.
+// with Explain, scores it again through the Open Inference Protocol's ModelInfer, reads the rich error model's details
+// (ErrorInfo reason, BadRequest field) from calls that must fail, and prints one JSON object with every result.
 
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -13,6 +13,8 @@ import { fileURLToPath } from "node:url";
 
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
+import { getProtoPath } from "google-proto-files";
+import protobuf from "protobufjs";
 
 const PROTO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "proto");
 const OPTIONS = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
@@ -26,6 +28,33 @@ function call(client, method, request, deadlineSeconds = 60) {
   return new Promise((resolve, reject) => {
     client[method](request, { deadline }, (error, response) => (error ? reject(error) : resolve(response)));
   });
+}
+
+// The gRPC rich error model: a failed call's trailer grpc-status-details-bin is a google.rpc.Status whose details
+// are Any-packed google.rpc messages (googleapis' protos from the google-proto-files package).
+const RPC = protobuf.loadSync([getProtoPath("rpc", "status.proto"), getProtoPath("rpc", "error_details.proto")]);
+const STATUS = RPC.lookupType("google.rpc.Status");
+
+function readError(error) {
+  const out = { code: grpc.status[error.code], message: error.details, reason: null, domain: null, violations: [] };
+  const [raw] = error.metadata.get("grpc-status-details-bin");
+  for (const any of raw ? STATUS.decode(raw).details : []) {
+    // protobufjs bundles google.protobuf.Any with its .proto field names (type_url), whatever keepCase says.
+    const name = any.type_url.slice(any.type_url.lastIndexOf("/") + 1);
+    const detail = RPC.lookupType(name).decode(any.value);
+    if (name === "google.rpc.ErrorInfo") Object.assign(out, { reason: detail.reason, domain: detail.domain });
+    if (name === "google.rpc.BadRequest") out.violations = detail.fieldViolations.map((v) => v.field);
+  }
+  return out;
+}
+
+async function failure(promise) {
+  try {
+    await promise;
+  } catch (error) {
+    return readError(error);
+  }
+  throw new Error("the call succeeded where it must fail");
 }
 
 function matrix(rows) {
@@ -70,7 +99,14 @@ async function main() {
     model, rows: matrix(input.score), layout: "EXPLAIN_LAYOUT_PACKED",
   });
 
+  // Rows one column short, and a model that does not exist: read why from the status details.
+  const narrow = input.score.map((row) => row.slice(0, -1));
+  const wrongWidth = await failure(call(detect, "Detect", { model, rows: matrix(narrow) }));
+  const unknownModel = await failure(call(detect, "Detect", { model: `${input.name}-missing`, rows: matrix(input.score) }));
+
   const result = {
+    wrong_width: wrongWidth,
+    unknown_model: unknownModel,
     job: { id: job.id, state: job.state, params: job.params, model_version: job.model_version },
     detect: {
       model_name: detected.model_name, model_version: detected.model_version, threshold: detected.threshold,
