@@ -3,8 +3,8 @@
 process. Prints the seconds from starting the server to each milestone; the last is the figure in the README.
 
 The first job is what is slow: it runs in a worker process that must start and import the training stack (PyOD,
-scikit-learn, onnxruntime). The server starts that worker and the imports as soon as its ports are bound
-(ProcessPool.warm_up), so the first job finds it ready unless it comes within seconds of the start.
+scikit-learn, the ONNX converters). The server starts that worker and the imports before it binds its ports
+(ProcessPool.warm_up), so a first job sent the moment the server listens waits only for what is left of them.
 """
 
 from __future__ import annotations

@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper
 
 from pynomaly import explain, verification
 from pynomaly.errors import InvalidArgument
-from pynomaly.export._graph import double_io
 from pynomaly.limits import RunTimedOut, timed_run
 from pynomaly.rows import check_rows
 from pynomaly.training import summarize
 
+if TYPE_CHECKING:
+    import onnx
+
+# onnx and the export package (scikit-learn, PyOD, numba: seconds) are imported by the first import, not with the
+# server: the server imports this module at start-up.
 PROBE_ROWS = 64
-_FLOAT_TYPES = {TensorProto.FLOAT: "float", TensorProto.DOUBLE: "double"}
+_FLOAT_TYPES = {1: "float", 11: "double"}  # onnx.TensorProto.FLOAT, .DOUBLE
 NO_BACKGROUND = "imported without reference rows: Kernel SHAP needs them; import again with reference_rows"
 
 
@@ -45,6 +48,8 @@ class ImportSpec:
 
 
 def _load(data: bytes) -> onnx.ModelProto:
+    import onnx
+
     if not data:
         raise InvalidArgument("onnx_model is required (the serialized ONNX ModelProto)")
     try:
@@ -64,6 +69,9 @@ def _input(model: onnx.ModelProto) -> tuple[onnx.ValueInfoProto, int | None]:
     (inp,) = inputs
     t = inp.type.tensor_type
     if t.elem_type not in _FLOAT_TYPES:
+        from onnx import TensorProto
+
+
         raise InvalidArgument(f"onnx_model: input {inp.name!r} must be float or double, got "
                               f"{TensorProto.DataType.Name(t.elem_type)}")
     if len(t.shape.dim) != 2:
@@ -74,6 +82,9 @@ def _input(model: onnx.ModelProto) -> tuple[onnx.ValueInfoProto, int | None]:
 
 
 def _wrap(model: onnx.ModelProto, inp: onnx.ValueInfoProto, score: str, negate: bool) -> onnx.ModelProto:
+    import onnx.compose
+    from onnx import TensorProto, helper
+
     # Prefix every name of the user's graph so ours ("X", "anomaly_score", the wrapper's) cannot collide.
     model = onnx.compose.add_prefix(model, "user_")
     graph = model.graph
@@ -132,6 +143,10 @@ def import_model(spec: ImportSpec, run_timeout_s: float = 10.0) -> tuple[bytes, 
         raise InvalidArgument(f"threshold must be finite, got {spec.threshold}")
     if not 0 < spec.contamination <= 0.5:
         raise InvalidArgument(f"contamination must be in (0, 0.5], got {spec.contamination}")
+
+    import onnx.checker
+
+    from pynomaly.export._graph import double_io
 
     try:
         wrapped = double_io(_wrap(model, inp, score, spec.lower_is_anomalous)).SerializeToString()

@@ -81,7 +81,17 @@ def _warm_up() -> None:
     """A worker's first task, submitted as soon as the server's ports are bound: the default algorithm's stack
     now, the slower rest on a thread (a job queued meanwhile waits seconds, not for numba and torch)."""
     training.warm_up()
-    threading.Thread(target=training.warm_up_more, name="pynomaly-warm-up", daemon=True).start()
+    threading.Thread(target=_warm_up_more, name="pynomaly-warm-up", daemon=True).start()
+
+
+def _warm_up_more() -> None:
+    """training.warm_up_more at the lowest CPU priority (Linux: a thread's own nice value): the first Detect and
+    the first job, often arriving in the same seconds, get the cores first."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux
+        pass
+    training.warm_up_more()
 
 
 class TrainingPool(Protocol):
@@ -177,7 +187,9 @@ class JobManager:
 
     async def stop(self) -> None:
         """Stop the pool; results already being registered are written, and every job still queued or running
-        is marked as interrupted (its record says so after a restart too)."""
+        is marked as interrupted (its record says so after a restart too). A second call does nothing."""
+        if self._stopping:
+            return
         self._stopping = True
         self._pool.shutdown()
         if self._finishing:

@@ -137,6 +137,16 @@ def test_the_package_face_loads_the_sdk_only_when_asked():
     assert out.split() == ["False", "True", "pynomaly.client"]
 
 
+def test_the_server_starts_without_the_training_stack():
+    """`pynomaly serve` listens in about half a second: the server process imports neither the training stack
+    (scikit-learn, PyOD, numba: the worker imports those) nor onnx (imported on a thread once serving)."""
+    training = ["sklearn", "pyod", "numba", "torch", "onnx", "skl2onnx", "shap"]
+    code = (f"import sys, pynomaly.server.app, pynomaly.cli_serve; "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({training!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_hand_written_modules_stay_small():
     written = [p for p in (ROOT / "services").rglob("*.py") if not set(GENERATED) & set(p.parents)]
     for folder in ("benchmarks", "tests", "load_tests", "operators"):

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,7 +187,8 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     store.sweep_staging()
     jobs = JobManager(store, store, ProcessPool(config.train_workers), tracer=tracer, metrics=metrics,
                       limits=limits(config))
-    await jobs.start(warm_up=False)  # warmed once the ports are bound: a port in use fails at once
+    _check_free(config.listen)  # a port in use fails at once, before a worker is started
+    await jobs.start(warm_up=config.warm_up)  # the worker imports the training stack while the rest comes up
     sessions = SessionCache(store, config.threads, config.max_models, int(config.max_cache_mb * 2**20),
                             config.import_run_timeout_s)
     scoring = LocalScoring(sessions, offload_loads=not isinstance(store, LocalStore))
@@ -196,10 +198,21 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     dataplane = DataPlane(store, scoring, jobs, config.data_root, tracer=tracer, metrics=metrics, batch=batch)
     if metrics.enabled:
         metrics.bind(sessions, jobs)
-    running = await serve_dataplane(config, dataplane, interceptors, extra_handlers)
+    try:
+        running = await serve_dataplane(config, dataplane, interceptors, extra_handlers)
+    except BaseException:  # no worker outlives a start-up that failed
+        await jobs.stop()
+        await batch.stop()
+        raise
     if config.warm_up:
-        jobs.warm_up()
+        threading.Thread(target=_warm_up_scoring, name="pynomaly-warm-up", daemon=True).start()
     return running
+
+
+def _warm_up_scoring() -> None:
+    """Import what the first model load needs (onnx reads a graph's constants: most of a second) on a thread, once
+    serving, rather than on the event loop at the first Detect."""
+    import onnx  # noqa: F401
 
 
 async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
