@@ -181,6 +181,16 @@ def test_detect_writes_true_and_false_and_says_so(server, model, files):
     assert "is_anomaly (true or false" in " ".join(cli("detect", "--help").stdout.split())
 
 
+def test_batch_csv_writes_true_and_false_as_detect_does(server, model, files):
+    pd.DataFrame(np.vstack([X[:4], [[9.0, 9.0, 9.0]]]), columns=COLUMNS).to_csv(server.data_root / "flags.csv",
+                                                                              index=False)
+    cli("batch", "--server", server.address, "--model", f"{model}@1", "--input", "flags.csv", "--output",
+        "flags-out.csv", "--overwrite", "--threshold", "5")
+    out = (server.output_root / "flags-out.csv").read_text().splitlines()
+    assert out[0].endswith('"anomaly_score","is_anomaly"') and len(out) == 6, out[0]
+    assert {line.rsplit(",", 1)[1] for line in out[1:]} == {"true", "false"} and out[-1].endswith(",true")
+
+
 def test_import_takes_feature_names_from_the_reference_header_and_explains(server, client, files):
     name = f"imported-ref-{server.engine}"
     out = cli("models", "import", "--name", name, "--onnx", str(files / "norm.onnx"), "--reference",
