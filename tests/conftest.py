@@ -99,7 +99,9 @@ def moto_s3(bucket: str) -> Iterator[Any]:
 
 class ServerProcess:
     """`python -m pynomaly.cli serve` on an ephemeral loopback port; `engine="ray"` starts a private Ray cluster.
-    `http_address` is the REST API's host:port when `--http-listen` is among the flags (from the banner), else None."""
+    `http_address` is the REST API's host:port when `--http-listen` is among the flags (from the banner), else None.
+    No shutdown delay unless the flags give one: the 5 s default keeps a server in load balancers' pools on SIGTERM,
+    which no test's client needs (and would cost 5 s per stop); the tests of that delay set it."""
 
     def __init__(self, store: Path, *extra: str, engine: str = "embedded",
                  credentials: grpc.ChannelCredentials | None = None):
@@ -109,7 +111,8 @@ class ServerProcess:
         self.engine = engine
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pynomaly.cli", "serve", "--engine", engine, "--listen", "127.0.0.1:0",
-             "--store", str(store), "--log-level", "warning", *extra],
+             "--store", str(store), "--log-level", "warning",
+             *([] if "--shutdown-delay-s" in extra else ["--shutdown-delay-s", "0"]), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         assert self.proc.stdout is not None
