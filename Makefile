@@ -124,8 +124,9 @@ bench-ray: setup ## Detect via the Ray engine vs a bare Ray Serve echo vs embedd
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m benchmarks.ray_bench
 
 DATASETS ?= ../shared/datasets
-parity: setup ## every exportable detector × the 12 ADBench sets: parity-results/parity.md
-	$(PY) -m benchmarks.parity --datasets $(DATASETS) --out parity-results
+parity: setup ## every exportable detector × the 12 ADBench sets, then "auto" vs single detectors: parity-results/
+	$(PY) -m benchmarks.parity --datasets $(DATASETS) --out parity-results; status=$$?; \
+	$(PY) -m benchmarks.automl --datasets $(DATASETS) --out parity-results && exit $$status
 
 load: setup ## Locust vs a server on 127.0.0.1: LOAD_USERS=10 users, LOAD_TIME=60 s, ENGINE=embedded|ray; reports in LOAD_OUT
 	RAY_USAGE_STATS_ENABLED=0 $(if $(filter ray,$(ENGINE)),$(ISOLATED)) $(PY) load_tests/run.py --engine $(ENGINE) --time $(LOAD_TIME) --users $(LOAD_USERS) --out $(LOAD_OUT)

@@ -36,6 +36,14 @@ def _stage(job: Any) -> str:
     return state if stage == "unspecified" else f"{state}: {stage}"
 
 
+def _candidate(c: Any) -> str:
+    """One line per candidate of an "auto" job: what became of it, in how long, and why."""
+    from pynomaly.v1 import common_pb2
+
+    outcome = common_pb2.CandidateOutcome.Name(c.outcome).removeprefix("CANDIDATE_OUTCOME_").lower()
+    return f"candidate {c.algorithm}: {outcome} ({c.fit_seconds:.2f} s)" + (f": {c.message}" if c.message else "")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pynomaly.data import read_table
 
@@ -47,24 +55,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         if not args.json:
             print(f"training job {job.id}: {args.algorithm} on {len(X)} rows × {X.shape[1]} features", file=sys.stderr)
-        last = ""
+        last, shown = "", 0
 
         def show(j: Any) -> None:
-            nonlocal last
-            if not args.json and _stage(j) != last:
+            nonlocal last, shown
+            if args.json:
+                return
+            if _stage(j) != last:
                 last = _stage(j)
                 print(f"  {last}", file=sys.stderr)
+            for c in j.candidates[shown:]:
+                print(f"    {_candidate(c)}", file=sys.stderr)
+            shown = len(j.candidates)
 
         job = client.wait(job.id, show)
         card = client.get_model(f"{job.model_name}@{job.model_version}")
+        algorithms = client.list_algorithms() if args.json and card.candidates else []
     if args.json:
         print(json.dumps({
             "model": card.name, "version": card.version, "threshold": card.threshold,
             "export_max_abs_error": card.export_check.max_abs_error,
             "export_max_rel_error": card.export_check.max_rel_error, "job_id": job.id,
+            **({"candidates": _card(card, algorithms)["candidates"]} if card.candidates else {}),
         }))
     else:
         print(f"{card.name}@{card.version}")
+        if card.candidates:
+            kept = [c.algorithm for c in card.candidates if c.weight > 0]
+            print(f"  ensemble of {len(kept)}: {', '.join(kept)} (mean of standardised scores)", file=sys.stderr)
         print(f"  threshold {card.threshold:.6g}; ONNX vs {card.algorithm}: max abs error "
               f"{card.export_check.max_abs_error:.3g} over {card.export_check.rows} rows", file=sys.stderr)
     return 0
@@ -137,11 +155,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _typed(params: dict[str, Any], algorithm: str, algorithms: list[Any]) -> dict[str, Any]:
+    """Hyperparameters typed as their algorithm declares them (google.protobuf.Value makes every number a double)."""
+    types = {p.name: p.type for a in algorithms if a.name == algorithm for p in a.parameters}
+    return {k: typed(v, types.get(k, "")) for k, v in params.items()}
+
+
 def _card(card: Any, algorithms: list[Any]) -> dict[str, Any]:
-    """A model card for --json: hyperparameters typed as their algorithm declares them."""
-    types = {p.name: p.type for a in algorithms if a.name == card.algorithm for p in a.parameters}
+    """A model card for --json: hyperparameters (an "auto" model's candidates' too) typed as declared."""
     d = as_dict(card)
-    d["params"] = {k: typed(v, types.get(k, "")) for k, v in d["params"].items()}
+    d["params"] = _typed(d["params"], card.algorithm, algorithms)
+    for c in d["candidates"]:
+        c["params"] = _typed(c["params"], c["algorithm"], algorithms)
     return d
 
 

@@ -193,6 +193,12 @@ class Client:
             raise TrainingError(job)
         return job
 
+    def cancel_training(self, job_id: str) -> train_pb2.TrainingJob:
+        """Cancel a training job: a queued one never starts, a running one stops at its next stage (an "auto" job
+        at its next candidate); returns the job, CANCELLED (or as it ended, if it already had)."""
+        request = train_pb2.CancelTrainingJobRequest(id=job_id)
+        return self.train_stub.CancelTrainingJob(request, timeout=self.timeout).job
+
     def train(self, name: str, X: Any, *, on_update: Callable[[train_pb2.TrainingJob], None] | None = None,
               wait_timeout: float | None = None, **kwargs: Any) -> model_pb2.ModelVersion:
         """Train a new version of model `name` on X and wait for it; return its model card."""

@@ -39,15 +39,25 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
 _progress: Any = None  # the worker's end of the progress queue
+_cancelled: Any = None  # the worker's view of ProcessPool's cancelled job ids (shared memory), or None
+# ProcessPool's shared record of the jobs cancelled while running: a ring of this many job ids, each NUL-padded.
+CANCEL_SLOTS, CANCEL_ID_BYTES = 64, 32
 
 
-def init_worker(queue: Any, server_pid: int | None = None) -> None:
-    """Where this worker's progress goes (`queue.put((job_id, stage))`); with `server_pid` (a pool's worker
-    process), the worker ends when that server process does, even mid-fit (pynomaly.lifeline)."""
-    global _progress
+def init_worker(queue: Any, server_pid: int | None = None, cancelled: Any = None) -> None:
+    """Where this worker's progress goes (`queue.put((job_id, stage[, detail]))`); with `server_pid` (a pool's worker
+    process), the worker ends when that server process does, even mid-fit (pynomaly.lifeline); `cancelled`: the
+    ids of jobs cancelled while running, which stop at their next progress report (training.Cancelled)."""
+    global _progress, _cancelled
     _progress = queue
+    _cancelled = cancelled
     if server_pid is not None:
         lifeline.die_with_parent(server_pid)
+
+
+def _check_cancelled(job_id: str) -> None:
+    if _cancelled is not None and job_id.encode() in _cancelled.raw:
+        raise training.Cancelled(job_id)
 
 
 Stages = list[tuple[str, int, int]]  # (stage, start, end) in time.time_ns()
@@ -56,7 +66,11 @@ Stages = list[tuple[str, int, int]]  # (stage, start, end) in time.time_ns()
 def run_job(job_id: str, spec: training.TrainSpec, X: np.ndarray) -> tuple[training.TrainedModel, Stages]:
     stages: list[list[Any]] = []
 
-    def progress(stage: str) -> None:
+    def progress(stage: str, detail: Any = None) -> None:
+        _check_cancelled(job_id)
+        if stage == training.CANDIDATE:  # a candidate of algorithm "auto" decided: news, not a stage
+            _progress.put((job_id, stage, detail))
+            return
         now = time.time_ns()
         if stages:
             stages[-1][2] = now
@@ -114,23 +128,35 @@ class ProcessPool:
         self._workers = workers
         self._ctx = multiprocessing.get_context("spawn")
         self.events = self._ctx.Queue()  # (job_id, stage) from the workers; None stops the reader
+        self._cancelled = self._ctx.Array("c", CANCEL_SLOTS * CANCEL_ID_BYTES)  # see init_worker
+        self._next_slot = 0
+        self._job_ids: dict[int, str] = {}  # id(future) -> job id, while the job is queued or running
         self._pool = self._new()
 
     def _new(self) -> ProcessPoolExecutor:
         # Workers are spawned by submit() on the event-loop thread, which lives as long as the server: the
         # parent-death signal (which follows the forking thread) is safe to set.
         return ProcessPoolExecutor(self._workers, mp_context=self._ctx, initializer=init_worker,
-                                   initargs=(self.events, os.getpid()))
+                                   initargs=(self.events, os.getpid(), self._cancelled))
 
     def submit(self, job_id: str, spec: training.TrainSpec, X: np.ndarray) -> Future[Any]:
-        return self._pool.submit(run_job, job_id, spec, X)
+        future = self._pool.submit(run_job, job_id, spec, X)
+        self._job_ids[id(future)] = job_id
+        future.add_done_callback(lambda f: self._job_ids.pop(id(f), None))
+        return future
 
     def warm_up(self) -> None:
         for _ in range(self._workers):
             self._pool.submit(_warm_up)
 
     def cancel(self, future: Future[Any]) -> None:
-        future.cancel()  # stops a queued job; a running one finishes and its result is dropped
+        """A queued job never starts; a running one stops at its next stage or candidate (training.Cancelled)."""
+        job_id = self._job_ids.get(id(future))
+        if future.cancel() or job_id is None:
+            return
+        start = self._next_slot * CANCEL_ID_BYTES
+        self._cancelled[start : start + CANCEL_ID_BYTES] = job_id.encode().ljust(CANCEL_ID_BYTES, b"\0")
+        self._next_slot = (self._next_slot + 1) % CANCEL_SLOTS
 
     def renew(self) -> None:
         """A worker died (BrokenProcessPool): the executor is unusable, start a new one."""
@@ -209,11 +235,13 @@ class JobManager:
             assert self._loop is not None
             self._loop.call_soon_threadsafe(self._on_event, *event)
 
-    def _on_event(self, job_id: str, what: str) -> None:
+    def _on_event(self, job_id: str, what: str, detail: Any = None) -> None:
         job = self._jobs.get(job_id)
         if job is None or job["state"] in TERMINAL:
             return
-        if what == "start":
+        if what == training.CANDIDATE:
+            self._update(job, candidates=[*job.get("candidates", []), detail])
+        elif what == "start":
             self._update(job, state=RUNNING, start_time=time.time())
         else:
             self._update(job, stage=what)
@@ -312,8 +340,9 @@ class JobManager:
         if job["state"] == CANCELLED:  # cancelled while the version was being written: take it back
             await asyncio.to_thread(self._models.delete_version, job["model_name"], version)
             return
+        final = {"candidates": result.manifest["candidates"]} if "candidates" in result.manifest else {}
         self._update(job, state=SUCCEEDED, stage="", model_version=version, end_time=time.time(),
-                     message=f"trained {job['model_name']}@{version}")
+                     message=f"trained {job['model_name']}@{version}", **final)  # "auto": weights known at the end
         self._observe(job, stages)
 
     def _observe(self, job: dict[str, Any], stages: Stages, error: str | None = None) -> None:

@@ -22,10 +22,17 @@ QUANTILE_LEVELS = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 # Stages reported through `progress`, in order.
 FIT, EXPORT, VERIFY = "fit", "export", "verify"
+# Reported through `progress(CANDIDATE, record)` during FIT by algorithm "auto", once per candidate detector.
+CANDIDATE = "candidate"
 
 
 class TrainingFailed(Exception):
     """The job cannot produce a servable model; the message says why, for the user."""
+
+
+class Cancelled(BaseException):
+    """Raised by a job's `progress` once a client has cancelled it: the worker stops at the next stage or "auto"
+    candidate. A BaseException, so that no library's or candidate's `except Exception` swallows it."""
 
 
 @dataclass
@@ -64,8 +71,10 @@ def _libraries(implementation: str) -> str:
     return f"{dist} {_pkg_version(dist)}, onnxruntime {_pkg_version('onnxruntime')}"
 
 
-def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lambda stage: None) -> TrainedModel:
-    """Fit the detector on X (rows × features), export it, verify the export, and return graph + manifest."""
+def train(spec: TrainSpec, X: np.ndarray, progress: Callable[..., None] = lambda stage, detail=None: None,
+          ) -> TrainedModel:
+    """Fit the detector on X (rows × features), export it, verify the export, and return graph + manifest.
+    `progress(stage)` at each stage; `progress(CANDIDATE, record)` for each candidate of algorithm "auto"."""
     from pynomaly import export
 
     algo = algorithms.get(spec.algorithm)
@@ -73,6 +82,8 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lamb
 
     progress(FIT)
     detector = algo.build(spec.params, spec.contamination)
+    if spec.algorithm == "auto":
+        detector.progress = lambda record: progress(CANDIDATE, record)
     if "torch" in sys.modules:  # a deep detector: one thread (its default fights the server on a shared machine:
         # 12 s vs 0.5 s to score 10k rows with an AutoEncoder, measured). `import` rather than sys.modules: the
         # worker's warm-up may still be importing torch on another thread, and import waits for it to finish.
@@ -138,6 +149,8 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[[str], None] = lamb
         "output_name": "anomaly_score",
         "explain": explain_manifest,
     }
+    if hasattr(detector, "card"):  # algorithm "auto": every candidate tried, and how the kept ones combine
+        manifest.update(detector.card())
     return TrainedModel(graph, manifest, arrays)
 
 

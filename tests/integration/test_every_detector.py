@@ -75,7 +75,8 @@ def test_no_nan_or_inf_on_any_dataset(dataset):
     rng = np.random.default_rng(0)
     fit_rows = X[rng.choice(len(X), size=min(len(X), 1000), replace=False)]
     failures = []
-    for name in EXPORTABLE:
+    # "auto" scores every row of every set in its own suite (test_automl_datasets.py).
+    for name in (n for n in EXPORTABLE if n != "auto"):
         try:
             result = training.train(_spec(name, fit_rows), fit_rows)
         except training.TrainingFailed as e:

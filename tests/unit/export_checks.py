@@ -334,6 +334,9 @@ TABLE: dict[str, tuple[tuple[str, ...], dict[str, Config], set[tuple[str, str]]]
         "suod-default": Config("suod", requires=_SUOD),
         "suod-default-no-approx-discrete": Config("suod", {"approx_flag_global": False, "jl_method": "discrete"},
                                                   requires=_SUOD),
+        "auto-default": Config("auto"),  # AutoML: its defaults; ECDFs, a subspace, densities, neighbours
+        "auto-mixed": Config("auto", {"candidates": ["hbos", "ecod", "pca", "lof", "gmm", "sklearn.isolation_forest"],
+                                      "random_state": 3}),
     }, set()),
     # Fits are a few epochs on a few hundred seeded rows: parity does not need a trained network, only a fitted one.
     "deep": (("normal",), {

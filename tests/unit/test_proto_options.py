@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 from proto_files import PROTOS, compile_protos
 
-# Per proto package: the import path / namespace each language gets (the README's "Generating clients" names them).
+# Per proto package: the import path / namespace each language gets (docs/clients.md names them).
 EXPECTED = {
     "pynomaly.v1": {
         "go_package": "github.com/pynomaly/pynomaly/gen/go/pynomaly/v1;pynomalyv1",

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from pynomaly.algorithms import cluster, covariance, deep, ecdf, ensemble, forest, histogram, linear, neighbors, svm
+from pynomaly.algorithms import (
+    auto,
+    cluster,
+    covariance,
+    deep,
+    ecdf,
+    ensemble,
+    forest,
+    histogram,
+    linear,
+    neighbors,
+    svm,
+)
 from pynomaly.algorithms._registry import ALGORITHMS, get
 from pynomaly.algorithms._spec import Algorithm, Param, as_declared
 
 __all__ = ["ALGORITHMS", "Algorithm", "Param", "as_declared", "get"]
 
-_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep)
+_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, auto)
 
 ALGORITHMS.update({a.name: a for family in _FAMILIES for a in family.ALGORITHMS})

@@ -94,6 +94,21 @@ def _timestamp(seconds: float) -> timestamp_pb2.Timestamp | None:
     return ts
 
 
+def candidate_to_proto(c: dict[str, Any]) -> common_pb2.Candidate:
+    return common_pb2.Candidate(
+        algorithm=c["algorithm"],
+        params={k: to_value(v) for k, v in c["params"].items()},
+        outcome=f"CANDIDATE_OUTCOME_{c['outcome'].upper()}",
+        message=c["message"],
+        fit_seconds=c["fit_seconds"],
+        weight=c["weight"],
+        score_mean=c.get("score_mean", 0.0),
+        score_scale=c.get("score_scale", 0.0),
+        max_correlation=c.get("max_correlation", 0.0),
+        export_max_rel_error=c.get("export_max_rel_error", 0.0),
+    )
+
+
 def job_to_proto(job: dict[str, Any]) -> train_pb2.TrainingJob:
     return train_pb2.TrainingJob(
         id=job["id"],
@@ -110,6 +125,7 @@ def job_to_proto(job: dict[str, Any]) -> train_pb2.TrainingJob:
         start_time=_timestamp(job["start_time"]),
         end_time=_timestamp(job["end_time"]),
         description=job.get("description", ""),  # records written before the field existed have none
+        candidates=[candidate_to_proto(c) for c in job.get("candidates", [])],
     )
 
 
@@ -131,6 +147,7 @@ def card_to_proto(card: dict[str, Any]) -> model_pb2.ModelVersion:
         job_id=card["job_id"],
         description=card["description"],
         onnx_size_bytes=card["onnx_size_bytes"],
+        candidates=[candidate_to_proto(c) for c in card.get("candidates", [])],
     )
 
 

@@ -41,7 +41,7 @@ TRAINING_STAGE_VERIFY: TrainingStage
 TRAINING_STAGE_REGISTER: TrainingStage
 
 class TrainingJob(_message.Message):
-    __slots__ = ("id", "model_name", "algorithm", "params", "state", "stage", "message", "model_version", "rows", "columns", "create_time", "start_time", "end_time", "description")
+    __slots__ = ("id", "model_name", "algorithm", "params", "state", "stage", "message", "model_version", "rows", "columns", "create_time", "start_time", "end_time", "description", "candidates")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class TrainingJob(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     id: str
     model_name: str
     algorithm: str
@@ -77,7 +78,8 @@ class TrainingJob(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     description: str
-    def __init__(self, id: _Optional[str] = ..., model_name: _Optional[str] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., state: _Optional[_Union[TrainingJobState, str]] = ..., stage: _Optional[_Union[TrainingStage, str]] = ..., message: _Optional[str] = ..., model_version: _Optional[int] = ..., rows: _Optional[int] = ..., columns: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+    candidates: _containers.RepeatedCompositeFieldContainer[_common_pb2.Candidate]
+    def __init__(self, id: _Optional[str] = ..., model_name: _Optional[str] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., state: _Optional[_Union[TrainingJobState, str]] = ..., stage: _Optional[_Union[TrainingStage, str]] = ..., message: _Optional[str] = ..., model_version: _Optional[int] = ..., rows: _Optional[int] = ..., columns: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., description: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ...) -> None: ...
 
 class CreateTrainingJobRequest(_message.Message):
     __slots__ = ("model_name", "algorithm", "params", "contamination", "matrix", "data_uri", "feature_names", "description")
