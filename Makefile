@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-clients lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity load clean fuzz audit soak chart-docs
+.PHONY: help setup run run-ray test test-clients lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity automl-labels load clean fuzz audit soak chart-docs
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -127,6 +127,9 @@ DATASETS ?= ../shared/datasets
 parity: setup ## every exportable detector × the 12 ADBench sets, then "auto" vs single detectors: parity-results/
 	$(PY) -m benchmarks.parity --datasets $(DATASETS) --out parity-results; status=$$?; \
 	$(PY) -m benchmarks.automl --datasets $(DATASETS) --out parity-results && exit $$status
+
+automl-labels: setup ## "auto" with labels (its search) vs single detectors on the 12 ADBench sets: parity-results/
+	$(PY) -m benchmarks.automl --labels --datasets $(DATASETS) --out parity-results
 
 load: setup ## Locust vs a server on 127.0.0.1: LOAD_USERS=10 users, LOAD_TIME=60 s, ENGINE=embedded|ray; reports in LOAD_OUT
 	RAY_USAGE_STATS_ENABLED=0 $(if $(filter ray,$(ENGINE)),$(ISOLATED)) $(PY) load_tests/run.py --engine $(ENGINE) --time $(LOAD_TIME) --users $(LOAD_USERS) --out $(LOAD_OUT)

@@ -41,17 +41,19 @@ def _candidate(c: Any) -> str:
     from pynomaly.v1 import common_pb2
 
     outcome = common_pb2.CandidateOutcome.Name(c.outcome).removeprefix("CANDIDATE_OUTCOME_").lower()
-    return f"candidate {c.algorithm}: {outcome} ({c.fit_seconds:.2f} s)" + (f": {c.message}" if c.message else "")
+    what = f"trial {c.trial} {c.algorithm}" if c.trial and c.outcome != common_pb2.CANDIDATE_OUTCOME_KEPT else (
+        f"candidate {c.algorithm}")
+    return f"{what}: {outcome} ({c.fit_seconds:.2f} s)" + (f": {c.message}" if c.message else "")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pynomaly.data import read_table
+    from pynomaly.data import read_labelled
 
-    X, names = read_table(args.data, "--data")
+    X, names, y = read_labelled(args.data, "--data", args.label_column)
     with cli_tls.connect(args) as client:
         job = client.start_training(
-            args.name, X, algorithm=args.algorithm, params=dict(args.param), contamination=args.contamination,
-            feature_names=names, description=args.description,
+            args.name, X, algorithm=args.algorithm, params=dict(args.param), contamination=args.contamination or 0.0,
+            feature_names=names, description=args.description, labels=y,
         )
         if not args.json:
             print(f"training job {job.id}: {args.algorithm} on {len(X)} rows × {X.shape[1]} features", file=sys.stderr)
@@ -80,9 +82,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         }))
     else:
         print(f"{card.name}@{card.version}")
-        if card.candidates:
+        if card.HasField("tuning"):
+            t = card.tuning
+            print(f"  chosen by {t.trials} trials on labels: {card.candidates[-1].algorithm}, held-out ROC-AUC "
+                  f"{t.best_roc_auc:.4f} ({t.held_out_rows} rows, {t.held_out_anomalies} anomalies)", file=sys.stderr)
+        elif card.candidates:
             kept = [c.algorithm for c in card.candidates if c.weight > 0]
             print(f"  ensemble of {len(kept)}: {', '.join(kept)} (mean of standardised scores)", file=sys.stderr)
+        if card.HasField("labels"):
+            print(f"  labels: {card.labels.anomalies} of {card.labels.rows} rows anomalous; training ROC-AUC "
+                  f"{card.labels.roc_auc:.4f}", file=sys.stderr)
         print(f"  threshold {card.threshold:.6g}; ONNX vs {card.algorithm}: max abs error "
               f"{card.export_check.max_abs_error:.3g} over {card.export_check.rows} rows", file=sys.stderr)
     return 0
@@ -249,7 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="training data: .csv (header row), .parquet or .npz (array X)")
     p.add_argument("--param", action="append", default=[], type=_parse_param, metavar="NAME=VALUE",
                    help="hyperparameter, repeatable; VALUE is JSON (200, 0.5, true, null) or a bare word (auto)")
-    p.add_argument("--contamination", type=float, default=0.1, help="expected anomaly share (default 0.1)")
+    p.add_argument("--contamination", type=float, default=None,
+                   help="expected anomaly share (default 0.1; with --label-column, the labels' share)")
+    p.add_argument("--label-column", default="", metavar="NAME",
+                   help="the column (CSV/Parquet) or array (.npz) of 0/1 labels, 1 = anomaly: never a feature; "
+                        "with --algorithm auto they choose the detector")
     p.add_argument("--description", default="", help="free text kept with the model version")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_train)

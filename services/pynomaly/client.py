@@ -26,6 +26,7 @@ import numpy as np
 from pynomaly.algorithms import as_declared
 from pynomaly.client_errors import BatchError, TrainingError, TypedStub
 from pynomaly.data import precision
+from pynomaly.labels import wire_labels
 from pynomaly.v1 import (
     common_pb2,
     detect_pb2,
@@ -64,8 +65,7 @@ class DetectResult:
 
 
 def to_matrix(X: Any) -> tuple[common_pb2.Matrix, list[str]]:
-    """A Matrix in X's precision (raw little-endian float64, or float32 when X is float32) and the column names
-    if X is a DataFrame."""
+    """A Matrix in X's precision (raw float64, or float32 when X is float32); a DataFrame's column names."""
     names = [str(c) for c in X.columns] if hasattr(X, "columns") else []
     # float32 when X holds float32 data (a float32 array; a DataFrame whose columns all are), float64 for the rest:
     # numpy's default float, integers, Python lists, CSV and Parquet double columns.
@@ -163,11 +163,12 @@ class Client:
         *,
         algorithm: str = "iforest",
         params: Mapping[str, Any] | None = None,
-        contamination: float = 0.1,
+        contamination: float = 0.0,
         feature_names: Sequence[str] | None = None,
         description: str = "",
+        labels: Any = None,
     ) -> train_pb2.TrainingJob:
-        """Start a training job on rows X (array or DataFrame) and return it without waiting."""
+        """Start a training job on rows X (array or DataFrame); `labels`: 0/1 per row (1 = anomaly), optional."""
         matrix, names = to_matrix(X)
         request = train_pb2.CreateTrainingJobRequest(
             model_name=name,
@@ -177,6 +178,7 @@ class Client:
             matrix=matrix,
             feature_names=list(feature_names or names),
             description=description,
+            labels=wire_labels(labels),
         )
         return self.train_stub.CreateTrainingJob(request, timeout=self.timeout).job
 
@@ -194,10 +196,9 @@ class Client:
         return job
 
     def cancel_training(self, job_id: str) -> train_pb2.TrainingJob:
-        """Cancel a training job: a queued one never starts, a running one stops at its next stage (an "auto" job
-        at its next candidate); returns the job, CANCELLED (or as it ended, if it already had)."""
-        request = train_pb2.CancelTrainingJobRequest(id=job_id)
-        return self.train_stub.CancelTrainingJob(request, timeout=self.timeout).job
+        """Cancel a training job (a running one stops at its next stage or "auto" candidate); returns the job."""
+        cancel = train_pb2.CancelTrainingJobRequest(id=job_id)
+        return self.train_stub.CancelTrainingJob(cancel, timeout=self.timeout).job
 
     def train(self, name: str, X: Any, *, on_update: Callable[[train_pb2.TrainingJob], None] | None = None,
               wait_timeout: float | None = None, **kwargs: Any) -> model_pb2.ModelVersion:

@@ -21,6 +21,14 @@ SUFFIXES = (".csv", ".parquet", ".npz")
 def read_table(path: str | Path, field: str = "data") -> tuple[np.ndarray, list[str]]:
     """Return (float64 or float32 matrix, feature names). Errors are InvalidArgument naming the file and the
     problem."""
+    X, names, _ = read_labelled(path, field)
+    return X, names
+
+
+def read_labelled(path: str | Path, field: str = "data", label_column: str = "") -> tuple[np.ndarray, list[str],
+                                                                                             np.ndarray | None]:
+    """read_table, and with `label_column` the labels: that column of a CSV/Parquet file (not a feature), or that
+    array of an .npz file (e.g. "y"); None without. The labels come back as read (pynomaly.labels checks them)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -38,11 +46,15 @@ def read_table(path: str | Path, field: str = "data") -> tuple[np.ndarray, list[
                 if "X" not in npz.files:
                     raise InvalidArgument(f"{field}: {path.name} has no array 'X' (it has: {', '.join(npz.files)})")
                 X = np.asarray(npz["X"])
+                if label_column and label_column not in npz.files:
+                    raise InvalidArgument(f"label_column: {path.name} has no array {label_column!r} (it has: "
+                                          f"{', '.join(npz.files)})", field="label_column")
+                y = np.asarray(npz[label_column]) if label_column else None
             if X.ndim != 2:
                 raise InvalidArgument(f"{field}: {path.name}: array 'X' must be 2-D, got shape {X.shape}")
             if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
                 raise InvalidArgument(f"{field}: {path.name}: array 'X' must be numeric, got {X.dtype}")
-            return X.astype(precision([X.dtype])), [f"f{i}" for i in range(X.shape[1])]
+            return X.astype(precision([X.dtype])), [f"f{i}" for i in range(X.shape[1])], y
         import pandas as pd
 
         frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
@@ -54,6 +66,12 @@ def read_table(path: str | Path, field: str = "data") -> tuple[np.ndarray, list[
         raise InvalidArgument(f"{field}: cannot read {path.name}: {e}") from None
     except Exception as e:  # pandas/pyarrow raise a zoo of parser errors
         raise InvalidArgument(f"{field}: cannot read {path.name}: {type(e).__name__}: {e}") from None
+    y = None
+    if label_column:
+        if label_column not in frame.columns:
+            raise InvalidArgument(f"label_column: {path.name} has no column {label_column!r}; its columns: "
+                                  f"{', '.join(map(str, frame.columns))}", field="label_column")
+        y = frame.pop(label_column).to_numpy()
     if frame.empty:
         raise InvalidArgument(f"{field}: {path.name} has no rows" if len(frame.columns) else
                               f"{field}: {path.name} has no columns")
@@ -61,7 +79,7 @@ def read_table(path: str | Path, field: str = "data") -> tuple[np.ndarray, list[
     if bad:
         raise InvalidArgument(f"{field}: {path.name}: column {bad[0]!r} is not numeric "
                               f"({len(bad)} non-numeric column(s) in all)")
-    return frame.to_numpy(dtype=precision(list(frame.dtypes))), [str(c) for c in frame.columns]
+    return frame.to_numpy(dtype=precision(list(frame.dtypes))), [str(c) for c in frame.columns], y
 
 
 def precision(dtypes: list[Any]) -> np.dtype:

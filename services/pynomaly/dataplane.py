@@ -21,11 +21,13 @@ import numpy as np
 from pynomaly import algorithms
 from pynomaly.batch import BatchJobs, BatchRequest
 from pynomaly.batch.jobs import check_id
-from pynomaly.data import read_table
+from pynomaly.data import read_labelled
 from pynomaly.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, PermissionDenied, unknown_model
 from pynomaly.explain import Explanation
 from pynomaly.imports import ImportSpec, import_model
 from pynomaly.jobs import JobManager
+from pynomaly.labels import check_labels
+from pynomaly.labels import contamination as labels_contamination
 from pynomaly.limits import Limits, check_new_version
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
@@ -174,12 +176,15 @@ class DataPlane:
         data_uri: str,
         feature_names: list[str],
         description: str = "",
+        label_column: str = "",
+        labels: np.ndarray | None = None,
     ) -> dict[str, Any]:
         self.jobs.check_room()  # before the rows are read: a refused job keeps nothing
         check_name(model_name)
         check_new_version(self.store, model_name, self.limits)
         algo = algorithms.get(algorithm)
         resolved = algo.resolve_params(params)
+        given_contamination = contamination
         if contamination == 0:
             contamination = DEFAULT_CONTAMINATION
         if not (0 < contamination <= 0.5):
@@ -189,9 +194,15 @@ class DataPlane:
             raise FailedPrecondition(f"algorithm {algorithm!r} cannot be exported to ONNX: {algo.export_note}",
                                      reason="NOT_EXPORTABLE", field="algorithm")
         if matrix is not None:
-            X = matrix
+            if label_column:
+                raise InvalidArgument("label_column: names a column of a data_uri file; rows sent inline (matrix) "
+                                      "take their labels in labels", field="label_column")
+            X, y = matrix, labels
         elif data_uri:
-            X, header = read_table(self._data_path(data_uri), "data_uri")
+            if labels is not None:
+                raise InvalidArgument("labels: go with rows sent inline (matrix); a data_uri file names its labels' "
+                                      "column in label_column", field="labels")
+            X, header, y = read_labelled(self._data_path(data_uri), "data_uri", label_column)
             feature_names = feature_names or header
         else:
             raise InvalidArgument("data: set either matrix or data_uri")
@@ -205,9 +216,13 @@ class DataPlane:
             raise InvalidArgument(f"feature_names: {len(feature_names)} names for {X.shape[1]} columns")
         if len(set(feature_names)) != len(feature_names) or not all(feature_names):
             raise InvalidArgument("feature_names: names must be non-empty and unique")
+        if y is not None:
+            y = check_labels(y, len(X), "labels" if matrix is not None else "label_column")
+            contamination = labels_contamination(y, given_contamination)
         spec = TrainSpec(model_name=model_name, algorithm=algorithm, params=resolved, contamination=contamination,
                          feature_names=list(feature_names), description=description,
-                         given_params={k: resolved[k] for k in params})  # as declared: 100, not 100.0
+                         given_params={k: resolved[k] for k in params},  # as declared: 100, not 100.0
+                         labels=y)
         return self.jobs.submit(spec, X)
 
     def _data_path(self, uri: str) -> Path:

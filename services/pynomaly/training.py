@@ -45,6 +45,7 @@ class TrainSpec:
     description: str = ""
     job_id: str = ""
     given_params: dict[str, Any] = field(default_factory=dict)
+    labels: np.ndarray | None = None  # 0/1 per row, checked (pynomaly.labels); never a feature
 
 
 @dataclass
@@ -63,6 +64,14 @@ def summarize(scores: np.ndarray) -> dict[str, Any]:
         "quantile_levels": list(QUANTILE_LEVELS),
         "quantiles": [float(q) for q in np.quantile(scores, QUANTILE_LEVELS)],
     }
+
+
+def label_summary(y: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """How served scores rank labelled rows: ROC-AUC and average precision."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    return {"rows": len(y), "anomalies": int(y.sum()), "roc_auc": float(roc_auc_score(y, scores)),
+            "average_precision": float(average_precision_score(y, scores))}
 
 
 def _libraries(implementation: str) -> str:
@@ -91,7 +100,10 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[..., None] = lambda
 
         torch.set_num_threads(1)
     try:
-        detector.fit(X)
+        if spec.algorithm == "auto" and spec.labels is not None:
+            detector.fit(X, spec.labels)  # labels choose among candidates; no detector trains on them
+        else:
+            detector.fit(X)
     except Exception as e:  # libraries fail fits with ValueError, TypeError, even UnboundLocalError (pyod AE)
         raise TrainingFailed(f"{algo.implementation} could not fit the data: {type(e).__name__}: {e}") from e
 
@@ -151,6 +163,8 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[..., None] = lambda
     }
     if hasattr(detector, "card"):  # algorithm "auto": every candidate tried, and how the kept ones combine
         manifest.update(detector.card())
+    if spec.labels is not None:
+        manifest["labels"] = label_summary(spec.labels, training_scores)
     return TrainedModel(graph, manifest, arrays)
 
 

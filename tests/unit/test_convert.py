@@ -249,11 +249,18 @@ def test_training_job_args(fields, matrix, data_uri):
     assert {k: v for k, v in args.items() if k != "matrix"} == {
         "model_name": "m", "algorithm": "iforest", "params": {"n_estimators": 10.0},
         "contamination": pytest.approx(0.05), "data_uri": data_uri, "feature_names": ["a", "b", "c"],
-        "description": "d"}
+        "description": "d", "label_column": "", "labels": None}
     if matrix is None:
         assert args["matrix"] is None
     else:
         np.testing.assert_array_equal(args["matrix"], matrix)
+
+
+def test_training_job_args_carry_the_labels():
+    request = train_pb2.CreateTrainingJobRequest(model_name="m", algorithm="auto", matrix=_rows(), labels=[0, 1, 0],
+                                                 label_column="y")
+    args = convert.training_job_args(request)
+    assert args["label_column"] == "y" and args["labels"].tolist() == [0, 1, 0]
 
 
 @pytest.mark.parametrize(

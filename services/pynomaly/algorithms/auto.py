@@ -19,7 +19,8 @@ How a candidate is treated, in order (DEFAULT_CANDIDATES, or the `candidates` pa
   that member's opinion twice. Not lower by default: on easy data good detectors agree (0.96–0.97 on breastw),
   and pruning them there leaves the weaker ones (ROC-AUC 0.979 with 0.95, against the median single 0.986).
 
-The kept members are averaged with equal weights. Every candidate, kept or not, is recorded in the model card
+The kept members are averaged with equal weights. With labels, "auto" searches instead (algorithms.tuning) and
+serves the best trial's detector, standardised the same way. Every candidate, kept or not, is recorded in the model card
 (`candidates_`): fit time, export check, normalisation, correlation, outcome and why.
 """
 
@@ -99,8 +100,9 @@ class AutoEnsemble:
     graph: the mean over kept members of (member score - its training mean) / its training deviation."""
 
     def __init__(self, candidates: list[dict[str, Any]], time_budget_s: float, max_correlation: float,
-                 contamination: float, random_state: int | None = None):
+                 contamination: float, random_state: int | None = None, trials: int = 30):
         self.candidates = candidates
+        self.trials = trials
         self.time_budget_s = time_budget_s
         self.max_correlation = max_correlation
         self.contamination = contamination
@@ -108,7 +110,10 @@ class AutoEnsemble:
         # Told each candidate's record as it is decided (training reports it as job progress).
         self.progress: Callable[[dict[str, Any]], None] = lambda record: None
 
-    def fit(self, X: np.ndarray) -> AutoEnsemble:
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> AutoEnsemble:
+        """Without labels, the ensemble; with labels (0/1 per row, checked), the search (algorithms.tuning)."""
+        if y is not None:
+            return self._tune(X, y)
         from scipy.stats import rankdata
 
         started = time.monotonic()
@@ -166,6 +171,49 @@ class AutoEnsemble:
         self.elapsed_s_ = time.monotonic() - started
         return self
 
+    def _tune(self, X: np.ndarray, y: np.ndarray) -> AutoEnsemble:
+        from pynomaly.algorithms import tuning
+
+        started = time.monotonic()
+        seed = 0 if self.random_state is None else self.random_state
+        self.candidates_ = []
+        searched = []
+        for spec in self.candidates:
+            if spec["algorithm"] in QUADRATIC and len(X) > QUADRATIC_ROWS:
+                record = {"algorithm": spec["algorithm"], "params": spec["params"], "outcome": SKIPPED,
+                          "fit_seconds": 0.0, "weight": 0.0, "message": f"{len(X)} rows > {QUADRATIC_ROWS}: its "
+                          "graph would score each row against every training row"}
+                self.candidates_.append(record)
+                self.progress(record)
+            else:
+                searched.append(spec)
+        if not searched:
+            raise ValueError("no candidate can be searched: " + "; ".join(r["message"] for r in self.candidates_))
+        trials, best, self.tuning_ = tuning.search(
+            searched, X, y, trials=self.trials, time_budget_s=self.time_budget_s, seed=seed,
+            contamination=self.contamination, progress=self.progress)
+        self.candidates_ += trials
+        if best is None:
+            reasons = "; ".join(f"trial {r['trial']} ({r['algorithm']}): {r['message']}" for r in trials)
+            raise ValueError(f"no trial of the search succeeded ({reasons})")
+        algo = _registry.ALGORITHMS[best["algorithm"]]
+        record = {"algorithm": best["algorithm"], "params": best["params"], "outcome": KEPT, "weight": 1.0,
+                  "trial": best["trial"], "roc_auc": best["roc_auc"], "average_precision": best["average_precision"],
+                  "message": f"trial {best['trial']}'s parameters (held-out ROC-AUC {best['roc_auc']:.4f}), "
+                             f"refitted on all {len(X)} rows"}
+        fitted = _fit_one(algo, best["params"], self.contamination, X, record)
+        if fitted is None:
+            raise ValueError(f"the best trial's {best['algorithm']}, refitted on every row: {record['message']}")
+        detector, served = fitted
+        scale = float(served.std()) or 1.0
+        record.update(score_mean=float(served.mean()), score_scale=scale)
+        self.members_, self.member_algorithms_ = [detector], [best["algorithm"]]
+        self.means_, self.scales_ = [record["score_mean"]], [scale]
+        self.candidates_.append(record)
+        self.progress(record)
+        self.elapsed_s_ = time.monotonic() - started
+        return self
+
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         columns = [(_registry.ALGORITHMS[name].score(m, X) - mean) / scale for name, m, mean, scale
@@ -174,10 +222,12 @@ class AutoEnsemble:
 
     def card(self) -> dict[str, Any]:
         """What the model card records: every candidate and how the kept ones are combined."""
+        tuned = getattr(self, "tuning_", None)
         return {"candidates": self.candidates_,
-                "automl": {"combination": "mean of standardised scores", "members": len(self.members_),
+                "automl": {"combination": "the best trial of a search on labels" if tuned else
+                           "mean of standardised scores", "members": len(self.members_),
                            "max_correlation": self.max_correlation, "time_budget_s": self.time_budget_s,
-                           "elapsed_s": self.elapsed_s_}}
+                           "elapsed_s": self.elapsed_s_, **({"tuning": tuned} if tuned else {})}}
 
 
 def _fit_one(algo: Algorithm, params: dict[str, Any], contamination: float, X: np.ndarray,
@@ -221,7 +271,7 @@ def _closest(rank: np.ndarray, kept: list[np.ndarray], names: list[str]) -> tupl
 
 def _build(p: dict[str, Any], contamination: float) -> AutoEnsemble:
     return AutoEnsemble(_candidates(p["candidates"]), p["time_budget_s"], p["max_correlation"], contamination,
-                        p["random_state"])
+                        p["random_state"], p["trials"])
 
 
 ALGORITHMS = [
@@ -238,8 +288,10 @@ ALGORITHMS = [
                   number(0.0, 86_400.0, lo_open=True)),
             Param("max_correlation", "float", 0.99, "A candidate whose training-score rank correlation with a kept "
                   "one is above this is pruned as a near-duplicate, in (0, 1].", number(0.0, 1.0, lo_open=True)),
-            Param("random_state", "int | null", 0, "Seed given to every candidate that takes one.",
-                  integer(0, 2**32 - 1, none_ok=True)),
+            Param("random_state", "int | null", 0, "Seed given to every candidate that takes one (and, with "
+                  "labels, to the held-out split and the search).", integer(0, 2**32 - 1, none_ok=True)),
+            Param("trials", "int", 30, "With labels: trials of the hyperparameter search, ≥ 1 (it also ends after "
+                  "time_budget_s).", integer(1, 10_000)),
         ),
         build=_build,
         score=lambda det, X: det.decision_function(X),

@@ -106,6 +106,9 @@ def candidate_to_proto(c: dict[str, Any]) -> common_pb2.Candidate:
         score_scale=c.get("score_scale", 0.0),
         max_correlation=c.get("max_correlation", 0.0),
         export_max_rel_error=c.get("export_max_rel_error", 0.0),
+        roc_auc=c.get("roc_auc", 0.0),
+        average_precision=c.get("average_precision", 0.0),
+        trial=c.get("trial", 0),
     )
 
 
@@ -148,6 +151,8 @@ def card_to_proto(card: dict[str, Any]) -> model_pb2.ModelVersion:
         description=card["description"],
         onnx_size_bytes=card["onnx_size_bytes"],
         candidates=[candidate_to_proto(c) for c in card.get("candidates", [])],
+        labels=common_pb2.LabelSummary(**card["labels"]) if "labels" in card else None,
+        tuning=common_pb2.Tuning(**card["automl"]["tuning"]) if "tuning" in card.get("automl", {}) else None,
     )
 
 
@@ -181,6 +186,8 @@ def training_job_args(request: train_pb2.CreateTrainingJobRequest) -> dict[str, 
         "data_uri": request.data_uri,
         "feature_names": list(request.feature_names),
         "description": request.description,
+        "label_column": request.label_column,
+        "labels": np.asarray(request.labels, dtype=np.int64) if len(request.labels) else None,
     }
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pynomaly/v1/common.proto\x12\x0bpynomaly.v1\x1a\x1cgoogle/protobuf/struct.proto\"}\n\x06Matrix\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x0f\n\x07\x63olumns\x18\x02 \x01(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x02\x12\x12\n\nraw_values\x18\x04 \x01(\x0c\x12\x15\n\rdouble_values\x18\x05 \x03(\x01\x12\x19\n\x11raw_double_values\x18\x06 \x01(\x0c\"\xdf\x02\n\tCandidate\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\x32\n\x06params\x18\x02 \x03(\x0b\x32\".pynomaly.v1.Candidate.ParamsEntry\x12.\n\x07outcome\x18\x03 \x01(\x0e\x32\x1d.pynomaly.v1.CandidateOutcome\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0b\x66it_seconds\x18\x05 \x01(\x01\x12\x0e\n\x06weight\x18\x06 \x01(\x01\x12\x12\n\nscore_mean\x18\x07 \x01(\x01\x12\x13\n\x0bscore_scale\x18\x08 \x01(\x01\x12\x17\n\x0fmax_correlation\x18\t \x01(\x01\x12\x1c\n\x14\x65xport_max_rel_error\x18\n \x01(\x01\x1a\x45\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value:\x02\x38\x01*\xac\x01\n\x10\x43\x61ndidateOutcome\x12!\n\x1d\x43\x41NDIDATE_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43\x41NDIDATE_OUTCOME_KEPT\x10\x01\x12\x1c\n\x18\x43\x41NDIDATE_OUTCOME_PRUNED\x10\x02\x12\x1c\n\x18\x43\x41NDIDATE_OUTCOME_FAILED\x10\x03\x12\x1d\n\x19\x43\x41NDIDATE_OUTCOME_SKIPPED\x10\x04\x42\x93\x01\n\x15io.github.pynomaly.v1B\x0b\x43ommonProtoP\x01Z:github.com/pynomaly/pynomaly/gen/go/pynomaly/v1;pynomalyv1\xa2\x02\x03PYN\xaa\x02\x0bPynomaly.V1\xca\x02\x0bPynomaly\\V1\xea\x02\x0cPynomaly::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18pynomaly/v1/common.proto\x12\x0bpynomaly.v1\x1a\x1cgoogle/protobuf/struct.proto\"}\n\x06Matrix\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x0f\n\x07\x63olumns\x18\x02 \x01(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x02\x12\x12\n\nraw_values\x18\x04 \x01(\x0c\x12\x15\n\rdouble_values\x18\x05 \x03(\x01\x12\x19\n\x11raw_double_values\x18\x06 \x01(\x0c\"\x9a\x03\n\tCandidate\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\x32\n\x06params\x18\x02 \x03(\x0b\x32\".pynomaly.v1.Candidate.ParamsEntry\x12.\n\x07outcome\x18\x03 \x01(\x0e\x32\x1d.pynomaly.v1.CandidateOutcome\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0b\x66it_seconds\x18\x05 \x01(\x01\x12\x0e\n\x06weight\x18\x06 \x01(\x01\x12\x12\n\nscore_mean\x18\x07 \x01(\x01\x12\x13\n\x0bscore_scale\x18\x08 \x01(\x01\x12\x17\n\x0fmax_correlation\x18\t \x01(\x01\x12\x1c\n\x14\x65xport_max_rel_error\x18\n \x01(\x01\x12\x0f\n\x07roc_auc\x18\x0b \x01(\x01\x12\x19\n\x11\x61verage_precision\x18\x0c \x01(\x01\x12\r\n\x05trial\x18\r \x01(\x05\x1a\x45\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value:\x02\x38\x01\"[\n\x0cLabelSummary\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x11\n\tanomalies\x18\x02 \x01(\x03\x12\x0f\n\x07roc_auc\x18\x03 \x01(\x01\x12\x19\n\x11\x61verage_precision\x18\x04 \x01(\x01\"\xb7\x01\n\x06Tuning\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x15\n\rheld_out_rows\x18\x02 \x01(\x03\x12\x1a\n\x12held_out_anomalies\x18\x03 \x01(\x03\x12\x16\n\x0eheld_out_share\x18\x04 \x01(\x01\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x0e\n\x06trials\x18\x06 \x01(\x05\x12\x14\n\x0c\x62\x65st_roc_auc\x18\x07 \x01(\x01\x12\x1e\n\x16\x62\x65st_average_precision\x18\x08 \x01(\x01*\xcd\x01\n\x10\x43\x61ndidateOutcome\x12!\n\x1d\x43\x41NDIDATE_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43\x41NDIDATE_OUTCOME_KEPT\x10\x01\x12\x1c\n\x18\x43\x41NDIDATE_OUTCOME_PRUNED\x10\x02\x12\x1c\n\x18\x43\x41NDIDATE_OUTCOME_FAILED\x10\x03\x12\x1d\n\x19\x43\x41NDIDATE_OUTCOME_SKIPPED\x10\x04\x12\x1f\n\x1b\x43\x41NDIDATE_OUTCOME_EVALUATED\x10\x05\x42\x93\x01\n\x15io.github.pynomaly.v1B\x0b\x43ommonProtoP\x01Z:github.com/pynomaly/pynomaly/gen/go/pynomaly/v1;pynomalyv1\xa2\x02\x03PYN\xaa\x02\x0bPynomaly.V1\xca\x02\x0bPynomaly\\V1\xea\x02\x0cPynomaly::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,12 +35,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\025io.github.pynomaly.v1B\013CommonProtoP\001Z:github.com/pynomaly/pynomaly/gen/go/pynomaly/v1;pynomalyv1\242\002\003PYN\252\002\013Pynomaly.V1\312\002\013Pynomaly\\V1\352\002\014Pynomaly::V1'
   _globals['_CANDIDATE_PARAMSENTRY']._loaded_options = None
   _globals['_CANDIDATE_PARAMSENTRY']._serialized_options = b'8\001'
-  _globals['_CANDIDATEOUTCOME']._serialized_start=553
-  _globals['_CANDIDATEOUTCOME']._serialized_end=725
+  _globals['_CANDIDATEOUTCOME']._serialized_start=891
+  _globals['_CANDIDATEOUTCOME']._serialized_end=1096
   _globals['_MATRIX']._serialized_start=71
   _globals['_MATRIX']._serialized_end=196
   _globals['_CANDIDATE']._serialized_start=199
-  _globals['_CANDIDATE']._serialized_end=550
-  _globals['_CANDIDATE_PARAMSENTRY']._serialized_start=481
-  _globals['_CANDIDATE_PARAMSENTRY']._serialized_end=550
+  _globals['_CANDIDATE']._serialized_end=609
+  _globals['_CANDIDATE_PARAMSENTRY']._serialized_start=540
+  _globals['_CANDIDATE_PARAMSENTRY']._serialized_end=609
+  _globals['_LABELSUMMARY']._serialized_start=611
+  _globals['_LABELSUMMARY']._serialized_end=702
+  _globals['_TUNING']._serialized_start=705
+  _globals['_TUNING']._serialized_end=888
 # @@protoc_insertion_point(module_scope)

@@ -15,11 +15,13 @@ class CandidateOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CANDIDATE_OUTCOME_PRUNED: _ClassVar[CandidateOutcome]
     CANDIDATE_OUTCOME_FAILED: _ClassVar[CandidateOutcome]
     CANDIDATE_OUTCOME_SKIPPED: _ClassVar[CandidateOutcome]
+    CANDIDATE_OUTCOME_EVALUATED: _ClassVar[CandidateOutcome]
 CANDIDATE_OUTCOME_UNSPECIFIED: CandidateOutcome
 CANDIDATE_OUTCOME_KEPT: CandidateOutcome
 CANDIDATE_OUTCOME_PRUNED: CandidateOutcome
 CANDIDATE_OUTCOME_FAILED: CandidateOutcome
 CANDIDATE_OUTCOME_SKIPPED: CandidateOutcome
+CANDIDATE_OUTCOME_EVALUATED: CandidateOutcome
 
 class Matrix(_message.Message):
     __slots__ = ("rows", "columns", "values", "raw_values", "double_values", "raw_double_values")
@@ -38,7 +40,7 @@ class Matrix(_message.Message):
     def __init__(self, rows: _Optional[int] = ..., columns: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ..., raw_values: _Optional[bytes] = ..., double_values: _Optional[_Iterable[float]] = ..., raw_double_values: _Optional[bytes] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("algorithm", "params", "outcome", "message", "fit_seconds", "weight", "score_mean", "score_scale", "max_correlation", "export_max_rel_error")
+    __slots__ = ("algorithm", "params", "outcome", "message", "fit_seconds", "weight", "score_mean", "score_scale", "max_correlation", "export_max_rel_error", "roc_auc", "average_precision", "trial")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +58,9 @@ class Candidate(_message.Message):
     SCORE_SCALE_FIELD_NUMBER: _ClassVar[int]
     MAX_CORRELATION_FIELD_NUMBER: _ClassVar[int]
     EXPORT_MAX_REL_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ROC_AUC_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_FIELD_NUMBER: _ClassVar[int]
     algorithm: str
     params: _containers.MessageMap[str, _struct_pb2.Value]
     outcome: CandidateOutcome
@@ -66,4 +71,39 @@ class Candidate(_message.Message):
     score_scale: float
     max_correlation: float
     export_max_rel_error: float
-    def __init__(self, algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., outcome: _Optional[_Union[CandidateOutcome, str]] = ..., message: _Optional[str] = ..., fit_seconds: _Optional[float] = ..., weight: _Optional[float] = ..., score_mean: _Optional[float] = ..., score_scale: _Optional[float] = ..., max_correlation: _Optional[float] = ..., export_max_rel_error: _Optional[float] = ...) -> None: ...
+    roc_auc: float
+    average_precision: float
+    trial: int
+    def __init__(self, algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., outcome: _Optional[_Union[CandidateOutcome, str]] = ..., message: _Optional[str] = ..., fit_seconds: _Optional[float] = ..., weight: _Optional[float] = ..., score_mean: _Optional[float] = ..., score_scale: _Optional[float] = ..., max_correlation: _Optional[float] = ..., export_max_rel_error: _Optional[float] = ..., roc_auc: _Optional[float] = ..., average_precision: _Optional[float] = ..., trial: _Optional[int] = ...) -> None: ...
+
+class LabelSummary(_message.Message):
+    __slots__ = ("rows", "anomalies", "roc_auc", "average_precision")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    ANOMALIES_FIELD_NUMBER: _ClassVar[int]
+    ROC_AUC_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    anomalies: int
+    roc_auc: float
+    average_precision: float
+    def __init__(self, rows: _Optional[int] = ..., anomalies: _Optional[int] = ..., roc_auc: _Optional[float] = ..., average_precision: _Optional[float] = ...) -> None: ...
+
+class Tuning(_message.Message):
+    __slots__ = ("metric", "held_out_rows", "held_out_anomalies", "held_out_share", "seed", "trials", "best_roc_auc", "best_average_precision")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_ROWS_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_ANOMALIES_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    BEST_ROC_AUC_FIELD_NUMBER: _ClassVar[int]
+    BEST_AVERAGE_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    metric: str
+    held_out_rows: int
+    held_out_anomalies: int
+    held_out_share: float
+    seed: int
+    trials: int
+    best_roc_auc: float
+    best_average_precision: float
+    def __init__(self, metric: _Optional[str] = ..., held_out_rows: _Optional[int] = ..., held_out_anomalies: _Optional[int] = ..., held_out_share: _Optional[float] = ..., seed: _Optional[int] = ..., trials: _Optional[int] = ..., best_roc_auc: _Optional[float] = ..., best_average_precision: _Optional[float] = ...) -> None: ...
