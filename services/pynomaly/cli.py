@@ -53,7 +53,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with cli_tls.connect(args) as client:
         job = client.start_training(
             args.name, X, algorithm=args.algorithm, params=dict(args.param), contamination=args.contamination or 0.0,
-            feature_names=names, description=args.description, labels=y,
+            feature_names=names, description=args.description, labels=y, threshold_method=args.threshold_method,
         )
         if not args.json:
             print(f"training job {job.id}: {args.algorithm} on {len(X)} rows × {X.shape[1]} features", file=sys.stderr)
@@ -92,7 +92,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if card.HasField("labels"):
             print(f"  labels: {card.labels.anomalies} of {card.labels.rows} rows anomalous; training ROC-AUC "
                   f"{card.labels.roc_auc:.4f}", file=sys.stderr)
-        print(f"  threshold {card.threshold:.6g}; ONNX vs {card.algorithm}: max abs error "
+        print(f"  threshold {card.threshold:.6g} ({card.threshold_method}: flags {card.flagged_share:.2%} of the "
+              "training rows)", file=sys.stderr)
+        print(f"  ONNX vs {card.algorithm}: max abs error "
               f"{card.export_check.max_abs_error:.3g} over {card.export_check.rows} rows", file=sys.stderr)
     return 0
 
@@ -260,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hyperparameter, repeatable; VALUE is JSON (200, 0.5, true, null) or a bare word (auto)")
     p.add_argument("--contamination", type=float, default=None,
                    help="expected anomaly share (default 0.1; with --label-column, the labels' share)")
+    p.add_argument("--threshold-method", default="", metavar="NAME",
+                   help="how the threshold is set: contamination (default) or a pythresh method (iqr, zscore, …)")
     p.add_argument("--label-column", default="", metavar="NAME",
                    help="the column (CSV/Parquet) or array (.npz) of 0/1 labels, 1 = anomaly: never a feature; "
                         "with --algorithm auto they choose the detector")

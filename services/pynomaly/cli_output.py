@@ -85,7 +85,8 @@ def _ints(descriptor: Descriptor, d: dict[str, Any]) -> dict[str, Any]:
 
 def typed(value: Any, declared: str) -> Any:
     """A hyperparameter as its declared type says (a google.protobuf.Value carries every number as a double):
-    200.0 is 200 when the type is "int"; 1.0 stays a float where floats are accepted too ("int | float")."""
-    if isinstance(value, float) and value.is_integer() and "int" in declared and "float" not in declared:
-        return int(value)
-    return value
+    200.0 is 200 when the type is "int", [64.0, 32.0] is [64, 32] for "list[int]"; 1.0 stays a float where floats
+    are accepted too ("int | float"). The server's and the SDK's rule (algorithms.as_declared)."""
+    from pynomaly.algorithms._spec import as_declared
+
+    return as_declared(value, declared)

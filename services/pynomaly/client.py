@@ -165,14 +165,12 @@ class Client:
         params: Mapping[str, Any] | None = None,
         contamination: float = 0.0,
         feature_names: Sequence[str] | None = None,
-        description: str = "",
-        labels: Any = None,
+        description: str = "", labels: Any = None, threshold_method: str = "",
     ) -> train_pb2.TrainingJob:
         """Start a training job on rows X (array or DataFrame); `labels`: 0/1 per row (1 = anomaly), optional."""
         matrix, names = to_matrix(X)
         request = train_pb2.CreateTrainingJobRequest(
-            model_name=name,
-            algorithm=algorithm,
+            model_name=name, algorithm=algorithm, threshold_method=threshold_method,
             params={k: _value(v) for k, v in (params or {}).items()},
             contamination=contamination,
             matrix=matrix,

@@ -35,6 +35,7 @@ from pynomaly.refs import check_alias, check_name, parse_ref
 from pynomaly.rows import F32_MAX, check_rows
 from pynomaly.store import LocalStore, ModelStore, resolve
 from pynomaly.store.base import check_job_id
+from pynomaly.thresholds import check_method
 from pynomaly.training import TrainSpec
 
 DEFAULT_CONTAMINATION = 0.1
@@ -178,6 +179,7 @@ class DataPlane:
         description: str = "",
         label_column: str = "",
         labels: np.ndarray | None = None,
+        threshold_method: str = "",
     ) -> dict[str, Any]:
         self.jobs.check_room()  # before the rows are read: a refused job keeps nothing
         check_name(model_name)
@@ -190,6 +192,7 @@ class DataPlane:
         if not (0 < contamination <= 0.5):
             raise InvalidArgument(f"contamination must be in (0, 0.5], got {contamination}",
                                   reason="INVALID_CONTAMINATION", field="contamination")
+        threshold_method = check_method(threshold_method)
         if not algo.exportable:
             raise FailedPrecondition(f"algorithm {algorithm!r} cannot be exported to ONNX: {algo.export_note}",
                                      reason="NOT_EXPORTABLE", field="algorithm")
@@ -222,7 +225,7 @@ class DataPlane:
         spec = TrainSpec(model_name=model_name, algorithm=algorithm, params=resolved, contamination=contamination,
                          feature_names=list(feature_names), description=description,
                          given_params={k: resolved[k] for k in params},  # as declared: 100, not 100.0
-                         labels=y)
+                         labels=y, threshold_method=threshold_method)
         return self.jobs.submit(spec, X)
 
     def _data_path(self, uri: str) -> Path:

@@ -198,6 +198,10 @@ def import_model(spec: ImportSpec, run_timeout_s: float = 10.0) -> tuple[bytes, 
         "params": {"score_output": score, "lower_is_anomalous": spec.lower_is_anomalous},
         "feature_names": names,
         "threshold": threshold,
+        # "given" (the import's own threshold) or the contamination quantile of the reference rows; the share is
+        # over the reference rows, 0 without them.
+        "threshold_method": "given" if spec.threshold is not None else "contamination",
+        "flagged_share": float(np.mean(scores[PROBE_ROWS:] > threshold)) if spec.reference_rows is not None else 0.0,
         "contamination": spec.contamination if spec.reference_rows is not None else 0.0,
         "training_scores": training_scores,
         "explain": explain_manifest,

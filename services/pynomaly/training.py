@@ -46,6 +46,7 @@ class TrainSpec:
     job_id: str = ""
     given_params: dict[str, Any] = field(default_factory=dict)
     labels: np.ndarray | None = None  # 0/1 per row, checked (pynomaly.labels); never a feature
+    threshold_method: str = "contamination"  # or a pythresh method (pynomaly.thresholds)
 
 
 @dataclass
@@ -140,7 +141,12 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[..., None] = lambda
 
     explain_manifest, arrays = explain.artifacts(detector, X, session)
 
-    threshold = float(np.percentile(training_scores, 100 * (1 - spec.contamination)))
+    from pynomaly import thresholds
+
+    try:
+        threshold, flagged = thresholds.threshold(spec.threshold_method, training_scores, spec.contamination)
+    except ValueError as e:
+        raise TrainingFailed(str(e)) from e
     manifest = {
         "format": 1,
         "algorithm": spec.algorithm,
@@ -148,6 +154,8 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[..., None] = lambda
         "params": spec.params,
         "feature_names": spec.feature_names,
         "threshold": threshold,
+        "threshold_method": spec.threshold_method,
+        "flagged_share": flagged,
         "contamination": spec.contamination,
         "training_scores": summarize(training_scores),
         "export_check": checked.record(_libraries(algo.implementation)),

@@ -159,6 +159,9 @@ def test_algorithms_text_says_what_json_says(server, client):
         for p in a.parameters:
             if p.type == "int" and p.default_value.HasField("number_value"):
                 assert f"{p.name}={int(p.default_value.number_value)}," in block + ",", block
+            if p.type == "list[int]":  # e.g. the AutoEncoder's hidden_neuron_list=[64, 32], not [64.0, 32.0]
+                ints = [int(v.number_value) for v in p.default_value.list_value.values]
+                assert f"{p.name}={json.dumps(ints)}," in block + ",", block
     assert any(not a.exportable for a in algorithms) and any(a.exact_explanation for a in algorithms)
 
 

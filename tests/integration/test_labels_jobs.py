@@ -31,6 +31,7 @@ def test_auto_with_labels_serves_the_best_trial(server, client):
     assert card.candidates[-1].outcome == common_pb2.CANDIDATE_OUTCOME_KEPT
     assert {c.outcome for c in card.candidates[:-1]} == {common_pb2.CANDIDATE_OUTCOME_EVALUATED}
     assert card.tuning.metric == "roc_auc" and card.tuning.trials == 6
+    assert card.tuning.runner == {"ray": "ray tasks", "embedded": "in process"}[server.engine]
     assert (card.tuning.held_out_rows, card.tuning.held_out_anomalies) == (96, 6)
     assert card.tuning.best_roc_auc == max(c.roc_auc for c in card.candidates[:-1]) == card.candidates[-1].roc_auc
     assert (card.labels.rows, card.labels.anomalies) == (320, 20) and card.labels.roc_auc > 0.9

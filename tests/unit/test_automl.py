@@ -139,3 +139,21 @@ def test_the_default_candidates_are_valid_and_listed():
     resolved = algo.resolve_params({})
     assert resolved["candidates"] == list(auto.DEFAULT_CANDIDATES)
     assert [c["algorithm"] for c in auto._candidates(resolved["candidates"])] == list(auto.DEFAULT_CANDIDATES)
+
+
+def test_additive_members_make_an_exactly_explained_ensemble():
+    """HBOS, ECOD, COPOD and PCA each output per-feature terms summing to their score: so does their ensemble."""
+    result = _train({"candidates": ["hbos", "ecod", "copod", "pca"]})
+    assert [c["outcome"] for c in result.manifest["candidates"]] == ["kept"] * 4
+    assert result.manifest["explain"]["methods"] == ["exact", "kernel_shap"]
+    session = verification.session(result.onnx_model)
+    scores, terms = session.run(["anomaly_score", "contributions"], {"X": X})
+    np.testing.assert_allclose(terms.sum(axis=1), scores, rtol=1e-12, atol=1e-12)
+    # Each feature's term is the kept members' own terms, standardised and averaged (plus an even share of the
+    # constant): the row planted far out on every feature gets large terms on every feature.
+    assert (terms[-1] > np.median(terms[:300], axis=0)).all()
+
+
+def test_a_non_additive_member_leaves_kernel_shap_alone(trained):
+    result, _ = trained
+    assert result.manifest["explain"]["methods"] == ["kernel_shap"]

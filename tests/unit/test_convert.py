@@ -249,7 +249,7 @@ def test_training_job_args(fields, matrix, data_uri):
     assert {k: v for k, v in args.items() if k != "matrix"} == {
         "model_name": "m", "algorithm": "iforest", "params": {"n_estimators": 10.0},
         "contamination": pytest.approx(0.05), "data_uri": data_uri, "feature_names": ["a", "b", "c"],
-        "description": "d", "label_column": "", "labels": None}
+        "description": "d", "label_column": "", "labels": None, "threshold_method": ""}
     if matrix is None:
         assert args["matrix"] is None
     else:

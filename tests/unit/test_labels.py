@@ -99,7 +99,7 @@ def test_auto_with_labels_searches_and_serves_the_best_trial_refitted():
                                "refitted on all 320 rows")
     tuned = result.manifest["automl"]["tuning"]
     assert tuned == {"metric": "roc_auc", "held_out_rows": 96, "held_out_anomalies": 6, "held_out_share": 0.3,
-                     "seed": 0, "trials": 8, "best_roc_auc": best["roc_auc"],
+                     "seed": 0, "trials": 8, "runner": "in process", "best_roc_auc": best["roc_auc"],
                      "best_average_precision": best["average_precision"]}
     assert result.manifest["feature_names"] == ["a", "b", "c", "d"]  # the labels are no feature
     assert result.manifest["labels"]["rows"] == 320 and result.manifest["labels"]["anomalies"] == 20

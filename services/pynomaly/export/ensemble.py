@@ -122,6 +122,7 @@ class _Part(NamedTuple):
     nodes: list[onnx.NodeProto]
     initializers: list[onnx.TensorProto]
     score: str  # double[N]
+    terms: str = ""  # double[N, F], the member's contributions, where kept (with_terms)
 
 
 def _member_graph(est: Any, n_features: int, what: str) -> onnx.ModelProto:
@@ -161,24 +162,27 @@ def _prefix_names(graph: onnx.GraphProto, prefix: str) -> None:
                 _prefix_names(g, prefix)
 
 
-def _member_part(est: Any, n_features: int, prefix: str, feed: str, *, what: str) -> _Part:
+def _member_part(est: Any, n_features: int, prefix: str, feed: str, *, what: str, with_terms: bool = False,
+                 model: onnx.ModelProto | None = None) -> _Part:
     """The member's served graph (float64 rows in, float64 score out) with names prefixed, reading `feed`
-    (double[N, f]: the values the member sees natively)."""
-    model = _member_graph(est, n_features, what)
+    (double[N, f]: the values the member sees natively); `with_terms`: its contributions output too (the graph
+    must have one). `model`: the member's graph where the caller converted it already."""
+    model = model if model is not None else _member_graph(est, n_features, what)
     if model.graph.sparse_initializer or model.functions:
         raise ValueError(f"{what}: graphs with sparse initializers or functions cannot be composed")
     _prefix_names(model.graph, prefix)
     graph = model.graph
     score = graph.output[0].name
+    terms = graph.output[1].name if with_terms else ""
     nodes = [helper.make_node("Identity", [feed], [graph.input[0].name]), *graph.node]
-    # Keep only what the score needs (not extra outputs such as explanations).
-    needed, kept = {score}, []
+    # Keep only what the score (and the terms, where asked) need, not other outputs.
+    needed, kept = {score, terms} - {""}, []
     for n in reversed(nodes):
         if needed.intersection(n.output):
             needed.update(reads(n))
             kept.append(n)
     kept.reverse()
-    return _Part(kept, [t for t in graph.initializer if t.name in needed], score)
+    return _Part(kept, [t for t in graph.initializer if t.name in needed], score, terms)
 
 
 def _combine(parts: list[_Part], how: str, n_features: int, name: str, *, prelude: list[onnx.NodeProto],

@@ -153,6 +153,9 @@ def card_to_proto(card: dict[str, Any]) -> model_pb2.ModelVersion:
         candidates=[candidate_to_proto(c) for c in card.get("candidates", [])],
         labels=common_pb2.LabelSummary(**card["labels"]) if "labels" in card else None,
         tuning=common_pb2.Tuning(**card["automl"]["tuning"]) if "tuning" in card.get("automl", {}) else None,
+        # Versions trained before threshold methods: the contamination quantile, whose share is the contamination.
+        threshold_method=card.get("threshold_method", "contamination"),
+        flagged_share=card.get("flagged_share", card["contamination"]),
     )
 
 
@@ -188,6 +191,7 @@ def training_job_args(request: train_pb2.CreateTrainingJobRequest) -> dict[str, 
         "description": request.description,
         "label_column": request.label_column,
         "labels": np.asarray(request.labels, dtype=np.int64) if len(request.labels) else None,
+        "threshold_method": request.threshold_method,
     }
 
 

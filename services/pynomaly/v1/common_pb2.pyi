@@ -89,7 +89,7 @@ class LabelSummary(_message.Message):
     def __init__(self, rows: _Optional[int] = ..., anomalies: _Optional[int] = ..., roc_auc: _Optional[float] = ..., average_precision: _Optional[float] = ...) -> None: ...
 
 class Tuning(_message.Message):
-    __slots__ = ("metric", "held_out_rows", "held_out_anomalies", "held_out_share", "seed", "trials", "best_roc_auc", "best_average_precision")
+    __slots__ = ("metric", "held_out_rows", "held_out_anomalies", "held_out_share", "seed", "trials", "best_roc_auc", "best_average_precision", "runner")
     METRIC_FIELD_NUMBER: _ClassVar[int]
     HELD_OUT_ROWS_FIELD_NUMBER: _ClassVar[int]
     HELD_OUT_ANOMALIES_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +98,7 @@ class Tuning(_message.Message):
     TRIALS_FIELD_NUMBER: _ClassVar[int]
     BEST_ROC_AUC_FIELD_NUMBER: _ClassVar[int]
     BEST_AVERAGE_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_FIELD_NUMBER: _ClassVar[int]
     metric: str
     held_out_rows: int
     held_out_anomalies: int
@@ -106,4 +107,5 @@ class Tuning(_message.Message):
     trials: int
     best_roc_auc: float
     best_average_precision: float
-    def __init__(self, metric: _Optional[str] = ..., held_out_rows: _Optional[int] = ..., held_out_anomalies: _Optional[int] = ..., held_out_share: _Optional[float] = ..., seed: _Optional[int] = ..., trials: _Optional[int] = ..., best_roc_auc: _Optional[float] = ..., best_average_precision: _Optional[float] = ...) -> None: ...
+    runner: str
+    def __init__(self, metric: _Optional[str] = ..., held_out_rows: _Optional[int] = ..., held_out_anomalies: _Optional[int] = ..., held_out_share: _Optional[float] = ..., seed: _Optional[int] = ..., trials: _Optional[int] = ..., best_roc_auc: _Optional[float] = ..., best_average_precision: _Optional[float] = ..., runner: _Optional[str] = ...) -> None: ...

@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ModelVersion(_message.Message):
-    __slots__ = ("name", "version", "aliases", "algorithm", "params", "feature_names", "threshold", "contamination", "training_scores", "export_check", "create_time", "data_sha256", "training_rows", "job_id", "description", "onnx_size_bytes", "candidates", "labels", "tuning")
+    __slots__ = ("name", "version", "aliases", "algorithm", "params", "feature_names", "threshold", "contamination", "training_scores", "export_check", "create_time", "data_sha256", "training_rows", "job_id", "description", "onnx_size_bytes", "candidates", "labels", "tuning", "threshold_method", "flagged_share")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,8 @@ class ModelVersion(_message.Message):
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     TUNING_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_METHOD_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_SHARE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     aliases: _containers.RepeatedScalarFieldContainer[str]
@@ -58,7 +60,9 @@ class ModelVersion(_message.Message):
     candidates: _containers.RepeatedCompositeFieldContainer[_common_pb2.Candidate]
     labels: _common_pb2.LabelSummary
     tuning: _common_pb2.Tuning
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., feature_names: _Optional[_Iterable[str]] = ..., threshold: _Optional[float] = ..., contamination: _Optional[float] = ..., training_scores: _Optional[_Union[ScoreSummary, _Mapping]] = ..., export_check: _Optional[_Union[ExportCheck, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_sha256: _Optional[str] = ..., training_rows: _Optional[int] = ..., job_id: _Optional[str] = ..., description: _Optional[str] = ..., onnx_size_bytes: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., labels: _Optional[_Union[_common_pb2.LabelSummary, _Mapping]] = ..., tuning: _Optional[_Union[_common_pb2.Tuning, _Mapping]] = ...) -> None: ...
+    threshold_method: str
+    flagged_share: float
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., feature_names: _Optional[_Iterable[str]] = ..., threshold: _Optional[float] = ..., contamination: _Optional[float] = ..., training_scores: _Optional[_Union[ScoreSummary, _Mapping]] = ..., export_check: _Optional[_Union[ExportCheck, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_sha256: _Optional[str] = ..., training_rows: _Optional[int] = ..., job_id: _Optional[str] = ..., description: _Optional[str] = ..., onnx_size_bytes: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., labels: _Optional[_Union[_common_pb2.LabelSummary, _Mapping]] = ..., tuning: _Optional[_Union[_common_pb2.Tuning, _Mapping]] = ..., threshold_method: _Optional[str] = ..., flagged_share: _Optional[float] = ...) -> None: ...
 
 class ScoreSummary(_message.Message):
     __slots__ = ("min", "max", "mean", "quantiles", "quantile_levels")

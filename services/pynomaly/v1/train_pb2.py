@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from pynomaly.v1 import common_pb2 as pynomaly_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pynomaly/v1/train.proto\x12\x0bpynomaly.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pynomaly/v1/common.proto\"\xad\x04\n\x0bTrainingJob\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x11\n\talgorithm\x18\x03 \x01(\t\x12\x34\n\x06params\x18\x04 \x03(\x0b\x32$.pynomaly.v1.TrainingJob.ParamsEntry\x12,\n\x05state\x18\x05 \x01(\x0e\x32\x1d.pynomaly.v1.TrainingJobState\x12)\n\x05stage\x18\x06 \x01(\x0e\x32\x1a.pynomaly.v1.TrainingStage\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x15\n\rmodel_version\x18\x08 \x01(\x03\x12\x0c\n\x04rows\x18\t \x01(\x03\x12\x0f\n\x07\x63olumns\x18\n \x01(\x03\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\t\x12*\n\ncandidates\x18\x0f \x03(\x0b\x32\x16.pynomaly.v1.Candidate\x1a\x45\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value:\x02\x38\x01\"\xf7\x02\n\x18\x43reateTrainingJobRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x41\n\x06params\x18\x03 \x03(\x0b\x32\x31.pynomaly.v1.CreateTrainingJobRequest.ParamsEntry\x12\x15\n\rcontamination\x18\x04 \x01(\x01\x12%\n\x06matrix\x18\x05 \x01(\x0b\x32\x13.pynomaly.v1.MatrixH\x00\x12\x12\n\x08\x64\x61ta_uri\x18\x06 \x01(\tH\x00\x12\x15\n\rfeature_names\x18\x07 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x14\n\x0clabel_column\x18\t \x01(\t\x12\x0e\n\x06labels\x18\n \x03(\x05\x1a\x45\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value:\x02\x38\x01\x42\x06\n\x04\x64\x61ta\"B\n\x19\x43reateTrainingJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.pynomaly.v1.TrainingJob\"#\n\x15GetTrainingJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x16GetTrainingJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.pynomaly.v1.TrainingJob\"@\n\x17ListTrainingJobsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"B\n\x18ListTrainingJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.pynomaly.v1.TrainingJob\"&\n\x18\x43\x61ncelTrainingJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"B\n\x19\x43\x61ncelTrainingJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.pynomaly.v1.TrainingJob\"%\n\x17WatchTrainingJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"A\n\x18WatchTrainingJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.pynomaly.v1.TrainingJob\"\x17\n\x15ListAlgorithmsRequest\"D\n\x16ListAlgorithmsResponse\x12*\n\nalgorithms\x18\x01 \x03(\x0b\x32\x16.pynomaly.v1.Algorithm\"\xb6\x01\n\tAlgorithm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0eimplementation\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12*\n\nparameters\x18\x04 \x03(\x0b\x32\x16.pynomaly.v1.Parameter\x12\x12\n\nexportable\x18\x05 \x01(\x08\x12\x13\n\x0b\x65xport_note\x18\x06 \x01(\t\x12\x19\n\x11\x65xact_explanation\x18\x07 \x01(\x08\"k\n\tParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12-\n\rdefault_value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t*\xd8\x01\n\x10TrainingJobState\x12\"\n\x1eTRAINING_JOB_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19TRAINING_JOB_STATE_QUEUED\x10\x01\x12\x1e\n\x1aTRAINING_JOB_STATE_RUNNING\x10\x02\x12 \n\x1cTRAINING_JOB_STATE_SUCCEEDED\x10\x03\x12\x1d\n\x19TRAINING_JOB_STATE_FAILED\x10\x04\x12 \n\x1cTRAINING_JOB_STATE_CANCELLED\x10\x05*\x9a\x01\n\rTrainingStage\x12\x1e\n\x1aTRAINING_STAGE_UNSPECIFIED\x10\x00\x12\x16\n\x12TRAINING_STAGE_FIT\x10\x01\x12\x19\n\x15TRAINING_STAGE_EXPORT\x10\x02\x12\x19\n\x15TRAINING_STAGE_VERIFY\x10\x03\x12\x1b\n\x17TRAINING_STAGE_REGISTER\x10\x04\x32\xd0\x04\n\x0cTrainService\x12\x62\n\x11\x43reateTrainingJob\x12%.pynomaly.v1.CreateTrainingJobRequest\x1a&.pynomaly.v1.CreateTrainingJobResponse\x12Y\n\x0eGetTrainingJob\x12\".pynomaly.v1.GetTrainingJobRequest\x1a#.pynomaly.v1.GetTrainingJobResponse\x12_\n\x10ListTrainingJobs\x12$.pynomaly.v1.ListTrainingJobsRequest\x1a%.pynomaly.v1.ListTrainingJobsResponse\x12\x62\n\x11\x43\x61ncelTrainingJob\x12%.pynomaly.v1.CancelTrainingJobRequest\x1a&.pynomaly.v1.CancelTrainingJobResponse\x12\x61\n\x10WatchTrainingJob\x12$.pynomaly.v1.WatchTrainingJobRequest\x1a%.pynomaly.v1.WatchTrainingJobResponse0\x01\x12Y\n\x0eListAlgorithms\x12\".pynomaly.v1.ListAlgorithmsRequest\x1a#.pynomaly.v1.ListAlgorithmsResponseB\x92\x01\n\x15io.github.pynomaly.v1B\nTrainProtoP\x01Z:github.com/pynomaly/pynomaly/gen/go/pynomaly/v1;pynomalyv1\xa2\x02\x03PYN\xaa\x02\x0bPynomaly.V1\xca\x02\x0bPynomaly\\V1\xea\x02\x0cPynomaly::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pynomaly/v1/train.proto\x12\x0bpynomaly.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pynomaly/v1/common.proto\"\xad\x04\n\x0bTrainingJob\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x11\n\talgorithm\x18\x03 \x01(\t\x12\x34\n\x06params\x18\x04 \x03(\x0b\x32$.pynomaly.v1.TrainingJob.ParamsEntry\x12,\n\x05state\x18\x05 \x01(\x0e\x32\x1d.pynomaly.v1.TrainingJobState\x12)\n\x05stage\x18\x06 \x01(\x0e\x32\x1a.pynomaly.v1.TrainingStage\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x15\n\rmodel_version\x18\x08 \x01(\x03\x12\x0c\n\x04rows\x18\t \x01(\x03\x12\x0f\n\x07\x63olumns\x18\n \x01(\x03\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\t\x12*\n\ncandidates\x18\x0f \x03(\x0b\x32\x16.pynomaly.v1.Candidate\x1a\x45\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value:\x02\x38\x01\"\x91\x03\n\x18\x43reateTrainingJobRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x41\n\x06params\x18\x03 \x03(\x0b\x32\x31.pynomaly.v1.CreateTrainingJobRequest.ParamsEntry\x12\x15\n\rcontamination\x18\x04 \x01(\x01\x12%\n\x06matrix\x18\x05 \x01(\x0b\x32\x13.pynomaly.v1.MatrixH\x00\x12\x12\n\x08\x64\x61ta_uri\x18\x06 \x01(\tH\x00\x12\x15\n\rfeature_names\x18\x07 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x14\n\x0clabel_column\x18\t \x01(\t\x12\x0e\n\x06labels\x18\n \x03(\x05\x12\x18\n\x10threshold_method\x18\x0b \x01(\t\x1a\x45\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value:\x02\x38\x01\x42\x06\n\x04\x64\x61ta\"B\n\x19\x43reateTrainingJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.pynomaly.v1.TrainingJob\"#\n\x15GetTrainingJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x16GetTrainingJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.pynomaly.v1.TrainingJob\"@\n\x17ListTrainingJobsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"B\n\x18ListTrainingJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.pynomaly.v1.TrainingJob\"&\n\x18\x43\x61ncelTrainingJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"B\n\x19\x43\x61ncelTrainingJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.pynomaly.v1.TrainingJob\"%\n\x17WatchTrainingJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"A\n\x18WatchTrainingJobResponse\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.pynomaly.v1.TrainingJob\"\x17\n\x15ListAlgorithmsRequest\"D\n\x16ListAlgorithmsResponse\x12*\n\nalgorithms\x18\x01 \x03(\x0b\x32\x16.pynomaly.v1.Algorithm\"\xb6\x01\n\tAlgorithm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0eimplementation\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12*\n\nparameters\x18\x04 \x03(\x0b\x32\x16.pynomaly.v1.Parameter\x12\x12\n\nexportable\x18\x05 \x01(\x08\x12\x13\n\x0b\x65xport_note\x18\x06 \x01(\t\x12\x19\n\x11\x65xact_explanation\x18\x07 \x01(\x08\"k\n\tParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12-\n\rdefault_value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t*\xd8\x01\n\x10TrainingJobState\x12\"\n\x1eTRAINING_JOB_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19TRAINING_JOB_STATE_QUEUED\x10\x01\x12\x1e\n\x1aTRAINING_JOB_STATE_RUNNING\x10\x02\x12 \n\x1cTRAINING_JOB_STATE_SUCCEEDED\x10\x03\x12\x1d\n\x19TRAINING_JOB_STATE_FAILED\x10\x04\x12 \n\x1cTRAINING_JOB_STATE_CANCELLED\x10\x05*\x9a\x01\n\rTrainingStage\x12\x1e\n\x1aTRAINING_STAGE_UNSPECIFIED\x10\x00\x12\x16\n\x12TRAINING_STAGE_FIT\x10\x01\x12\x19\n\x15TRAINING_STAGE_EXPORT\x10\x02\x12\x19\n\x15TRAINING_STAGE_VERIFY\x10\x03\x12\x1b\n\x17TRAINING_STAGE_REGISTER\x10\x04\x32\xd0\x04\n\x0cTrainService\x12\x62\n\x11\x43reateTrainingJob\x12%.pynomaly.v1.CreateTrainingJobRequest\x1a&.pynomaly.v1.CreateTrainingJobResponse\x12Y\n\x0eGetTrainingJob\x12\".pynomaly.v1.GetTrainingJobRequest\x1a#.pynomaly.v1.GetTrainingJobResponse\x12_\n\x10ListTrainingJobs\x12$.pynomaly.v1.ListTrainingJobsRequest\x1a%.pynomaly.v1.ListTrainingJobsResponse\x12\x62\n\x11\x43\x61ncelTrainingJob\x12%.pynomaly.v1.CancelTrainingJobRequest\x1a&.pynomaly.v1.CancelTrainingJobResponse\x12\x61\n\x10WatchTrainingJob\x12$.pynomaly.v1.WatchTrainingJobRequest\x1a%.pynomaly.v1.WatchTrainingJobResponse0\x01\x12Y\n\x0eListAlgorithms\x12\".pynomaly.v1.ListAlgorithmsRequest\x1a#.pynomaly.v1.ListAlgorithmsResponseB\x92\x01\n\x15io.github.pynomaly.v1B\nTrainProtoP\x01Z:github.com/pynomaly/pynomaly/gen/go/pynomaly/v1;pynomalyv1\xa2\x02\x03PYN\xaa\x02\x0bPynomaly.V1\xca\x02\x0bPynomaly\\V1\xea\x02\x0cPynomaly::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,44 +39,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRAININGJOB_PARAMSENTRY']._serialized_options = b'8\001'
   _globals['_CREATETRAININGJOBREQUEST_PARAMSENTRY']._loaded_options = None
   _globals['_CREATETRAININGJOBREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
-  _globals['_TRAININGJOBSTATE']._serialized_start=1975
-  _globals['_TRAININGJOBSTATE']._serialized_end=2191
-  _globals['_TRAININGSTAGE']._serialized_start=2194
-  _globals['_TRAININGSTAGE']._serialized_end=2348
+  _globals['_TRAININGJOBSTATE']._serialized_start=2001
+  _globals['_TRAININGJOBSTATE']._serialized_end=2217
+  _globals['_TRAININGSTAGE']._serialized_start=2220
+  _globals['_TRAININGSTAGE']._serialized_end=2374
   _globals['_TRAININGJOB']._serialized_start=130
   _globals['_TRAININGJOB']._serialized_end=687
   _globals['_TRAININGJOB_PARAMSENTRY']._serialized_start=618
   _globals['_TRAININGJOB_PARAMSENTRY']._serialized_end=687
   _globals['_CREATETRAININGJOBREQUEST']._serialized_start=690
-  _globals['_CREATETRAININGJOBREQUEST']._serialized_end=1065
+  _globals['_CREATETRAININGJOBREQUEST']._serialized_end=1091
   _globals['_CREATETRAININGJOBREQUEST_PARAMSENTRY']._serialized_start=618
   _globals['_CREATETRAININGJOBREQUEST_PARAMSENTRY']._serialized_end=687
-  _globals['_CREATETRAININGJOBRESPONSE']._serialized_start=1067
-  _globals['_CREATETRAININGJOBRESPONSE']._serialized_end=1133
-  _globals['_GETTRAININGJOBREQUEST']._serialized_start=1135
-  _globals['_GETTRAININGJOBREQUEST']._serialized_end=1170
-  _globals['_GETTRAININGJOBRESPONSE']._serialized_start=1172
-  _globals['_GETTRAININGJOBRESPONSE']._serialized_end=1235
-  _globals['_LISTTRAININGJOBSREQUEST']._serialized_start=1237
-  _globals['_LISTTRAININGJOBSREQUEST']._serialized_end=1301
-  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_start=1303
-  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_end=1369
-  _globals['_CANCELTRAININGJOBREQUEST']._serialized_start=1371
-  _globals['_CANCELTRAININGJOBREQUEST']._serialized_end=1409
-  _globals['_CANCELTRAININGJOBRESPONSE']._serialized_start=1411
-  _globals['_CANCELTRAININGJOBRESPONSE']._serialized_end=1477
-  _globals['_WATCHTRAININGJOBREQUEST']._serialized_start=1479
-  _globals['_WATCHTRAININGJOBREQUEST']._serialized_end=1516
-  _globals['_WATCHTRAININGJOBRESPONSE']._serialized_start=1518
-  _globals['_WATCHTRAININGJOBRESPONSE']._serialized_end=1583
-  _globals['_LISTALGORITHMSREQUEST']._serialized_start=1585
-  _globals['_LISTALGORITHMSREQUEST']._serialized_end=1608
-  _globals['_LISTALGORITHMSRESPONSE']._serialized_start=1610
-  _globals['_LISTALGORITHMSRESPONSE']._serialized_end=1678
-  _globals['_ALGORITHM']._serialized_start=1681
-  _globals['_ALGORITHM']._serialized_end=1863
-  _globals['_PARAMETER']._serialized_start=1865
-  _globals['_PARAMETER']._serialized_end=1972
-  _globals['_TRAINSERVICE']._serialized_start=2351
-  _globals['_TRAINSERVICE']._serialized_end=2943
+  _globals['_CREATETRAININGJOBRESPONSE']._serialized_start=1093
+  _globals['_CREATETRAININGJOBRESPONSE']._serialized_end=1159
+  _globals['_GETTRAININGJOBREQUEST']._serialized_start=1161
+  _globals['_GETTRAININGJOBREQUEST']._serialized_end=1196
+  _globals['_GETTRAININGJOBRESPONSE']._serialized_start=1198
+  _globals['_GETTRAININGJOBRESPONSE']._serialized_end=1261
+  _globals['_LISTTRAININGJOBSREQUEST']._serialized_start=1263
+  _globals['_LISTTRAININGJOBSREQUEST']._serialized_end=1327
+  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_start=1329
+  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_end=1395
+  _globals['_CANCELTRAININGJOBREQUEST']._serialized_start=1397
+  _globals['_CANCELTRAININGJOBREQUEST']._serialized_end=1435
+  _globals['_CANCELTRAININGJOBRESPONSE']._serialized_start=1437
+  _globals['_CANCELTRAININGJOBRESPONSE']._serialized_end=1503
+  _globals['_WATCHTRAININGJOBREQUEST']._serialized_start=1505
+  _globals['_WATCHTRAININGJOBREQUEST']._serialized_end=1542
+  _globals['_WATCHTRAININGJOBRESPONSE']._serialized_start=1544
+  _globals['_WATCHTRAININGJOBRESPONSE']._serialized_end=1609
+  _globals['_LISTALGORITHMSREQUEST']._serialized_start=1611
+  _globals['_LISTALGORITHMSREQUEST']._serialized_end=1634
+  _globals['_LISTALGORITHMSRESPONSE']._serialized_start=1636
+  _globals['_LISTALGORITHMSRESPONSE']._serialized_end=1704
+  _globals['_ALGORITHM']._serialized_start=1707
+  _globals['_ALGORITHM']._serialized_end=1889
+  _globals['_PARAMETER']._serialized_start=1891
+  _globals['_PARAMETER']._serialized_end=1998
+  _globals['_TRAINSERVICE']._serialized_start=2377
+  _globals['_TRAINSERVICE']._serialized_end=2969
 # @@protoc_insertion_point(module_scope)

@@ -82,7 +82,7 @@ class TrainingJob(_message.Message):
     def __init__(self, id: _Optional[str] = ..., model_name: _Optional[str] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., state: _Optional[_Union[TrainingJobState, str]] = ..., stage: _Optional[_Union[TrainingStage, str]] = ..., message: _Optional[str] = ..., model_version: _Optional[int] = ..., rows: _Optional[int] = ..., columns: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., description: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ...) -> None: ...
 
 class CreateTrainingJobRequest(_message.Message):
-    __slots__ = ("model_name", "algorithm", "params", "contamination", "matrix", "data_uri", "feature_names", "description", "label_column", "labels")
+    __slots__ = ("model_name", "algorithm", "params", "contamination", "matrix", "data_uri", "feature_names", "description", "label_column", "labels", "threshold_method")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,7 @@ class CreateTrainingJobRequest(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     LABEL_COLUMN_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_METHOD_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     algorithm: str
     params: _containers.MessageMap[str, _struct_pb2.Value]
@@ -110,7 +111,8 @@ class CreateTrainingJobRequest(_message.Message):
     description: str
     label_column: str
     labels: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, model_name: _Optional[str] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., contamination: _Optional[float] = ..., matrix: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., data_uri: _Optional[str] = ..., feature_names: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., label_column: _Optional[str] = ..., labels: _Optional[_Iterable[int]] = ...) -> None: ...
+    threshold_method: str
+    def __init__(self, model_name: _Optional[str] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., contamination: _Optional[float] = ..., matrix: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., data_uri: _Optional[str] = ..., feature_names: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., label_column: _Optional[str] = ..., labels: _Optional[_Iterable[int]] = ..., threshold_method: _Optional[str] = ...) -> None: ...
 
 class CreateTrainingJobResponse(_message.Message):
     __slots__ = ("job",)
