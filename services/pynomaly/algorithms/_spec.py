@@ -68,6 +68,25 @@ class Algorithm:
 
 
 
+def algorithm_spec(v: Any, what: str, lookup: Callable[[str], Algorithm]) -> dict[str, Any]:
+    """An ensemble member or AutoML candidate ("member", "candidate") given as an algorithm name or
+    {"algorithm": name, "params": {...}}, normalised to {"algorithm": name, "params": {given ones, coerced}}.
+    `lookup` returns the algorithm, or raises ValueError saying which ones may be a `what`."""
+    if isinstance(v, str):
+        v = {"algorithm": v}
+    if not isinstance(v, Mapping) or "algorithm" not in v or set(v) - {"algorithm", "params"}:
+        raise ValueError(f"a {what} must be an algorithm name or {{'algorithm': name, 'params': {{...}}}}")
+    name, given = v["algorithm"], v.get("params") or {}
+    if not isinstance(name, str) or not isinstance(given, Mapping):
+        raise ValueError(f"a {what}'s 'algorithm' must be a name and its 'params' an object")
+    algo = lookup(name)
+    try:
+        resolved = algo.resolve_params(given)
+    except InvalidArgument as e:
+        raise ValueError(f"{what} {name!r}: {e}") from None
+    return {"algorithm": name, "params": {k: resolved[k] for k in given}}
+
+
 def as_declared(value: Any, declared: str) -> Any:
     """`value` as a parameter of the `declared` type (Param.type, e.g. "int | null") would be: 100.0 → 100 where an
     integer is meant. google.protobuf.Value carries every number as a double, so clients convert with this."""

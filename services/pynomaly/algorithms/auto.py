@@ -33,8 +33,7 @@ from typing import Any
 import numpy as np
 
 from pynomaly.algorithms import _registry
-from pynomaly.algorithms._spec import Algorithm, Check, Param, integer, number
-from pynomaly.errors import InvalidArgument
+from pynomaly.algorithms._spec import Algorithm, Check, Param, algorithm_spec, integer, number
 
 # Four views of "unusual", strongest first (the first of two correlated candidates is the one kept): isolation by
 # random axis-parallel splits (IForest), per-feature tail probabilities joined by a copula (COPOD), the distance to
@@ -51,24 +50,16 @@ KEPT, PRUNED, FAILED, SKIPPED = "kept", "pruned", "failed", "skipped"
 _NOT_CANDIDATES = frozenset({"auto", "auto_encoder", "vae", "deep_svdd", "feature_bagging", "lscp", "suod"})
 
 
-def _candidate(v: Any) -> dict[str, Any]:
-    """A candidate spec, normalised to {"algorithm": name, "params": {given hyperparameters, coerced}}."""
-    if isinstance(v, str):
-        v = {"algorithm": v}
-    if not isinstance(v, Mapping) or "algorithm" not in v or set(v) - {"algorithm", "params"}:
-        raise ValueError("a candidate must be an algorithm name or {'algorithm': name, 'params': {...}}")
-    name, given = v["algorithm"], v.get("params") or {}
-    if not isinstance(name, str) or not isinstance(given, Mapping):
-        raise ValueError("a candidate's 'algorithm' must be a name and its 'params' an object")
+def _candidate_algorithm(name: str) -> Algorithm:
     allowed = sorted(n for n, a in _registry.ALGORITHMS.items() if a.exportable and n not in _NOT_CANDIDATES)
     if name not in allowed:
         raise ValueError(f"{name!r} cannot be a candidate; choose among {', '.join(allowed)}")
-    algo = _registry.ALGORITHMS[name]
-    try:
-        resolved = algo.resolve_params(given)
-    except InvalidArgument as e:
-        raise ValueError(f"candidate {name!r}: {e}") from None
-    return {"algorithm": name, "params": {k: resolved[k] for k in given}}
+    return _registry.ALGORITHMS[name]
+
+
+def _candidate(v: Any) -> dict[str, Any]:
+    """A candidate spec, normalised to {"algorithm": name, "params": {given hyperparameters, coerced}}."""
+    return algorithm_spec(v, "candidate", _candidate_algorithm)
 
 
 def _candidates(v: Any) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from pynomaly.algorithms._spec import (
     Algorithm,
     Check,
     Param,
+    algorithm_spec,
     boolean,
     either,
     integer,
@@ -30,7 +31,6 @@ from pynomaly.algorithms._spec import (
     number,
     pyod_score,
 )
-from pynomaly.errors import InvalidArgument
 
 _ENSEMBLES = ("loda", "feature_bagging", "lscp", "suod")
 # Looked up, not imported: listing algorithms must stay cheap.
@@ -68,19 +68,7 @@ def _can_be_member(algo: Algorithm) -> bool:
 
 def member(v: Any) -> dict[str, Any]:
     """A member spec, normalised to {"algorithm": name, "params": {given hyperparameters, coerced}}."""
-    if isinstance(v, str):
-        v = {"algorithm": v}
-    if not isinstance(v, Mapping) or "algorithm" not in v or set(v) - {"algorithm", "params"}:
-        raise ValueError("a member must be an algorithm name or {'algorithm': name, 'params': {...}}")
-    name, given = v["algorithm"], v.get("params") or {}
-    if not isinstance(name, str) or not isinstance(given, Mapping):
-        raise ValueError("a member's 'algorithm' must be a name and its 'params' an object")
-    algo = _member_algorithm(name)
-    try:
-        resolved = algo.resolve_params(given)
-    except InvalidArgument as e:
-        raise ValueError(f"member {name!r}: {e}") from None
-    return {"algorithm": name, "params": {k: resolved[k] for k in given}}
+    return algorithm_spec(v, "member", _member_algorithm)
 
 
 def members(min_count: int) -> Check:
