@@ -18,9 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pynomaly import Client
-from pynomaly.client_errors import InvalidArgumentError, NotFoundError
-
+from client_parity import assert_like_the_sdk
 from conftest import REPO, ServerProcess
 
 PROTO_ROOT = REPO / "proto"
@@ -85,39 +83,18 @@ def test_go_client_trains_detects_explains_and_reads_error_details(
     assert result["job"]["state"] == "TRAINING_JOB_STATE_SUCCEEDED"
     assert result["job"]["params"] == {"n_estimators": 50, "random_state": 0}
     version = result["job"]["model_version"]
-    model = f"go-blobs@{version}"
-
-    with Client(server.address) as client:
-        expected = client.detect(model, score)
-        explained = client.explain(model, score)
-        with pytest.raises(InvalidArgumentError) as wrong_width:
-            client.detect(model, score[:, :-1])
-        with pytest.raises(NotFoundError) as unknown:
-            client.detect("go-blobs-missing", score)
-
-    detect = result["detect"]
-    assert (detect["model_name"], detect["model_version"]) == ("go-blobs", version)
-    np.testing.assert_array_equal(np.array(detect["anomaly_scores"], dtype=np.float32), expected.anomaly_scores)
-    np.testing.assert_array_equal(detect["is_anomaly"], expected.is_anomaly)
-    assert detect["threshold"] == expected.threshold
-    assert expected.is_anomaly[-10:].all()  # the planted outliers
-
-    ex = result["explain"]
-    assert ex["method"] == "EXPLAIN_METHOD_TREE_SHAP"
-    assert ex["feature_names"] == [f"f{i}" for i in range(train.shape[1])]
-    contributions = np.array(ex["contributions"]).reshape(score.shape)
-    np.testing.assert_allclose(contributions, explained.contributions, rtol=1e-9, atol=1e-12)
+    _, wrong_width, unknown = assert_like_the_sdk(result, server.address, "go-blobs", version, score)
 
     # The rich error model, as Go's status.Details() decodes it: the same reason, field and message as the SDK's.
     width = result["wrong_width"]
     assert width["code"] == "InvalidArgument"
     assert (width["reason"], width["domain"]) == ("WRONG_WIDTH", "pynomaly.io")
-    assert width["message"] == wrong_width.value.details()
+    assert width["message"] == wrong_width.details()
     assert width["message"] == "rows: expected 5 columns (the model's feature count), got 4"
     assert [field for field, _ in width["violations"]] == ["rows"]
-    assert wrong_width.value.reason == "WRONG_WIDTH"
+    assert wrong_width.reason == "WRONG_WIDTH"
 
     missing_model = result["unknown_model"]
     assert missing_model["code"] == "NotFound"
-    assert missing_model["reason"] == "UNKNOWN_MODEL" == unknown.value.reason
-    assert missing_model["message"] == unknown.value.details() == "model 'go-blobs-missing' not found"
+    assert missing_model["reason"] == "UNKNOWN_MODEL" == unknown.reason
+    assert missing_model["message"] == unknown.details() == "model 'go-blobs-missing' not found"

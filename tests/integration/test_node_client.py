@@ -13,9 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pynomaly import Client
-from pynomaly.client_errors import InvalidArgumentError, NotFoundError
-
+from client_parity import assert_like_the_sdk
 from conftest import REPO, ServerProcess
 
 NODE_DIR = REPO / "tests" / "node"
@@ -55,29 +53,7 @@ def test_node_client_trains_detects_explains_and_infers(server: ServerProcess, n
     assert result["job"]["params"] == {"n_estimators": {"numberValue": 50, "kind": "numberValue"},
                                        "random_state": {"numberValue": 0, "kind": "numberValue"}}
     version = result["job"]["model_version"]
-    model = f"node-blobs@{version}"
-
-    with Client(server.address) as client:
-        expected = client.detect(model, score)
-        explained = client.explain(model, score)
-        with pytest.raises(InvalidArgumentError) as wrong_width:
-            client.detect(model, score[:, :-1])
-        with pytest.raises(NotFoundError) as unknown:
-            client.detect("node-blobs-missing", score)
-    detect = result["detect"]
-    assert (detect["model_name"], detect["model_version"]) == ("node-blobs", version)
-    np.testing.assert_array_equal(np.array(detect["anomaly_scores"], dtype=np.float32), expected.anomaly_scores)
-    np.testing.assert_array_equal(detect["is_anomaly"], expected.is_anomaly)
-    assert detect["threshold"] == expected.threshold
-    assert expected.is_anomaly[-10:].all()  # the planted outliers
-
-    ex = result["explain"]
-    assert ex["method"] == "EXPLAIN_METHOD_TREE_SHAP"
-    assert ex["feature_names"] == [f"f{i}" for i in range(train.shape[1])]
-    contributions = np.array(ex["contributions"]).reshape(score.shape)
-    np.testing.assert_allclose(contributions, explained.contributions, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(np.array(ex["base_values"]) + contributions.sum(axis=1), ex["anomaly_scores"],
-                               rtol=1e-6, atol=1e-9)
+    expected, wrong_width, unknown = assert_like_the_sdk(result, server.address, "node-blobs", version, score)
 
     # The Open Inference Protocol: the same scores and flags, in the input's datatype.
     oip = result["oip"]
@@ -93,9 +69,9 @@ def test_node_client_trains_detects_explains_and_infers(server: ServerProcess, n
     assert result["wrong_width"] == {
         "code": "INVALID_ARGUMENT", "message": "rows: expected 5 columns (the model's feature count), got 4",
         "reason": "WRONG_WIDTH", "domain": "pynomaly.io", "violations": ["rows"]}
-    assert wrong_width.value.reason == "WRONG_WIDTH"
-    assert wrong_width.value.details() == result["wrong_width"]["message"]
+    assert wrong_width.reason == "WRONG_WIDTH"
+    assert wrong_width.details() == result["wrong_width"]["message"]
     assert result["unknown_model"] == {
         "code": "NOT_FOUND", "message": "model 'node-blobs-missing' not found", "reason": "UNKNOWN_MODEL",
         "domain": "pynomaly.io", "violations": []}
-    assert unknown.value.reason == "UNKNOWN_MODEL"
+    assert unknown.reason == "UNKNOWN_MODEL"
