@@ -49,3 +49,9 @@ def test_the_cli_takes_a_threshold_method(server, tmp_path):
     lines = [x.strip() for x in out.stderr.splitlines() if x.strip().startswith("threshold ")]
     assert len(lines) == 1 and re.fullmatch(r"threshold \S+ \(zscore: flags \d+\.\d\d% of the training rows\)",
                                             lines[0]), lines
+    bad = subprocess.run([sys.executable, "-m", "pynomaly.cli", "train", "--server", server.address, "--name",
+                          f"cli-otsu-{server.engine}", "--data", str(data), "--threshold-method", "otsu"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1
+    assert bad.stderr == ("error: INVALID_ARGUMENT: threshold_method: unknown method 'otsu'; choose 'contamination' "
+                          "(the default) or a pythresh method: " + ", ".join(sorted(thresholds.METHODS)) + "\n")
