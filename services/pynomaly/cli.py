@@ -15,6 +15,7 @@ from pynomaly import cli_batch, cli_serve, cli_tls
 from pynomaly.cli_output import EXIT_CODES, OutputError, as_dict, broken_pipe, typed, write_output
 from pynomaly.client import TrainingError
 from pynomaly.errors import InvalidArgument
+from pynomaly.v1 import train_pb2
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
@@ -233,11 +234,12 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(d))
                 continue
-            served = (f"served: ONNX export ({a.export_note})" if a.exportable
-                      else f"NOT SERVED: training fails ({a.export_note})")
+            served = {train_pb2.SERVING_FROZEN: "served frozen", train_pb2.SERVING_REFUSED: "NOT SERVED: training fails"
+                      }.get(a.serving, "served exactly")
             explain = "exact" if a.exact_explanation else "SHAP (approximate)"
             params = ", ".join(f"{p['name']}={json.dumps(p['default_value'])}" for p in d["parameters"])
-            print(f"{a.name:28} {a.implementation}\n{'':28} {served}; explain: {explain}\n"
+            labels = "; learns from labels (--label-column)" if a.needs_labels else ""
+            print(f"{a.name:28} {a.implementation}\n{'':28} {served} ({a.export_note}); explain: {explain}{labels}\n"
                   f"{'':28} params: {params}")
     return 0
 

@@ -219,6 +219,11 @@ class DataPlane:
             raise InvalidArgument(f"feature_names: {len(feature_names)} names for {X.shape[1]} columns")
         if len(set(feature_names)) != len(feature_names) or not all(feature_names):
             raise InvalidArgument("feature_names: names must be non-empty and unique")
+        if y is None and algo.needs_labels:
+            raise InvalidArgument(
+                f"labels: algorithm {algorithm!r} learns from labels; send them in labels (rows sent inline) or "
+                "name their column in label_column (a data_uri file)", reason="LABELS_REQUIRED",
+                field="labels" if matrix is not None else "label_column")
         if y is not None:
             y = check_labels(y, len(X), "labels" if matrix is not None else "label_column")
             contamination = labels_contamination(y, given_contamination)

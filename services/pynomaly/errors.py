@@ -121,6 +121,8 @@ REASONS: dict[str, tuple[type[PynomalyError], str]] = {
     "UNKNOWN_PARAMETER": (InvalidArgument, "a hyperparameter the algorithm does not have"),
     "INVALID_PARAMETER": (InvalidArgument, "a hyperparameter of the wrong type or out of its range"),
     "INVALID_CONTAMINATION": (InvalidArgument, "contamination outside (0, 0.5]"),
+    "WRONG_LABELS": (InvalidArgument, "labels that are not 0/1, not one per row, or too few of a class"),
+    "LABELS_REQUIRED": (InvalidArgument, "an algorithm that learns from labels (needs_labels), trained without them"),
     "INVALID_REFERENCE": (InvalidArgument, "a malformed model name, reference, alias or job id"),
     "UNKNOWN_MODEL": (NotFound, "no model of that name"),
     "UNKNOWN_VERSION": (NotFound, "the model has no such version"),

@@ -101,8 +101,9 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[..., None] = lambda
 
         torch.set_num_threads(1)
     try:
-        if spec.algorithm == "auto" and spec.labels is not None:
-            detector.fit(X, spec.labels)  # labels choose among candidates; no detector trains on them
+        if spec.labels is not None and (spec.algorithm == "auto" or algo.needs_labels):
+            # "auto": labels choose among candidates (no detector trains on them); XGBOD, DevNet learn from them
+            detector.fit(X, spec.labels)
         else:
             detector.fit(X)
     except Exception as e:  # libraries fail fits with ValueError, TypeError, even UnboundLocalError (pyod AE)

@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper
 
+from pynomaly.v1 import train_pb2
+
 RNG = np.random.default_rng(14)
 X = RNG.normal(size=(200, 3))
 COLUMNS = ["temp", "pressure", "flow"]
@@ -154,6 +156,8 @@ def test_algorithms_text_says_what_json_says(server, client):
     for a in algorithms:
         block = blocks[a.name]
         assert ("NOT SERVED" in block) == (not a.exportable), block
+        assert ("served frozen" in block) == (a.serving == train_pb2.SERVING_FROZEN), block
+        assert ("learns from labels" in block) == a.needs_labels, block
         assert a.export_note in block
         assert (f"explain: {'exact' if a.exact_explanation else 'SHAP (approximate)'}") in block
         for p in a.parameters:
@@ -163,6 +167,8 @@ def test_algorithms_text_says_what_json_says(server, client):
                 ints = [int(v.number_value) for v in p.default_value.list_value.values]
                 assert f"{p.name}={json.dumps(ints)}," in block + ",", block
     assert any(not a.exportable for a in algorithms) and any(a.exact_explanation for a in algorithms)
+    assert {a.serving for a in algorithms} == {train_pb2.SERVING_EXACT, train_pb2.SERVING_FROZEN,
+                                               train_pb2.SERVING_REFUSED}
 
 
 def test_models_list_shows_every_alias(server, client, model):

@@ -97,3 +97,11 @@ def test_values_are_described_in_the_api_words(value, words):
 def test_params_come_back_in_their_declared_types(value, declared, typed):
     got = as_declared(value, declared)
     assert got == typed and type(got) is type(typed)
+
+
+def test_every_reason_the_code_raises_is_registered():
+    """Each `reason="..."` written in the package is one of REASONS (so the README's table lists it)."""
+    package = Path(errors.__file__).parent
+    used = {m for path in package.rglob("*.py") if "/v1/" not in str(path) and "/v2/" not in str(path)
+            for m in re.findall(r'reason="([A-Z_]+)"', path.read_text())}
+    assert used and used - set(errors.REASONS) == set()

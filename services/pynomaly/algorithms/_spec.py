@@ -44,6 +44,16 @@ class Algorithm:
     slow_reference: bool = False
     # Data on which the export check is known to fail, so training refuses to serve the model (clear job error).
     export_limit: str = ""
+    # The library scores new rows against the batch they come in (ECOD's ECDFs over training + batch): the graph
+    # freezes what the training data defines, and a row scores as the library scores it alone (`score` does that).
+    frozen: bool = False
+    # Learns from labels (XGBOD, DevNet): training needs them (labels / label_column) and fits on (X, y).
+    needs_labels: bool = False
+
+    @property
+    def serving(self) -> str:
+        """How a trained model is served: "exact", "frozen" (see `frozen`) or "refused" (export_note says why)."""
+        return "refused" if not self.exportable else "frozen" if self.frozen else "exact"
 
     def resolve_params(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Validate `given` against the spec and fill in defaults; raise InvalidArgument naming the parameter."""

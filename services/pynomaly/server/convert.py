@@ -172,7 +172,12 @@ def algorithm_to_proto(a: algorithms.Algorithm) -> train_pb2.Algorithm:
         exportable=a.exportable,
         export_note=a.export_note,
         exact_explanation=a.exact_explanation,
+        serving=_SERVING[a.serving],
+        needs_labels=a.needs_labels,
     )
+
+
+_SERVING = {"exact": train_pb2.SERVING_EXACT, "frozen": train_pb2.SERVING_FROZEN, "refused": train_pb2.SERVING_REFUSED}
 
 
 # --- training ---

@@ -28,6 +28,13 @@ class TrainingStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRAINING_STAGE_EXPORT: _ClassVar[TrainingStage]
     TRAINING_STAGE_VERIFY: _ClassVar[TrainingStage]
     TRAINING_STAGE_REGISTER: _ClassVar[TrainingStage]
+
+class Serving(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SERVING_UNSPECIFIED: _ClassVar[Serving]
+    SERVING_EXACT: _ClassVar[Serving]
+    SERVING_FROZEN: _ClassVar[Serving]
+    SERVING_REFUSED: _ClassVar[Serving]
 TRAINING_JOB_STATE_UNSPECIFIED: TrainingJobState
 TRAINING_JOB_STATE_QUEUED: TrainingJobState
 TRAINING_JOB_STATE_RUNNING: TrainingJobState
@@ -39,6 +46,10 @@ TRAINING_STAGE_FIT: TrainingStage
 TRAINING_STAGE_EXPORT: TrainingStage
 TRAINING_STAGE_VERIFY: TrainingStage
 TRAINING_STAGE_REGISTER: TrainingStage
+SERVING_UNSPECIFIED: Serving
+SERVING_EXACT: Serving
+SERVING_FROZEN: Serving
+SERVING_REFUSED: Serving
 
 class TrainingJob(_message.Message):
     __slots__ = ("id", "model_name", "algorithm", "params", "state", "stage", "message", "model_version", "rows", "columns", "create_time", "start_time", "end_time", "description", "candidates")
@@ -181,7 +192,7 @@ class ListAlgorithmsResponse(_message.Message):
     def __init__(self, algorithms: _Optional[_Iterable[_Union[Algorithm, _Mapping]]] = ...) -> None: ...
 
 class Algorithm(_message.Message):
-    __slots__ = ("name", "implementation", "description", "parameters", "exportable", "export_note", "exact_explanation")
+    __slots__ = ("name", "implementation", "description", "parameters", "exportable", "export_note", "exact_explanation", "serving", "needs_labels")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IMPLEMENTATION_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -189,6 +200,8 @@ class Algorithm(_message.Message):
     EXPORTABLE_FIELD_NUMBER: _ClassVar[int]
     EXPORT_NOTE_FIELD_NUMBER: _ClassVar[int]
     EXACT_EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    SERVING_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_LABELS_FIELD_NUMBER: _ClassVar[int]
     name: str
     implementation: str
     description: str
@@ -196,7 +209,9 @@ class Algorithm(_message.Message):
     exportable: bool
     export_note: str
     exact_explanation: bool
-    def __init__(self, name: _Optional[str] = ..., implementation: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[Parameter, _Mapping]]] = ..., exportable: _Optional[bool] = ..., export_note: _Optional[str] = ..., exact_explanation: _Optional[bool] = ...) -> None: ...
+    serving: Serving
+    needs_labels: bool
+    def __init__(self, name: _Optional[str] = ..., implementation: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[Parameter, _Mapping]]] = ..., exportable: _Optional[bool] = ..., export_note: _Optional[str] = ..., exact_explanation: _Optional[bool] = ..., serving: _Optional[_Union[Serving, str]] = ..., needs_labels: _Optional[bool] = ...) -> None: ...
 
 class Parameter(_message.Message):
     __slots__ = ("name", "type", "default_value", "description")
