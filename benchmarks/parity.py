@@ -83,7 +83,8 @@ def run_case(algorithm: str, dataset: str, X: np.ndarray, y: np.ndarray, contami
     algo = algorithms.get(algorithm)
     try:
         t0 = time.perf_counter()
-        detector = algo.build(parity_params(algo), contamination).fit(X)
+        detector = algo.build(parity_params(algo), contamination)
+        detector.fit(X, y) if algo.needs_labels else detector.fit(X)  # XGBOD, DevNet learn from the labels
         t1 = time.perf_counter()
         graph = export.to_onnx(detector, X.shape[1]).SerializeToString()
         row.fit_s, row.export_s = t1 - t0, time.perf_counter() - t1

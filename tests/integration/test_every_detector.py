@@ -20,10 +20,17 @@ SCORE = np.vstack([RNG.normal(size=(20, 5)), RNG.uniform(-1e3, 1e3, size=(10, 5)
 EXPORTABLE = parity.exportable()
 
 
+def _labels(X):
+    """Labels for the detectors that learn from them: the 10 % of rows farthest from the mean."""
+    distance = np.linalg.norm(X - X.mean(axis=0), axis=1)
+    return (distance >= np.quantile(distance, 0.9)).astype(np.int64)
+
+
 def _spec(name, X):
     algo = algorithms.get(name)
     return training.TrainSpec(model_name="m", algorithm=name, params=parity.parity_params(algo), contamination=0.1,
-                              feature_names=[f"f{i}" for i in range(X.shape[1])])
+                              feature_names=[f"f{i}" for i in range(X.shape[1])],
+                              labels=_labels(X) if algo.needs_labels else None)
 
 
 @pytest.fixture(scope="module", params=EXPORTABLE)

@@ -113,11 +113,13 @@ def assert_registered(keys: set[str], classes: tuple[type, ...], names: tuple[st
 
 
 def train_end_to_end(name: str, params: Mapping[str, Any], x: np.ndarray,
-                     feature_names: list[str] | None = None) -> training.TrainedModel:
-    """Train through the platform; its export check passes and the served graph scores a few rows."""
+                     feature_names: list[str] | None = None, labels: np.ndarray | None = None,
+                     ) -> training.TrainedModel:
+    """Train through the platform (on `labels` too, for the detectors that learn from them); its export check
+    passes and the served graph scores a few rows."""
     algo = algorithms.get(name)
     spec = training.TrainSpec(model_name="m", algorithm=name, params=algo.resolve_params(params), contamination=0.05,
-                              feature_names=feature_names or [f"f{i}" for i in range(x.shape[1])])
+                              feature_names=feature_names or [f"f{i}" for i in range(x.shape[1])], labels=labels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # suod warns about members it has no cost code for
         result = training.train(spec, x)
@@ -150,7 +152,9 @@ def fitted(case_id: str) -> Fitted:
         # On purpose: near-singular covariances (integer data), duplicate rows, SGD at max_iter (shifted data),
         # SUOD members without a cost code, scipy's moment precision on constant columns.
         warnings.simplefilter("ignore")
-        det = case.detector().fit(train)
+        det = case.detector()
+        # XGBOD, DevNet learn from labels: the 10 % of rows farthest from the mean are the anomalies.
+        det.fit(train, data.far_labels(train)) if algo.needs_labels else det.fit(train)
         model = to_onnx(det, train.shape[1])
         sess = session(model)
         rows = family.rows(train, case, det)

@@ -301,3 +301,9 @@ def deep_train(dataset: str) -> np.ndarray:
 def deep_rows(train: np.ndarray) -> np.ndarray:
     rows, _ = around(train, fresh=50, far=20, beyond=0)
     return np.vstack([verification.verification_rows(train), rows]).astype(np.float64)
+
+
+def far_labels(X: np.ndarray, share: float = 0.1) -> np.ndarray:
+    """0/1 labels for detectors that learn from them: 1 for the `share` of rows farthest from the mean."""
+    distance = np.linalg.norm(X - X.mean(axis=0), axis=1)
+    return (distance >= np.quantile(distance, 1 - share)).astype(np.int64)

@@ -51,7 +51,8 @@ _NOT_CANDIDATES = frozenset({"auto", "auto_encoder", "vae", "deep_svdd", "featur
 
 
 def _candidate_algorithm(name: str) -> Algorithm:
-    allowed = sorted(n for n, a in _registry.ALGORITHMS.items() if a.exportable and n not in _NOT_CANDIDATES)
+    allowed = sorted(n for n, a in _registry.ALGORITHMS.items()
+                     if a.exportable and not a.needs_labels and n not in _NOT_CANDIDATES)
     if name not in allowed:
         raise ValueError(f"{name!r} cannot be a candidate; choose among {', '.join(allowed)}")
     return _registry.ALGORITHMS[name]
