@@ -210,6 +210,11 @@ class DataPlane:
         else:
             raise InvalidArgument("data: set either matrix or data_uri")
         check_rows(X, "matrix" if matrix is not None else "data_uri")
+        if algo.max_training_rows and len(X) > algo.max_training_rows:
+            raise InvalidArgument(
+                f"{'matrix' if matrix is not None else 'data_uri'}: algorithm {algorithm!r} trains on at most "
+                f"{algo.max_training_rows} rows (its fit is quadratic in the rows), got {len(X)}; sample the data",
+                reason="TOO_MANY_ROWS")
         if len(X) < 2:
             raise InvalidArgument(f"{'matrix' if matrix is not None else 'data_uri'}: training needs at least "
                                   f"2 rows, got {len(X)}")

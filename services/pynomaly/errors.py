@@ -116,6 +116,7 @@ REASONS: dict[str, tuple[type[PynomalyError], str]] = {
     "WRONG_WIDTH": (InvalidArgument, "rows with a column count other than the model's feature count"),
     "NON_FINITE_VALUE": (InvalidArgument, "a NaN or infinite value, or one beyond float32's range"),
     "EMPTY_INPUT": (InvalidArgument, "no rows or no columns"),
+    "TOO_MANY_ROWS": (InvalidArgument, "more training rows than the algorithm's max_training_rows"),
     "MALFORMED_MATRIX": (InvalidArgument, "a matrix whose values do not match rows × columns"),
     "UNKNOWN_ALGORITHM": (InvalidArgument, "an algorithm ListAlgorithms does not name"),
     "UNKNOWN_PARAMETER": (InvalidArgument, "a hyperparameter the algorithm does not have"),

@@ -49,6 +49,9 @@ class Algorithm:
     frozen: bool = False
     # Learns from labels (XGBOD, DevNet): training needs them (labels / label_column) and fits on (X, y).
     needs_labels: bool = False
+    # Fits in time or memory quadratic in the rows (a full distance matrix: COF, LOCI): training refuses more rows
+    # than this, saying so, rather than running for hours or out of memory. 0: no limit.
+    max_training_rows: int = 0
 
     @property
     def serving(self) -> str:

@@ -174,6 +174,7 @@ def algorithm_to_proto(a: algorithms.Algorithm) -> train_pb2.Algorithm:
         exact_explanation=a.exact_explanation,
         serving=_SERVING[a.serving],
         needs_labels=a.needs_labels,
+        max_training_rows=a.max_training_rows,
     )
 
 

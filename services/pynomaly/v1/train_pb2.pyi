@@ -192,7 +192,7 @@ class ListAlgorithmsResponse(_message.Message):
     def __init__(self, algorithms: _Optional[_Iterable[_Union[Algorithm, _Mapping]]] = ...) -> None: ...
 
 class Algorithm(_message.Message):
-    __slots__ = ("name", "implementation", "description", "parameters", "exportable", "export_note", "exact_explanation", "serving", "needs_labels")
+    __slots__ = ("name", "implementation", "description", "parameters", "exportable", "export_note", "exact_explanation", "serving", "needs_labels", "max_training_rows")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IMPLEMENTATION_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +202,7 @@ class Algorithm(_message.Message):
     EXACT_EXPLANATION_FIELD_NUMBER: _ClassVar[int]
     SERVING_FIELD_NUMBER: _ClassVar[int]
     NEEDS_LABELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRAINING_ROWS_FIELD_NUMBER: _ClassVar[int]
     name: str
     implementation: str
     description: str
@@ -211,7 +212,8 @@ class Algorithm(_message.Message):
     exact_explanation: bool
     serving: Serving
     needs_labels: bool
-    def __init__(self, name: _Optional[str] = ..., implementation: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[Parameter, _Mapping]]] = ..., exportable: _Optional[bool] = ..., export_note: _Optional[str] = ..., exact_explanation: _Optional[bool] = ..., serving: _Optional[_Union[Serving, str]] = ..., needs_labels: _Optional[bool] = ...) -> None: ...
+    max_training_rows: int
+    def __init__(self, name: _Optional[str] = ..., implementation: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[Parameter, _Mapping]]] = ..., exportable: _Optional[bool] = ..., export_note: _Optional[str] = ..., exact_explanation: _Optional[bool] = ..., serving: _Optional[_Union[Serving, str]] = ..., needs_labels: _Optional[bool] = ..., max_training_rows: _Optional[int] = ...) -> None: ...
 
 class Parameter(_message.Message):
     __slots__ = ("name", "type", "default_value", "description")
