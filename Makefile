@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-clients lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity automl-labels load clean fuzz audit soak chart-docs
+.PHONY: help setup run run-ray test test-clients lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -102,6 +102,9 @@ stubs-check: setup ## generate Go and Java stubs from proto/ in a temp dir (not 
 
 chart-docs: setup ## write each chart's README.md from the `# --` comments of its values.yaml
 	$(PY) -m charts.helm_docs $(patsubst %/Chart.yaml,%,$(wildcard charts/*/Chart.yaml))
+
+detectors-doc: setup ## write docs/detectors.md (every detector, how it is served or why not) from the registry
+	$(PY) -m pynomaly.algorithms.catalog > docs/detectors.md.tmp && mv docs/detectors.md.tmp docs/detectors.md
 
 buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 	@test -x .tools/node_modules/.bin/buf || npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1.75.0
