@@ -218,9 +218,10 @@ class Platform:
         spec = read_spec(resource)
         client = self.client(spec.platform)
         request = train_pb2.CreateTrainingJobRequest(
-            model_name=create.model_name, algorithm=create.algorithm, contamination=create.contamination,
+            model_name=create.model_name, algorithm=create.algorithm, contamination=create.contamination or 0,
             params={k: json_format.ParseDict(v, struct_pb2.Value()) for k, v in create.params.items()},
-            data_uri=create.data_uri, description=create.description)
+            data_uri=create.data_uri, description=create.description, label_column=create.label_column,
+            threshold_method=create.threshold_method)
         try:
             job = client.train_stub.CreateTrainingJob(request, timeout=client.timeout).job
         except grpc.RpcError as e:

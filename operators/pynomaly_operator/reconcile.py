@@ -86,12 +86,14 @@ class CreateJob:
     model_name: str
     algorithm: str
     params: dict[str, Any]
-    contamination: float
+    contamination: float | None  # None: the platform's default (with labels, their anomaly share)
     data_uri: str
     description: str
     run: int
     generation: int
     reason: str  # Created, SpecChanged or Scheduled
+    label_column: str = ""
+    threshold_method: str = ""
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,8 @@ def _start(resource: Resource, spec: Spec, observed: Observed, now: datetime, re
     create = CreateJob(
         model_name=spec.model_name, algorithm=spec.algorithm, params=spec.params, contamination=spec.contamination,
         data_uri=spec.training_data, run=adopt[0] if adopt else run, generation=resource.generation,
-        description=job_description(resource, resource.generation, adopt[0] if adopt else run), reason=reason)
+        description=job_description(resource, resource.generation, adopt[0] if adopt else run), reason=reason,
+        label_column=spec.label_column, threshold_method=spec.threshold_method)
     cancels = tuple(CancelJob(i) for i in cancel)
     if adopt:
         return Plan(cancels, started(resource, spec, create, adopt[1].id, now, adopted=True))

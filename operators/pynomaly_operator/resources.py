@@ -3,7 +3,8 @@ conditions and the status patches the operator writes. No I/O, no clock (callers
 
 The CRD's OpenAPI schema rejects most bad specs at the API server; `read_spec` checks again (and what a schema
 cannot say: a cron expression that never fires, a model name the platform refuses), because a resource written
-before a CRD upgrade, or with validation off, still reaches the operator.
+before a CRD upgrade, or with validation off, still reaches the operator. Names the platform defines (algorithm,
+thresholdMethod) are left to it: it refuses an unknown one, listing the choices, and the run ends Rejected.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from cronsim import CronSim, CronSimError
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
 DEFAULT_ALIAS = "production"
-DEFAULT_CONTAMINATION = 0.1
 RETAIN, DELETE = "Retain", "Delete"
 
 # Phases (status.phase), in the order a run goes through them.
@@ -48,11 +48,13 @@ class Spec:
     platform: str
     model_name: str
     params: dict[str, Any] = field(default_factory=dict)
-    contamination: float = DEFAULT_CONTAMINATION
+    contamination: float | None = None  # unset: the platform's default, 0.1, or the labels' anomaly share
     schedule: str | None = None
     alias: str = DEFAULT_ALIAS
     gate: QualityGate = QualityGate()
     deletion_policy: str = RETAIN
+    label_column: str = ""  # the training file's labels (1 = anomaly, 0 = normal); "" = none
+    threshold_method: str = ""  # a pythresh method (pynomaly.thresholds); "" = the contamination quantile
 
 
 @dataclass(frozen=True)
@@ -121,9 +123,8 @@ def read_spec(resource: Resource) -> Spec:
     params = spec.get("params") or {}
     if not isinstance(params, Mapping):
         raise InvalidSpec(f"spec.params must be an object of hyperparameters, got {params!r}")
-    contamination = _number(spec, "contamination", DEFAULT_CONTAMINATION)
-    assert contamination is not None
-    if not 0 < contamination <= 0.5:
+    contamination = _number(spec, "contamination")
+    if contamination is not None and not 0 < contamination <= 0.5:
         raise InvalidSpec(f"spec.contamination must be in (0, 0.5], got {contamination:g}")
     model_name = resource.model_name
     if not _NAME.match(model_name):
@@ -135,13 +136,16 @@ def read_spec(resource: Resource) -> Spec:
         raise InvalidSpec(f"spec.alias {alias!r} is invalid: use 1-64 characters of [A-Za-z0-9_.-], starting with "
                           "a letter or digit, not all digits, not 'latest'")
     schedule = _text(spec, "schedule") or None
+    label_column = _text(spec, "labelColumn")
+    threshold_method = _text(spec, "thresholdMethod")
     policy = _text(spec, "deletionPolicy") or RETAIN
     if policy not in (RETAIN, DELETE):
         raise InvalidSpec(f"spec.deletionPolicy must be Retain or Delete, got {policy!r}")
     return Spec(algorithm=algorithm, training_data=training_data, platform=platform, model_name=model_name,
                 params=dict(params), contamination=contamination,
                 schedule=check_schedule(schedule) if schedule else None, alias=alias,
-                gate=_read_gate(spec.get("qualityGate") or {}), deletion_policy=policy)
+                gate=_read_gate(spec.get("qualityGate") or {}), deletion_policy=policy, label_column=label_column,
+                threshold_method=threshold_method)
 
 
 def _read_gate(gate: Any) -> QualityGate:

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
+from pynomaly import thresholds
 from pynomaly_operator import GROUP, KIND, PLURAL, VERSION
 from pynomaly_operator.resources import NAME_PATTERN, Resource, read_spec
 
@@ -147,6 +148,16 @@ def test_the_crd():
         "Algorithm", "Serving", "Candidate", "Phase", "Age"]
     props = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     assert props["modelName"]["pattern"] == props["alias"]["pattern"] == NAME_PATTERN  # the platform's rule
+    # no default: an unset contamination reaches the platform unset (its default, or the labels' anomaly share)
+    assert "default" not in props["contamination"]
+
+
+def test_the_threshold_methods_are_the_platforms():
+    """The CRD's enum is what the platform's check_method accepts (besides "", the default's other name)."""
+    props = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert props["thresholdMethod"]["enum"] == [thresholds.CONTAMINATION, *sorted(thresholds.METHODS)]
+    for name in props["thresholdMethod"]["enum"]:
+        assert thresholds.check_method(name) == name
 
 
 def test_the_samples_validate_and_the_operator_reads_them():
@@ -184,6 +195,10 @@ BASE = {"algorithm": "iforest", "trainingData": "train.csv", "platform": "pynoma
     ({**BASE, "schedule": "daily"}, "$.spec.schedule", "'daily' does not match"),
     ({**BASE, "params": [1]}, "$.spec.params", "[1] is not of type 'object'"),
     ({**BASE, "deletionPolicy": "Orphan"}, "$.spec.deletionPolicy", "'Orphan' is not one of ['Retain', 'Delete']"),
+    ({**BASE, "thresholdMethod": "otsu"}, "$.spec.thresholdMethod", "'otsu' is not one of ['contamination', 'chau', "),
+    ({**BASE, "thresholdMethod": ""}, "$.spec.thresholdMethod", "'' is not one of ['contamination', 'chau', "),
+    ({**BASE, "labelColumn": ""}, "$.spec.labelColumn", "'' should be non-empty"),
+    ({**BASE, "labelColumn": 1}, "$.spec.labelColumn", "1 is not of type 'string'"),
     ({**BASE, "qualityGate": {"minRocAuc": 1.5, "holdoutData": "h.csv", "labelColumn": "y"}},
      "$.spec.qualityGate.minRocAuc", "1.5 is greater than the maximum of 1"),
     ({**BASE, "qualityGate": {"maxExportError": -1}}, "$.spec.qualityGate.maxExportError",

@@ -1,6 +1,7 @@
 """The operator against the real platform: an embedded `pynomaly serve` on 127.0.0.1 with seeded CSV files in its
 data root, driven through `platform.step` (what every kopf handler calls), the status kept the way the API server
-keeps it (merge patches). Train, gate, alias move, refusal, retrain on schedule, resume, adoption, deletion."""
+keeps it (merge patches). Train, gate, alias move, labels and threshold methods, refusal, retrain on schedule, resume,
+adoption, deletion."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ FEATURES = ["f0", "f1", "f2", "f3"]
 
 @pytest.fixture(scope="module")
 def platform_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """The embedded engine only (the operator speaks the same API to both), its data root holding the training file
-    and two labelled holdouts: planted outliers (an easy gate), and labels unrelated to the rows (a gate to fail)."""
+    """The embedded engine only (the operator speaks the same API to both), its data root holding the training file,
+    a labelled training file (5 % planted outliers) and two labelled holdouts: planted outliers (an easy gate), and
+    labels unrelated to the rows (a gate to fail)."""
     data_root = tmp_path_factory.mktemp("operator-data")
     rng = np.random.default_rng(11)
     pd.DataFrame(rng.normal(size=(300, 4)), columns=FEATURES).to_csv(data_root / "train.csv", index=False)
@@ -38,6 +40,8 @@ def platform_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
     holdout = pd.DataFrame(rows, columns=FEATURES)
     holdout.assign(label=[0] * 90 + [1] * 10).to_csv(data_root / "holdout.csv", index=False)
     holdout.assign(label=rng.permutation([0] * 90 + [1] * 10)).to_parquet(data_root / "noise.parquet")
+    labelled = pd.DataFrame(np.vstack([rng.normal(size=(285, 4)), rng.uniform(4, 7, size=(15, 4))]), columns=FEATURES)
+    labelled.assign(label=[0] * 285 + [1] * 15).to_csv(data_root / "labelled.csv", index=False)
     srv = ServerProcess(tmp_path_factory.mktemp("operator-store"), "--data-root", str(data_root))
     srv.data_root = data_root  # type: ignore[attr-defined]
     yield srv
@@ -145,6 +149,29 @@ def test_an_export_error_ceiling_fails_the_gate(operator, client, platform_serve
     assert client.get_model("strict:production").version == 1
 
 
+def test_labels_and_a_threshold_method_reach_the_card(operator, client, platform_server):
+    """spec.labelColumn: the column is no feature, the unset contamination becomes the labels' share, and the card
+    says how the model ranks them; spec.thresholdMethod, set later (generation 2), retrains with it."""
+    obj = body("labelled", platform_server.address, trainingData="labelled.csv", labelColumn="label")
+    del obj["spec"]["contamination"]
+    status = settle(operator, obj)
+    card = client.get_model("labelled@1")
+    table = pd.read_csv(platform_server.data_root / "labelled.csv")
+    assert (status["phase"], status["servingVersion"], list(card.feature_names)) == ("Ready", 1, FEATURES)
+    assert (card.labels.rows, card.labels.anomalies, card.contamination) == (300, 15, 0.05)
+    auc = roc_auc_score(table["label"], client.detect("labelled@1", table[FEATURES].to_numpy()).anomaly_scores)
+    assert card.labels.roc_auc == pytest.approx(auc) and auc > 0.9
+    assert card.threshold_method == "contamination"
+
+    obj["metadata"]["generation"] = 2
+    obj["spec"]["thresholdMethod"] = "iqr"
+    status = settle(operator, obj)
+    card = client.get_model("labelled@2")
+    assert (status["phase"], status["run"], status["servingVersion"]) == ("Ready", 2, 2)
+    assert (card.threshold_method, card.labels.rows, status["threshold"]) == ("iqr", 300, card.threshold)
+    assert client.get_model("labelled:production").version == 2
+
+
 REFUSED = "the platform refused the training job: INVALID_ARGUMENT: "
 
 
@@ -155,6 +182,14 @@ REFUSED = "the platform refused the training job: INVALID_ARGUMENT: "
      REFUSED + "data_uri: 'missing.csv' does not exist or is not a file"),
     ("refused-algorithm", {"algorithm": "no-such-detector"},
      REFUSED + "algorithm: unknown algorithm 'no-such-detector'; available: "),
+    # the CRD's enum refuses this at the API server; a resource from before it (or with validation off) gets here
+    ("refused-threshold", {"thresholdMethod": "otsu"},
+     REFUSED + "threshold_method: unknown method 'otsu'; choose 'contamination' (the default) or a pythresh method: "
+               "chau, dsn, "),
+    ("refused-label-column", {"labelColumn": "is_fraud"},
+     REFUSED + "label_column: train.csv has no column 'is_fraud'; its columns: f0, f1, f2, f3"),
+    ("refused-contamination", {"trainingData": "labelled.csv", "labelColumn": "label", "contamination": 0.3},
+     REFUSED + "contamination 0.3 is inconsistent with the labels: 5.00% of the rows are labelled anomalous"),
 ])
 def test_a_refused_job_is_recorded_and_serves_nothing(operator, client, platform_server, name, spec, message):
     obj = body(name, platform_server.address, **spec)

@@ -205,6 +205,28 @@ def test_a_first_version_that_fails_the_gate_serves_nothing():
     assert (ready["status"], ready["reason"]) == ("False", "NoServingVersion")
 
 
+def test_labels_and_the_threshold_method_reach_the_job():
+    (create,) = reconcile(ad(SPEC), Observed(), NOW).actions
+    assert isinstance(create, CreateJob) and (create.label_column, create.threshold_method) == ("", "")
+    spec = {k: v for k, v in SPEC.items() if k != "contamination"} | {"labelColumn": "is_fraud",
+                                                                        "thresholdMethod": "iqr"}
+    (create,) = reconcile(ad(spec), Observed(), NOW).actions
+    assert isinstance(create, CreateJob)
+    # unset contamination stays unset: the platform takes the labels' anomaly share
+    assert (create.label_column, create.threshold_method, create.contamination) == ("is_fraud", "iqr", None)
+    # a name the platform does not know is its to refuse (listing its methods), not the operator's
+    assert read_spec(ad({**spec, "thresholdMethod": "otsu"})).threshold_method == "otsu"
+
+
+def test_a_changed_threshold_method_retrains_with_it():
+    """Any spec change is a new generation; the run in flight for the old one is cancelled."""
+    spec = {**SPEC, "labelColumn": "is_fraud", "thresholdMethod": "mad"}
+    cancel, create = reconcile(ad(spec, training("job-1"), generation=2), Observed(), NOW).actions
+    assert cancel == CancelJob("job-1") and isinstance(create, CreateJob)
+    assert (create.reason, create.generation, create.run, create.threshold_method, create.label_column) == (
+        "SpecChanged", 2, 2, "mad", "is_fraud")
+
+
 def test_custom_model_name_and_alias_reach_the_actions():
     spec = {**SPEC, "modelName": "card-fraud", "alias": "canary"}
     assert reconcile(ad(spec), Observed(), NOW).actions[0].model_name == "card-fraud"  # type: ignore[union-attr]
@@ -229,6 +251,8 @@ def test_custom_model_name_and_alias_reach_the_actions():
     ({"schedule": "0 25 * * *"}, "spec.schedule '0 25 * * *' is invalid: Bad hour"),
     ({"params": [1, 2]}, "spec.params must be an object of hyperparameters, got [1, 2]"),
     ({"deletionPolicy": "Orphan"}, "spec.deletionPolicy must be Retain or Delete, got 'Orphan'"),
+    ({"labelColumn": 1}, "spec.labelColumn must be a string, got 1"),
+    ({"thresholdMethod": ["iqr"]}, "spec.thresholdMethod must be a string, got ['iqr']"),
     ({"qualityGate": {"minRocAuc": 0.9}}, "spec.qualityGate.minRocAuc needs spec.qualityGate.holdoutData"),
     ({"qualityGate": {"maxExportError": -1}}, "spec.qualityGate.maxExportError must be ≥ 0, got -1"),
 ])
