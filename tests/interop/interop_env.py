@@ -5,7 +5,8 @@ Those packages stay out of Pynomaly's .venv: they are large (about 2.5 GB instal
 the server needs none of them, and they bring their own numpy/protobuf/onnx bounds. So they are installed alone
 at .venv-interop/ in the repository (gitignored), with exactly the pins of pyproject.toml's `interop` extra (read
 from there: one list), built under a temporary name and renamed when complete, so a half-installed environment is
-never taken for a ready one. Another set of pins rebuilds it.
+never taken for a ready one. Another set of pins rebuilds it. pip byte-compiles what it installs, so TensorFlow's
+imports read .pyc files even where PYTHONDONTWRITEBYTECODE is set.
 """
 
 from __future__ import annotations
