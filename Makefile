@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-clients lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
+.PHONY: help setup run run-ray test test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,8 +52,15 @@ $(NODE_MODULES): tests/node/package-lock.json
 	@if command -v npm >/dev/null; then cd tests/node && npm ci --silent --no-audit --no-fund; \
 	else echo "npm not found: the Node.js client test cannot run (Debian: apt-get install nodejs npm)" >&2; fi
 
-test-clients: setup $(NODE_MODULES) ## install the interop tests' clients: tritonclient's own venv, tests/node's packages
+test-clients: setup $(NODE_MODULES) ## install the interop tests' clients: tritonclient's and TensorFlow/JAX's own venvs, tests/node's packages
 	$(PY) -m benchmarks.tritonclient_env >/dev/null
+	$(PY) tests/interop/interop_env.py >/dev/null
+
+# TensorFlow, tf2onnx, JAX and jax2onnx (pyproject's `interop` extra) in .venv-interop/, never in .venv: about 2.5 GB,
+# which the server needs none of (tests/interop/interop_env.py). `make test` runs these tests too.
+test-interop: setup ## only the bring-your-own-model tests: Keras (tf2onnx) and JAX (jax2onnx) models imported and explained
+	$(PY) tests/interop/interop_env.py >/dev/null
+	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q -m interop tests/interop $(PYTEST_ARGS)
 
 test: setup test-clients ## run the test suite (both engines), inside a loopback-only network namespace
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q $(PYTEST_ARGS)
@@ -142,4 +149,4 @@ soak: setup ## Locust at 80% of the measured top rate for SOAK_TIME s vs the emb
 	$(PY) load_tests/soak.py --time $(SOAK_TIME) --out var/soak
 
 clean: ## remove the venv and local model store
-	rm -rf $(VENV) .venv-tritonclient var
+	rm -rf $(VENV) .venv-tritonclient .venv-interop var
