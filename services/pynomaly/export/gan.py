@@ -7,18 +7,21 @@ What each decision_function computes (pyod 3.6.7), and so what the graph compute
 - ALAD: (D_xx(x, x) - D_xx(x, dec(enc(x))))^2 over the row x standardized (preprocessing: StandardScaler in
   float64) and rounded to float32. PyOD scores with its modules in training mode: dropout is on and spectral
   normalization does a power iteration on every call, so its scores are random. The served score is the
-  eval-mode one (dropout off, spectral norm on its stored vectors), computed in float64:
-  pynomaly.algorithms.gan.alad_score, the reference.
+  eval-mode one (dropout off, spectral norm on its stored vectors).
 - AnoGAN: mean_j |x_j - g_j| + |D(x) - D(g)| over the row x (standardized with preprocessing, rounded to float32),
-  eval mode. g = G(z) for the latent z = z_gamma_layer(0) (its bias) that fit left in the query model:
-  decision_function does not optimise a latent per query row (only fit does, for the training scores), so g and
-  D(g) are constants, taken from PyOD's own float32 forward pass.
+  eval mode. g = G(z_gamma_layer(0)) for the query model fit left behind: decision_function optimises no latent
+  per query row (only fit does, for its training scores), so g and D(g) are constants, PyOD's own float32 values.
 
-The networks run in float64 on the float32-rounded row PyOD's tensor holds, so the error left is PyOD's own
-float32 arithmetic. Float32 graphs were worse: onnxruntime's float32 Sigmoid is an approximation that floors
-near 1.5e-8, far off PyOD's saturated discriminator outputs, and two float32 evaluations differ more than one.
-Every op is per row (Gemm, elementwise, a row sum in double): a row scores as in any batch.
-torch is imported by nothing here: the converters read the fitted modules' tensors through their methods.
+Precision: the networks run in float64 on the float32-rounded row PyOD's tensor holds; the native references
+(pynomaly.algorithms.gan) run PyOD's modules the same way in torch, and the graphs match them to ~1e-12. What
+separates both from PyOD's own float32 scores is PyOD's rounding: about 1e-6 relative for the GAAL discriminators
+and AnoGAN, but ALAD squares a difference of two nearly equal sigmoid outputs, so its float32 score carries up to
+~1e-3 of relative rounding on rows it scores near 0. A float32 graph cannot follow PyOD's rounding either (torch
+and onnxruntime sum in different orders), and onnxruntime's float32 Sigmoid floors near 1.5e-8.
+
+Batch invariance: Gemm, elementwise ops and a MatMul row sum are per row in double; onnxruntime's double Exp, Log
+and Tanh are not quite (see `_Net.activation`), which ALAD's squared difference amplifies past 1e-12: their
+inputs are padded per row to whole vector lanes. Scoring reads the fitted modules' tensors and imports no torch.
 """
 
 from __future__ import annotations
