@@ -202,8 +202,8 @@ ALGORITHMS = [
         name="so_gaal",
         implementation="pyod.models.so_gaal.SO_GAAL",
         description="Single-Objective Generative Adversarial Active Learning (torch): a generator makes potential "
-        "outliers, a discriminator learns the boundary; score = the discriminator's output on the row (PyOD's "
-        "decision_function).",
+        "outliers, a discriminator learns the boundary; score = the discriminator's output D(x), as PyOD's "
+        "decision_function returns it (the paper's outlier score is 1 - D(x): pyod issue 119, open).",
         params=_GAAL_COMMON,
         build=_build_so_gaal,
         score=gaal_score,
@@ -215,7 +215,8 @@ ALGORITHMS = [
         name="mo_gaal",
         implementation="pyod.models.mo_gaal.MO_GAAL",
         description="Multiple-Objective Generative Adversarial Active Learning (torch): k generators make potential "
-        "outliers at k quantiles of the discriminator's output; score = the discriminator's output on the row.",
+        "outliers at k quantiles of the discriminator's output; score = the discriminator's output D(x), as "
+        "PyOD's decision_function returns it (the paper's outlier score is 1 - D(x): pyod issue 119, open).",
         params=(Param("k", "int", 10, "Number of generators, >= 1.", integer(1, 1000)), *_GAAL_COMMON),
         build=_build_mo_gaal,
         score=gaal_score,
