@@ -10,6 +10,7 @@ from pynomaly.algorithms import (
     ecdf,
     ensemble,
     forest,
+    gan,
     histogram,
     linear,
     neighbors,
@@ -20,6 +21,6 @@ from pynomaly.algorithms._spec import Algorithm, Param, as_declared
 
 __all__ = ["ALGORITHMS", "Algorithm", "Param", "as_declared", "get"]
 
-_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, auto)
+_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, gan, auto)
 
 ALGORITHMS.update({a.name: a for family in _FAMILIES for a in family.ALGORITHMS})
