@@ -88,6 +88,13 @@ def test_listed_as_served_exactly_and_devnet_learns_from_labels() -> None:
     assert algorithms.get("ae1svm").exact_explanation
 
 
+@pytest.mark.parametrize("name", ["ae1svm", "lunar", "devnet"])
+def test_not_an_automl_candidate(name: str) -> None:
+    """Torch detectors train for long (LUNAR: 200 full-batch epochs); DevNet needs labels."""
+    with pytest.raises(InvalidArgument, match=f"'{name}' cannot be a candidate"):
+        algorithms.get("auto").resolve_params({"candidates": [name]})
+
+
 @pytest.mark.parametrize(
     ("name", "params"),
     [
