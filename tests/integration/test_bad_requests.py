@@ -120,6 +120,9 @@ CASES = [
      INVALID, "data_uri: header-only.csv has no rows"),
     ("random-bytes .npz", TRAIN + "CreateTrainingJob", "unary", _train(matrix=None, data_uri="random.npz"), INVALID,
      "data_uri: random.npz is not a valid .npz file"),
+    # an algorithm that learns from labels, trained without them
+    ("devnet without labels", TRAIN + "CreateTrainingJob", "unary", _train(algorithm="devnet"), INVALID,
+     "labels: algorithm 'devnet' learns from labels; send them in labels (rows sent inline)"),
 ]
 
 

@@ -14,6 +14,7 @@ from pynomaly.algorithms import (
     histogram,
     linear,
     neighbors,
+    neural,
     svm,
 )
 from pynomaly.algorithms._registry import ALGORITHMS, get
@@ -21,6 +22,6 @@ from pynomaly.algorithms._spec import Algorithm, Param, as_declared
 
 __all__ = ["ALGORITHMS", "Algorithm", "Param", "as_declared", "get"]
 
-_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, gan, auto)
+_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, gan, neural, auto)
 
 ALGORITHMS.update({a.name: a for family in _FAMILIES for a in family.ALGORITHMS})

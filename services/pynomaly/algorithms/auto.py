@@ -47,7 +47,8 @@ QUADRATIC = frozenset({"knn", "lof", "cof", "sod", "kde", "ocsvm", "sklearn.loca
 QUADRATIC_ROWS = 20_000
 KEPT, PRUNED, FAILED, SKIPPED = "kept", "pruned", "failed", "skipped"
 # The deep detectors train for minutes and export with their own opsets; the ensembles are ensembles already.
-_NOT_CANDIDATES = frozenset({"auto", "auto_encoder", "vae", "deep_svdd", "feature_bagging", "lscp", "suod"})
+_NOT_CANDIDATES = frozenset({"auto", "auto_encoder", "vae", "deep_svdd", "ae1svm", "lunar", "feature_bagging", "lscp",
+                              "suod"})
 
 
 def _candidate_algorithm(name: str) -> Algorithm:
