@@ -7,12 +7,14 @@ from pynomaly.algorithms import (
     cluster,
     covariance,
     deep,
+    dif,
     ecdf,
     ensemble,
     forest,
     histogram,
     linear,
     neighbors,
+    supervised,
     svm,
 )
 from pynomaly.algorithms._registry import ALGORITHMS, get
@@ -20,6 +22,7 @@ from pynomaly.algorithms._spec import Algorithm, Param, as_declared
 
 __all__ = ["ALGORITHMS", "Algorithm", "Param", "as_declared", "get"]
 
-_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, auto)
+_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, supervised, deep, dif,
+             auto)
 
 ALGORITHMS.update({a.name: a for family in _FAMILIES for a in family.ALGORITHMS})

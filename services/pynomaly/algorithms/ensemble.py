@@ -61,6 +61,7 @@ def _can_be_member(algo: Algorithm) -> bool:
         and algo.implementation.startswith("pyod.models.")
         and algo.score is pyod_score
         and algo.name not in _ENSEMBLES
+        and not algo.needs_labels  # members are fitted without labels
         # The deep detectors are built as wrappers that scikit-learn's clone (FeatureBagging, SUOD) refuses.
         and algo.name not in {a.name for a in deep.ALGORITHMS}
     )
