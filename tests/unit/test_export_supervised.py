@@ -124,3 +124,88 @@ def test_float32_values_are_read_from_their_decimals_exactly() -> None:
     assert float(above) == 1 + 2**-24
     assert _float32([above])[0] == np.nextafter(np.float32(1), np.float32(2))
     assert _float32(["1.000000059604644775390625"])[0] == np.float32(1)  # the midpoint itself: to even
+
+
+# --- LSCP ---
+
+_LSCP = {"detector_list": ["hbos", "mcd"], "local_region_size": 10, "random_state": 0}
+
+
+def _lscp(params: dict[str, Any], train: np.ndarray) -> Any:
+    algo = algorithms.get("lscp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # local regions outside PyOD's recommended 30..200 rows
+        return algo.build(algo.resolve_params(params), 0.1).fit(train)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"detector_list": ["hbos"]}, r"params\.detector_list: must be a list of at least 2 members"),
+        ({"detector_list": ["hbos", "ecod"]}, r"params\.detector_list: \[1\]: 'ecod' cannot be a member"),
+        ({"detector_list": ["hbos", "xgbod"]}, r"params\.detector_list: \[1\]: 'xgbod' cannot be a member"),
+        ({"local_region_size": 1}, r"params\.local_region_size: must be an integer in \[2, 100000\]"),
+        ({"local_max_features": 0.2}, r"params\.local_max_features: must be in \[0\.5, 1\.0\]"),
+        ({"n_bins": 0}, r"params\.n_bins: must be an integer in \[1, 1000\]"),
+        ({"random_state": -1}, r"params\.random_state: must be an integer in \[0, 4294967295\]"),
+    ],
+)
+def test_bad_lscp_hyperparameters_are_refused(params: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        algorithms.get("lscp").resolve_params(params)
+
+
+def test_lscp_frozen_score_is_pyods_first_call_after_the_fit() -> None:
+    """PyOD draws new feature subsets at every call (why LSCP was refused before); the frozen score is what the
+    first call after the fit gives, at every call, and leaves the detector's RandomState as it was."""
+    import copy
+
+    f = checks.fitted("lscp-4members-k10-normal")
+    rows = f.rows[:60]
+    state = f.det.random_state.get_state()[1].copy()
+    first = copy.deepcopy(f.det)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pyod_first, pyod_second = first.decision_function(rows), first.decision_function(rows)
+    np.testing.assert_array_equal(f.algo.score(f.det, rows), pyod_first)
+    np.testing.assert_array_equal(f.algo.score(f.det, rows), pyod_first)
+    assert not np.allclose(pyod_first, pyod_second)
+    np.testing.assert_array_equal(f.det.random_state.get_state()[1], state)
+
+
+def test_lscp_reference_scores_a_row_alone_as_in_a_batch() -> None:
+    f = checks.fitted("lscp-default-normal")
+    rows = f.rows[:30]
+    alone = np.array([f.algo.score(f.det, rows[i : i + 1])[0] for i in range(len(rows))])
+    np.testing.assert_array_equal(alone, f.algo.score(f.det, rows))
+
+
+def test_lscp_trains_end_to_end_and_gets_a_seed_of_its_own() -> None:
+    checks.train_end_to_end("lscp", _LSCP, data.ensemble_train("float32"))
+    algo = algorithms.get("lscp")
+    assert isinstance(algo.build(algo.resolve_params({}), 0.1).random_state, int)
+
+
+def test_lscp_on_tied_distances_is_refused_by_the_export_check() -> None:
+    """Integer data, regions of 2 rows: the k-th neighbour ties, PyOD's KD-tree and the graph keep different rows,
+    and training refuses to serve the model (the algorithm's export_limit)."""
+    from pynomaly import training
+
+    assert "tied distances" in algorithms.get("lscp").export_limit
+    with pytest.raises(training.TrainingFailed, match="ONNX export does not match pyod.models.lscp.LSCP"):
+        checks.train_end_to_end("lscp", {"detector_list": ["hbos", "hbos", "mcd"], "local_region_size": 2,
+                                         "random_state": 2}, data.ensemble_train("integer"))
+
+
+def test_lscp_refused_unfitted_wrong_width_and_unseeded() -> None:
+    from pyod.models.hbos import HBOS
+    from pyod.models.lscp import LSCP
+    from pyod.models.mcd import MCD
+
+    train = data.ensemble_train("normal")
+    checks.assert_refused(LSCP([HBOS(), MCD()]), N_FEATURES)
+    checks.assert_refused(_lscp(_LSCP, train), N_FEATURES + 1, match="fitted on 6")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        unseeded = LSCP([HBOS(), MCD()], local_region_size=10).fit(train)  # draws from NumPy's global generator
+    checks.assert_refused(unseeded, N_FEATURES, match="global generator")

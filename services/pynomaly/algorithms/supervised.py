@@ -6,13 +6,24 @@ scores to the row, and fits an XGBoost classifier on the labels; the score is th
 an anomaly. Its members are given like an ensemble's (pynomaly.algorithms.ensemble.member): exportable PyOD
 detectors, by name or {algorithm, params}. Only the "gbtree" booster is offered: the export writes its trees.
 
-LSCP: see its own section below.
+LSCP (models/lscp.py) scores a row with its members' standardised scores, averaged over the members that best
+correlate, on the row's local region of training rows, with a pseudo ground truth (the training rows' largest
+standardised member score). The local region is the training rows among the row's nearest neighbours in at least
+11 of 20 random feature subsets, and PyOD draws those subsets anew from the detector's RandomState at every
+decision_function call: the same row scores differently from call to call. Served frozen: the subsets are the 20
+that the call after the fit draws, from the RandomState as the fit left it (`lscp_score` copies it for each call,
+so every call draws those). Everything else is PyOD's decision_function, and with the draw fixed it is a function
+of the row alone (every step is per row, against the training data), so the reference scores batches.
 """
 
 from __future__ import annotations
 
+import copy
+import warnings
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from pynomaly.algorithms import _registry
 from pynomaly.algorithms._spec import (
@@ -104,6 +115,44 @@ _XGBOD_NOTE = (
     "float64 (XGBoost's own is float32: 1e-7 relative). Exact where the members' graphs are."
 )
 
+def _build_lscp(p: dict[str, Any], contamination: float) -> Any:
+    from pyod.models.lscp import LSCP
+
+    p = dict(p)
+    detectors = [_build_member(m, contamination) for m in p.pop("detector_list")]
+    if p["random_state"] is None:
+        # A seed of its own: PyOD would draw from NumPy's global generator, whose state nothing keeps.
+        p["random_state"] = int(np.random.SeedSequence().generate_state(1)[0])
+    return LSCP(detectors, contamination=contamination, **p)
+
+
+def lscp_score(det: Any, X: np.ndarray) -> np.ndarray:
+    """PyOD's LSCP decision_function with the draw of feature subsets frozen: each call draws from a copy of the
+    RandomState the fit left, so every call draws the same 20 subsets."""
+    state = det.random_state
+    det.random_state = copy.deepcopy(state)
+    try:
+        with warnings.catch_warnings():
+            # PyOD warns on every call about local regions outside [30, 200] rows and constant correlation inputs.
+            warnings.simplefilter("ignore")
+            return pyod_score(det, X)
+    finally:
+        det.random_state = state
+
+
+_MEMBER_TYPE = "str | {algorithm, params}"
+
+_LSCP_NOTE = (
+    "Frozen: the 20 random feature subsets of the local regions are those the first call after the fit draws "
+    "(PyOD draws new ones at every call, so its scores change from call to call); then PyOD's decision_function. "
+    "The graph: the members' own graphs, standardised with the training scores' scaler; per subset the k nearest "
+    "training rows (squared distances by MatMul, TopK; exact ties go to the lower training index), their counts "
+    "(ScatterElements), the region (count above min(10, second-largest count - 1)); per member the Pearson "
+    "correlation with the pseudo ground truth over the region (scipy's rules: constant -> 0, 2 rows -> ±1); the "
+    "histogram of np.histogram's edges, every fullest bin's members (closed bins, as PyOD selects) averaged. Exact "
+    "to float64 rounding where the neighbours are not tied."
+)
+
 ALGORITHMS = [
     Algorithm(
         name="xgbod",
@@ -116,5 +165,31 @@ ALGORITHMS = [
         needs_labels=True,
         export_limit="with LOF members (the default has 8), data with duplicate rows: see lof.",
         export_note=_XGBOD_NOTE,
+    ),
+    Algorithm(
+        name="lscp",
+        implementation="pyod.models.lscp.LSCP",
+        description="Locally Selective Combination: per row, the members that best agree with a pseudo ground "
+        "truth on the row's local region of training rows, averaged.",
+        params=(
+            Param("detector_list", f"list[{_MEMBER_TYPE}]", [{"algorithm": "hbos", "params": {}},
+                                                            {"algorithm": "iforest", "params": {}}],
+                  "At least 2 member detectors: exportable PyOD algorithms, by name or {algorithm, params}.",
+                  members(2)),
+            Param("local_region_size", "int", 30, "Training neighbours per local-region search, ≥ 2 (at most the "
+                  "training rows).", integer(2, 100_000)),
+            Param("local_max_features", "float", 1.0, "Largest share of features per local-region draw, in "
+                  "[0.5, 1].", number(0.5, 1.0)),
+            Param("n_bins", "int", 10, "Histogram bins over member competence (at most the members), ≥ 1.",
+                  integer(1, 1000)),
+            Param("random_state", "int | null", None, "Seed of the feature subsets; null draws a fresh one.",
+                  integer(0, 2**32 - 1, none_ok=True)),
+        ),
+        build=_build_lscp,
+        score=lscp_score,
+        frozen=True,
+        export_limit="data with tied distances in a feature subset (duplicate rows, discrete features): PyOD's "
+        "KD-tree breaks the tie at the k-th neighbour in its own order, the graph by training index.",
+        export_note=_LSCP_NOTE,
     ),
 ]

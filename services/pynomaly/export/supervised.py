@@ -1,4 +1,4 @@
-"""XGBOD (pyod 3.6.7 models/xgbod.py; xgboost 3.2) and LSCP as graphs composed from their members' graphs.
+"""XGBOD (pyod 3.6.7 models/xgbod.py; xgboost 3.2) as a graph composed from its members' graphs and its trees.
 
 XGBOD's decision_function: X_norm = _scalar.transform(X) (the training StandardScaler); member i scores X_norm
 where standardization_flag_list_[i], else X; the classifier reads [X, member scores] and returns
