@@ -12,6 +12,7 @@ import pytest
 from pynomaly import algorithms
 from pynomaly.algorithms.ensemble import member
 from pynomaly.errors import InvalidArgument
+from pynomaly.export import to_onnx
 from pynomaly.export.supervised import _float32
 
 import export_checks as checks
@@ -209,3 +210,22 @@ def test_lscp_refused_unfitted_wrong_width_and_unseeded() -> None:
         warnings.simplefilter("ignore")
         unseeded = LSCP([HBOS(), MCD()], local_region_size=10).fit(train)  # draws from NumPy's global generator
     checks.assert_refused(unseeded, N_FEATURES, match="global generator")
+
+
+def test_hbos_member_tolerance_cut_off_far_from_its_estimate() -> None:
+    """XGBOD's default HBOS(n_bins=15) on ADBench pima: a feature from 0.078 to 2.42 puts the low tolerance cut-off
+    (0.078 - x > 0.0780667) near -6.7e-5, thousands of doubles from the estimate: found exactly, rows there score
+    as PyOD's."""
+    from pyod.models.hbos import HBOS
+
+    from pynomaly.export.hbos import _last_double
+
+    column = np.linspace(0.078, 2.42, 200)
+    det = HBOS(n_bins=15, tol=0.5).fit(np.c_[column, column[::-1]])
+    edges = det.bin_edges_[:, 0]
+    low_tol = (edges[1] - edges[0]) * det.tol
+    cut = _last_double(lambda x: edges[0] - x > low_tol, edges[0] - low_tol)
+    assert edges[0] - cut > low_tol and not edges[0] - np.nextafter(cut, np.inf) > low_tol
+    rows = np.array([[np.nextafter(cut, -np.inf), 1.0], [cut, 1.0], [np.nextafter(cut, np.inf), 1.0]])
+    sess = checks.session(to_onnx(det, 2))
+    np.testing.assert_allclose(checks.run(sess, rows), det.decision_function(rows), rtol=1e-12)
