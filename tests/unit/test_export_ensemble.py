@@ -1,4 +1,5 @@
-"""Ensemble graphs (PyOD LODA, FeatureBagging, SUOD): what test_export_contract does not check; LSCP is not exported.
+"""Ensemble graphs (PyOD LODA, FeatureBagging, SUOD): what test_export_contract does not check (LSCP:
+test_export_supervised.py).
 
 FeatureBagging and SUOD need PyOD's optional packages `combo` and `suod`; their tests skip without them.
 """
@@ -18,7 +19,7 @@ from pyod.models.loda import LODA
 from pynomaly import algorithms, verification
 from pynomaly.algorithms.ensemble import member
 from pynomaly.errors import InvalidArgument
-from pynomaly.export import CONVERTERS, ExportError, supports, to_onnx
+from pynomaly.export import CONVERTERS, ExportError, to_onnx
 
 import export_checks as checks
 import export_data as data
@@ -105,25 +106,6 @@ def test_train_end_to_end(name: str, params: dict[str, Any]) -> None:
     checks.train_end_to_end(name, params, _train("float32"))
 
 
-def test_lscp_is_listed_but_not_exportable() -> None:
-    from pyod.models.lscp import LSCP
-
-    algo = algorithms.get("lscp")
-    assert not algo.exportable and "call to call" in algo.export_note
-    assert not supports(LSCP)
-    # The reason, shown: the same rows score differently on a second call.
-    train = _train("normal")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        det = algo.build(algo.resolve_params({"detector_list": ["hbos", "iforest", "mcd"], "random_state": 0}),
-                         0.1).fit(train)
-        rows = _score_rows(train)[:40].astype(np.float64)
-        first, second = algo.score(det, rows), algo.score(det, rows)
-    assert not np.allclose(first, second)
-    with pytest.raises(ExportError, match="LSCP"):
-        to_onnx(det, N_FEATURES)
-
-
 def test_member_specs_are_normalised() -> None:
     assert member("hbos") == {"algorithm": "hbos", "params": {}}
     assert member({"algorithm": "iforest", "params": {"n_estimators": 20.0}}) == {
@@ -147,9 +129,6 @@ def test_member_specs_are_normalised() -> None:
         ("feature_bagging", {"combination": "median"}, "params.combination"),
         ("feature_bagging", {"max_features": 0.0}, "params.max_features"),
         ("feature_bagging", {"n_jobs": 2}, "unknown hyperparameter 'n_jobs'"),
-        ("lscp", {"detector_list": ["hbos"]}, "params.detector_list: must be a list of at least 2"),
-        ("lscp", {"local_region_size": 1}, "params.local_region_size"),
-        ("lscp", {"local_max_features": 0.2}, "params.local_max_features"),
         ("suod", {"base_estimators": "hbos"}, "params.base_estimators: must be a list"),
         ("suod", {"base_estimators": ["hbos", "copod"]}, r"params.base_estimators: \[1\]: 'copod' cannot be"),
         ("suod", {"base_estimators": ["hbos", "auto_encoder"]}, r"\[1\]: 'auto_encoder' cannot be a member"),
@@ -188,7 +167,6 @@ def test_member_without_converter_names_the_member() -> None:
 def test_registry() -> None:
     assert {"pyod.models.loda.LODA", "pyod.models.feature_bagging.FeatureBagging",
             "pyod.models.suod.SUOD"} <= set(CONVERTERS)
-    assert "pyod.models.lscp.LSCP" not in CONVERTERS
     for name, available in (("loda", True), ("feature_bagging", HAVE_COMBO), ("suod", HAVE_SUOD)):
         algo = algorithms.get(name)
         assert algo.exportable == available and algo.export_note

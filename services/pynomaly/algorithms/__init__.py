@@ -7,6 +7,7 @@ from pynomaly.algorithms import (
     cluster,
     covariance,
     deep,
+    dif,
     ecdf,
     ensemble,
     forest,
@@ -14,7 +15,7 @@ from pynomaly.algorithms import (
     histogram,
     linear,
     neighbors,
-    neural,
+from . import neural, supervised
     svm,
 )
 from pynomaly.algorithms._registry import ALGORITHMS, get
@@ -22,6 +23,6 @@ from pynomaly.algorithms._spec import Algorithm, Param, as_declared
 
 __all__ = ["ALGORITHMS", "Algorithm", "Param", "as_declared", "get"]
 
-_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, gan, neural, auto)
+_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, gan, neural, supervised, dif, auto)
 
 ALGORITHMS.update({a.name: a for family in _FAMILIES for a in family.ALGORITHMS})

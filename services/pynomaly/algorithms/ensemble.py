@@ -1,10 +1,10 @@
-"""Ensembles: PyOD LODA, FeatureBagging, LSCP, SUOD.
+"""Ensembles: PyOD LODA, FeatureBagging, SUOD (LSCP: algorithms.supervised).
 
-Members of FeatureBagging, LSCP and SUOD are other platform algorithms, given by name, optionally with their
-hyperparameters: `"hbos"` or `{"algorithm": "hbos", "params": {"n_bins": 20}}`, validated by that algorithm's own
-spec. Only exportable PyOD detectors whose native score is their `decision_function` can be members (ECOD and
-COPOD score against the batch, so they cannot), no ensembles, and no deep detectors (built as wrappers that
-scikit-learn cannot clone).
+Members of FeatureBagging and SUOD (and of LSCP and XGBOD) are other platform algorithms, given by name,
+optionally with their hyperparameters: `"hbos"` or `{"algorithm": "hbos", "params": {"n_bins": 20}}`, validated by
+that algorithm's own spec. Only exportable PyOD detectors whose native score is their `decision_function` can be
+members (ECOD and COPOD score against the batch, so they cannot), no ensembles, no detectors that learn from labels,
+and no deep detectors (built as wrappers that scikit-learn cannot clone).
 
 FeatureBagging and SUOD import the packages `combo` and `suod` (PyOD's optional dependencies); where they are not
 installed, the two are listed as not exportable, saying so.
@@ -61,6 +61,7 @@ def _can_be_member(algo: Algorithm) -> bool:
         and algo.implementation.startswith("pyod.models.")
         and algo.score is pyod_score
         and algo.name not in _ENSEMBLES
+        and not algo.needs_labels  # members are fitted without labels
         # The deep detectors are built as wrappers that scikit-learn's clone (FeatureBagging, SUOD) refuses.
         and algo.name not in {a.name for a in deep.ALGORITHMS}
     )
@@ -142,13 +143,6 @@ def _build_feature_bagging(p: dict[str, Any], contamination: float) -> Any:
                           **{k: v for k, v in p.items() if k != "base_estimator"})
 
 
-def _build_lscp(p: dict[str, Any], contamination: float) -> Any:
-    from pyod.models.lscp import LSCP
-
-    detectors = [_build_member(m, contamination) for m in p["detector_list"]]
-    return LSCP(detectors, contamination=contamination, **{k: v for k, v in p.items() if k != "detector_list"})
-
-
 def _build_suod(p: dict[str, Any], contamination: float) -> Any:
     from pyod.models.suod import SUOD
 
@@ -217,31 +211,6 @@ ALGORITHMS = [
         export_note="Each member's own graph on its feature columns (Gather), member scores kept in float64, "
         "then ReduceMean or ReduceMax; exact when the members' graphs are."
         + ("" if _HAVE_COMBO else " " + _missing("combo")),
-    ),
-    Algorithm(
-        name="lscp",
-        implementation="pyod.models.lscp.LSCP",
-        description="Locally Selective Combination: per row, the members that best agree with a pseudo ground "
-        "truth on the row's local region of training rows.",
-        params=(
-            Param("detector_list", f"list[{_MEMBER_TYPE}]", [{"algorithm": "hbos", "params": {}},
-                                                            {"algorithm": "iforest", "params": {}}],
-                  "At least 2 member detectors: exportable PyOD algorithms, by name or {algorithm, params}.",
-                  members(2)),
-            Param("local_region_size", "int", 30, "Training neighbours per local region, ≥ 2 (at most the "
-                  "training rows).", integer(2, 100_000)),
-            Param("local_max_features", "float", 1.0, "Largest share of features per local-region draw, in "
-                  "[0.5, 1].", number(0.5, 1.0)),
-            Param("n_bins", "int", 10, "Histogram bins over member competence, ≥ 1.", integer(1, 1000)),
-            _SEED,
-        ),
-        build=_build_lscp,
-        score=pyod_score,
-        exportable=False,
-        export_note="Not a fixed function of the row: every decision_function call draws new random feature "
-        "subsets for the local regions from the detector's RandomState (and stores pseudo labels on it), so the "
-        "same row scores differently from call to call. The score also needs 20 kNN searches over the training "
-        "rows and per-row correlations and histograms.",
     ),
     Algorithm(
         name="suod",

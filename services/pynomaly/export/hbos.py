@@ -43,18 +43,28 @@ def _last_double(pred: Callable[[float], bool], start: float) -> float:
     """Largest float64 x with pred(x), for pred true below and false above some point near start.
 
     PyOD's tolerance test runs in double on the rounded difference (edge - x) > tol * width, so its cut-off is
-    not exactly edge - tol * width; rounding is monotone, so stepping double by double finds the exact one.
+    not exactly edge - tol * width; rounding is monotone, so bisecting over the doubles finds the exact one. (Where
+    start is a small difference of large edges, e.g. edge 0.078, tolerance 0.0780667, the cut-off can lie
+    thousands of doubles from start: stepping double by double did not reach it.)
     """
-    x = np.float64(start)
-    for _ in range(_MAX_STEPS):
-        if pred(x):
-            up = np.nextafter(x, np.inf)
-            if not pred(up):
-                return float(x)
-            x = up
+    x = float(start)
+    brackets = []
+    for below in (True, False):  # widen by doubling until pred is true below and false above
+        width, y = max(float(np.spacing(abs(x))), 5e-324), x
+        for _ in range(_MAX_STEPS):
+            if pred(y) == below:
+                break
+            y = x - width if below else x + width
+            width *= 2
         else:
-            x = np.nextafter(x, -np.inf)
-    raise ValueError(f"no float64 cut-off found near {start!r}")
+            raise ValueError(f"no float64 cut-off found near {start!r}")
+        brackets.append(y)
+    lo, hi = brackets
+    while True:
+        mid = lo + (hi - lo) / 2
+        if not lo < mid < hi:  # adjacent doubles
+            return lo
+        lo, hi = (mid, hi) if pred(mid) else (lo, mid)
 
 
 def _search_tree(feature: int, thresholds: np.ndarray, values: np.ndarray) -> Trees:
