@@ -15,7 +15,8 @@ from pynomaly.algorithms import (
     histogram,
     linear,
     neighbors,
-from . import neural, supervised
+    neural,
+    supervised,
     svm,
 )
 from pynomaly.algorithms._registry import ALGORITHMS, get
@@ -23,6 +24,22 @@ from pynomaly.algorithms._spec import Algorithm, Param, as_declared
 
 __all__ = ["ALGORITHMS", "Algorithm", "Param", "as_declared", "get"]
 
-_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, gan, neural, supervised, dif, auto)
+_FAMILIES = (
+    forest,
+    histogram,
+    ecdf,
+    linear,
+    neighbors,
+    cluster,
+    covariance,
+    svm,
+    ensemble,
+    deep,
+    gan,
+    neural,
+    supervised,
+    dif,
+    auto,
+)
 
 ALGORITHMS.update({a.name: a for family in _FAMILIES for a in family.ALGORITHMS})

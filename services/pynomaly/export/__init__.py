@@ -10,12 +10,46 @@ they are merged here, in one place. Keys are strings so that registering torch d
 
 from __future__ import annotations
 
-from . import auto, cluster, covariance, deep, dif, ecdf, ensemble, gan, hbos, iforest, linear, lscp, neighbors, neural, supervised, svm
+from . import (
+    auto,
+    cluster,
+    covariance,
+    deep,
+    dif,
+    ecdf,
+    ensemble,
+    gan,
+    hbos,
+    iforest,
+    linear,
+    lscp,
+    neighbors,
+    neural,
+    supervised,
+    svm,
+)
 from ._registry import CONVERTERS, ExportError, class_path, supports, to_onnx
 
 __all__ = ["CONVERTERS", "ExportError", "class_path", "supports", "to_onnx"]
 
-_FAMILIES = (iforest, hbos, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, gan, neural, supervised, lscp, dif, auto)
+_FAMILIES = (
+    iforest,
+    hbos,
+    ecdf,
+    linear,
+    neighbors,
+    cluster,
+    covariance,
+    svm,
+    ensemble,
+    deep,
+    gan,
+    neural,
+    supervised,
+    lscp,
+    dif,
+    auto,
+)
 
 for _family in _FAMILIES:
     CONVERTERS.update(_family.CONVERTERS)
