@@ -138,12 +138,21 @@ def test_bad_input_raises_export_error(factory: Any, n_features: int, match: str
     checks.assert_refused(factory(), n_features, match)
 
 
-def test_abod_refuses_rows_repeated_beyond_its_pairs() -> None:
-    """A training row present n_neighbors - 1 times has no pair of other neighbours: PyOD scores it NaN."""
+@pytest.mark.filterwarnings("ignore:Degrees of freedom", "ignore:invalid value encountered")  # PyOD: np.var([])
+def test_abod_refuses_rows_present_beyond_its_pairs() -> None:
+    """A training row present n_neighbors - 1 times has no pair of other neighbours: PyOD scores it NaN, and training
+    fails saying so."""
     x = np.vstack([_normal(60), np.repeat(_normal(2, seed=1), 4, axis=0)])
     det = _fit(ABOD(n_neighbors=5), x)
     assert np.isnan(det.decision_scores_).sum() == 8
-    checks.assert_refused(det, 4, "training rows repeated 4 times or more .* PyOD scores them NaN")
+    message = "training rows present 4 times or more .* non-finite \\(NaN\\); choose a larger n_neighbors"
+    checks.assert_refused(det, 4, message)
+    spec = training.TrainSpec(model_name="m", algorithm="abod", params=algorithms.get("abod").resolve_params({}),
+                              contamination=0.1, feature_names=list("abcd"))
+    with pytest.raises(training.TrainingFailed, match="export to ONNX failed: cannot export ABOD: n_neighbors=5: "
+                                                      + message):
+        training.train(spec, x)
+    checks.train_end_to_end("abod", {"n_neighbors": 6}, x)  # one pair left: served
 
 
 # --- HDBSCAN's reference ---
@@ -154,6 +163,17 @@ def test_hdbscan_reference_is_pyods_own_search_where_it_is_a_tree() -> None:
     assert det.tree_._fit_method == "kd_tree"
     rows = np.vstack([_normal(40, seed=2), det.X_train_[:20]])
     np.testing.assert_array_equal(algo.score(det, rows), det.decision_function(rows))
+
+
+@pytest.mark.parametrize("min_cluster_size", [5, 12, 150])
+def test_hdbscan_serves_pyods_scores_bit_for_bit(min_cluster_size: int) -> None:
+    """Sums in numpy's order (one accumulator, 8, halves above 128 terms): rows whose neighbours' scores are all equal
+    (noise: 1) score exactly as in PyOD, so ranking them (ROC-AUC on ADBench ionosphere) does not change."""
+    algo, det = _built("hdbscan", {"min_cluster_size": min_cluster_size}, _normal(400, 5))
+    rows = np.vstack([_normal(60, 5, seed=2) * 1.5, det.X_train_[::10]])
+    served = checks.run(checks.session(to_onnx(det, 5)), rows)
+    np.testing.assert_array_equal(served, det.decision_function(rows))
+    assert (det.decision_scores_ == 1).any()
 
 
 def test_hdbscan_reference_replaces_brute_force_distances_by_exact_ones() -> None:

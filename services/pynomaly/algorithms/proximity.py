@@ -198,10 +198,11 @@ ALGORITHMS = [
         ),
         build=_build_abod,
         score=pyod_score,
-        export_limit=_TIES,
+        export_limit="data with a row present n_neighbors - 1 times or more: no pair of other neighbours is left, "
+        "PyOD scores it NaN, the converter refuses the model (ADBench annthyroid, breastw, cardio, mammography, "
+        "thyroid with the default 5); and " + _TIES,
         export_note=_NEAREST + " Their offsets from the row, their Gram matrix (MatMul), weighted cosines, pairs "
-        "with a neighbour equal to the row left out as PyOD does, the variance of the rest: all float64. Training "
-        "data where a row is repeated n_neighbors - 1 times or more is refused (PyOD scores it NaN: no pair left).",
+        "with a neighbour equal to the row left out as PyOD does, the variance of the rest: all float64.",
     ),
     Algorithm(
         name="sampling",

@@ -45,6 +45,39 @@ def _pairwise(b: _Graph, a: str, c: str, axis: int) -> str:
     return b.op("Sqrt", [b.op("ReduceSumSquare", [b.op("Sub", [a, c]), b.axes(axis)], keepdims=0)])
 
 
+def numpy_sum(b: _Graph, t: str, n: int) -> str:
+    """double[b, 1]: the sum of the n columns of t double[b, n] in numpy's order (pairwise_sum, as np.sum over a
+    contiguous axis: one accumulator below 8 terms, 8 of them up to 128, halves above), so bit for bit numpy's.
+    (ReduceSum adds in another order: rows whose terms are all equal, e.g. HDBSCAN's noise, then differ by ulps
+    and their order, which ranks rows by score, with them.)"""
+    columns = list(b.op("Split", [t], n_out=n, axis=1, num_outputs=n)) if n > 1 else [t]
+
+    def add(u: str, v: str) -> str:
+        return b.op("Add", [u, v])
+
+    def pairwise(cols: list[str]) -> str:
+        if len(cols) < 8:
+            total = cols[0]
+            for c in cols[1:]:
+                total = add(total, c)
+            return total
+        if len(cols) <= 128:
+            r = cols[:8]
+            i = 8
+            while i < len(cols) - len(cols) % 8:
+                r = [add(r[j], cols[i + j]) for j in range(8)]
+                i += 8
+            total = add(add(add(r[0], r[1]), add(r[2], r[3])), add(add(r[4], r[5]), add(r[6], r[7])))
+            for c in cols[i:]:
+                total = add(total, c)
+            return total
+        half = len(cols) // 2
+        half -= half % 8
+        return add(pairwise(cols[:half]), pairwise(cols[half:]))
+
+    return pairwise(columns)
+
+
 # --- ABOD ---
 
 
@@ -57,8 +90,8 @@ def abod_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
     train = _rows_of(det, "X_train_", n_features, "ABOD")
     k = det.n_neighbors
     if np.isnan(det.decision_scores_).any():
-        raise ValueError(f"n_neighbors={k}: training rows repeated {k - 1} times or more leave no pair of other "
-                         "neighbours, PyOD scores them NaN; choose a larger n_neighbors")
+        raise ValueError(f"n_neighbors={k}: training rows present {k - 1} times or more leave no pair of other "
+                         "neighbours, PyOD's scores of them are non-finite (NaN); choose a larger n_neighbors")
     g = _Graph()
     raw = g.const(train, hint="points")
     nearest = _nearest(g, train, k, raw)
@@ -113,16 +146,20 @@ def hdbscan_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
     check_is_fitted(det, ["tree_", "decision_scores_"])
     _check_euclidean(det.tree_)
     train = _rows_of(det, "X_train_", n_features, "HDBSCAN")
+    k = det.tree_.n_neighbors
     g = _Graph()
-    nearest = _nearest(g, train, det.tree_.n_neighbors)
+    nearest = _nearest(g, train, k)
     training_scores = g.const(det.decision_scores_, hint="training_scores")
+    kk = g.const([k], np.int64, "k")
 
     def score(b: _Graph, x: str) -> str:
-        idx, sq = nearest(b, x)
+        found, sq = nearest(b, x)
+        sq, pos = b.op("TopK", [sq, kk], n_out=2, largest=0, sorted=1)  # in order of distance, as sklearn's
+        idx = b.op("GatherElements", [found, pos], axis=1)
         weights = b.op("Div", [b.const(1.0), b.op("Add", [b.op("Sqrt", [sq]), b.const(1e-10)])])
-        weights = b.op("Div", [weights, b.op("ReduceSum", [weights, b.axes(1)], keepdims=1)])
+        weights = b.op("Div", [weights, numpy_sum(b, weights, k)])
         terms = b.op("Mul", [weights, b.op("Gather", [training_scores, idx])])
-        return b.op("ReduceSum", [terms, b.axes(1)], keepdims=0)
+        return b.op("Squeeze", [numpy_sum(b, terms, k), b.axes(1)])
 
     return _wrap(score, g, n_features, "hdbscan")
 
