@@ -4,7 +4,8 @@ Data: normal: a dense N(0, 1) mass and a small tight group away from it (cluster
 float64; float32: the same rounded to float32, as float32 clients send rows (training rows then reappear exactly);
 wide: 20 features (PyOD's HDBSCAN then searches by brute force); duplicates: float32 rows, some present 3 times
 (identical neighbours, a row equal to several training rows); integer: values on a grid, so distinct rows are
-equidistant everywhere: only Sampling, whose score (a minimum distance) does not depend on which tied row is nearest.
+equidistant everywhere: Sampling (its score, a minimum distance, does not depend on which tied row is nearest) and
+COF (equal distances in index order); ABOD and HDBSCAN would take tied rows in their trees' order (a declared limit).
 Rows: fresh, far (±1e3, corners), beyond the bounds, next to training rows, and training rows themselves. COF's
 reference runs PyOD's COF once per row: its cases stay few and small.
 """
@@ -51,7 +52,7 @@ TABLE = (_ALL, {
         "hdbscan", {"min_cluster_size": 10, "min_samples": 3, "algorithm": "ball_tree"}),
     "cof-default": export_cases.Config("cof", datasets=("normal",)),
     "cof-k5-memory": export_cases.Config("cof", {"n_neighbors": 5, "method": "memory"},
-                                         ("float32", "wide", "duplicates")),
+                                         ("float32", "wide", "duplicates", "integer")),
     # ABOD as a member: FeatureBagging composes its graph per subspace through to_onnx.
     "fb-abod": export_cases.Config("feature_bagging", {"base_estimator": "abod", "n_estimators": 3,
                                                        "random_state": 0}, ("normal",), requires=("combo",)),

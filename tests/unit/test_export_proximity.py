@@ -3,11 +3,14 @@ test_export_contract does not check."""
 
 from __future__ import annotations
 
+import functools
+import types
 import warnings
 from typing import Any
 
 import numpy as np
 import pytest
+from pyod.models import cof as pyod_cof
 from pyod.models.abod import ABOD
 from pyod.models.cof import COF
 from pyod.models.hdbscan import HDBSCAN
@@ -195,18 +198,41 @@ def _whole_batch(det: TrainingBatchCOF, rows: np.ndarray) -> np.ndarray:
     return np.array([det.detector_.decision_function(np.vstack([det.X_train_, r]))[-1] for r in rows])
 
 
+def _whole_batch_stable(det: TrainingBatchCOF, rows: np.ndarray) -> np.ndarray:
+    """The same with numpy's argsort made stable inside pyod.models.cof (equal distances in index order)."""
+    stable = types.SimpleNamespace(**{name: getattr(np, name) for name in dir(np) if not name.startswith("__")})
+    stable.argsort = functools.partial(np.argsort, kind="stable")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pyod_cof, "np", stable)
+        return _whole_batch(det, rows)
+
+
 @pytest.mark.filterwarnings("ignore:.*encountered in scalar divide")  # PyOD on repeated rows: 0/0, x/0
 @pytest.mark.parametrize("k", [20, 6, 2])
 @pytest.mark.parametrize("duplicates", [False, True])
 def test_cof_reference_is_pyod_on_the_whole_training_batch(k: int, duplicates: bool) -> None:
-    """The reference runs PyOD's COF on the rows the last score reads: it equals PyOD on the whole batch, for new
+    """The reference runs PyOD's COF on the rows the last score reads: bit for bit PyOD on the whole batch, for new
     rows, rows next to training rows, training rows (scored beside their copy) and rows of repeated rows."""
     x = _normal(70)
     if duplicates:
         x = np.vstack([x, np.repeat(x[:4], 2, axis=0)])
     algo, det = _built("cof", {"n_neighbors": k}, x)
     rows = np.vstack([_normal(8, seed=2), x[:6] + 1e-3, x[:6], x[-3:], [[1e3] * 4]])
-    np.testing.assert_allclose(algo.score(det, rows), _whole_batch(det, rows), rtol=1e-12)
+    np.testing.assert_array_equal(algo.score(det, rows), _whole_batch(det, rows))
+
+
+@pytest.mark.parametrize("k", [20, 5])
+def test_cof_equal_distances_are_taken_in_index_order(k: int) -> None:
+    """On integer data distinct rows lie at equal distances, which PyOD's unstable argsort leaves in an unspecified
+    order: the reference is PyOD's code with a stable one, and the graph serves it."""
+    x = np.round(1.5 * _normal(70))
+    algo, det = _built("cof", {"n_neighbors": k}, x)
+    rows = np.vstack([np.round(1.5 * _normal(10, seed=2)), x[:8], _normal(4, seed=3)])
+    dist = np.sqrt(((x[:, None] - x[None]) ** 2).sum(axis=2))
+    assert any(len(np.unique(d)) < len(d) - 1 for d in np.sort(dist, axis=1)[:, 1 : k + 2])  # ties in paths
+    native = algo.score(det, rows)
+    np.testing.assert_array_equal(native, _whole_batch_stable(det, rows))
+    np.testing.assert_array_equal(checks.run(checks.session(to_onnx(det, 4)), rows), native)
 
 
 @pytest.mark.parametrize("dataset", ["normal", "duplicates"])
@@ -228,7 +254,7 @@ def test_cof_with_more_neighbours_than_training_rows() -> None:
     sess = checks.session(to_onnx(det, 4))
     rows = np.vstack([_normal(10, seed=5), det.X_train_])
     native = algo.score(det, rows)
-    np.testing.assert_allclose(native, _whole_batch(det, rows), rtol=1e-12)
+    np.testing.assert_array_equal(native, _whole_batch(det, rows))
     checks.assert_matches_native(sess, rows, native)
 
 

@@ -13,8 +13,12 @@
   scores as PyOD's COF scores it as one more row of the training batch, the last score of vstack([X_train, row]).
   A training row is then scored beside its own copy (its nearest neighbour, at distance 0), as KNN counts a
   training row among its own neighbours. PyOD's fitted COF keeps no training rows, so "cof" builds
-  `TrainingBatchCOF`, PyOD's COF kept with them. The reference runs PyOD's own COF code on the part of that batch
-  the last score reads (the row, its k nearest training rows and theirs): the same distances, the same arithmetic.
+  `TrainingBatchCOF`, PyOD's COF kept with them. PyOD orders each row's neighbours with numpy's unstable
+  argsort, which leaves equal distances (integer data, grids: common in ADBench) in an unspecified order that
+  changes the score; the reference takes them in index order (the row last), i.e. PyOD's code with a stable
+  argsort, and so does the graph: bit for bit PyOD's own score wherever distances differ, and a definite one
+  where they tie. The reference runs that code on the part of the batch the last score reads (the row, its k
+  nearest training rows and theirs): the same distances, the same order, the same arithmetic.
 - SOD is refused: see _SOD_NOTE.
 
 Only Euclidean distance is exported (as in the neighbors family); searches are built with ball trees (exact
@@ -122,37 +126,60 @@ class TrainingBatchCOF:
         return score_in_training_batch(self, X)
 
 
-def _nearest_with_ties(dist: np.ndarray, k: int) -> np.ndarray:
-    """Per row of `dist`, the columns within its k-th smallest distance (ties at the boundary included)."""
+def within_kth(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
+    """bool[len(a), len(b)]: the rows of b within each row of a's k-th smallest distance to them, those equal to it
+    included, as scipy's distance_matrix measures; found with cdist (fast, a few ulps apart) and a margin over it."""
+    from scipy.spatial.distance import cdist
+
+    dist = cdist(a, b)
     kth = np.partition(dist, k - 1, axis=1)[:, k - 1 : k]
-    return np.nonzero(dist <= kth)[1]
+    return dist <= kth * (1 + 1e-9)
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[len(a), len(b)] Euclidean distances as scipy's distance_matrix (PyOD's COF) computes them, bit for bit:
+    numpy's sum of squared differences over the features, its square root."""
+    return np.sqrt(np.sum((b[None, :, :] - a[:, None, :]) ** 2, axis=-1))
+
+
+def _cof_of_last(batch: np.ndarray, k: int) -> float:
+    """PyOD's COF (pyod/models/cof.py, _cof_fast, expression for expression) of the last row of `batch`, its argsort
+    stable; only the row's and its neighbours' average chaining distances are computed, the ones that score reads."""
+    dist_matrix = _distances(batch, batch)  # scipy's distance_matrix, bit for bit, without its loop over rows
+    neighbor_add1 = k + 1
+
+    def path_and_acd(i: int) -> tuple[np.ndarray, Any]:
+        sbn_path = np.argsort(dist_matrix[i], kind="stable")
+        cost_desc = [np.min(dist_matrix[sbn_path[j + 1]][sbn_path][: j + 1]) for j in range(k)]
+        acd = [((2.0 * (neighbor_add1 - (h + 1))) / (neighbor_add1 * k)) * cost_ for h, cost_ in enumerate(cost_desc)]
+        return sbn_path[1 : k + 1], np.sum(acd)
+
+    neighbours, acd_last = path_and_acd(len(batch) - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.nan_to_num((acd_last * k) / np.sum([path_and_acd(o)[1] for o in neighbours])))
 
 
 def score_in_training_batch(det: TrainingBatchCOF, X: np.ndarray) -> np.ndarray:
-    """PyOD's COF score of each row of X as one more row of the training batch: the last score of PyOD's own
-    decision_function, run on the rows that score reads of vstack([X_train, row]).
+    """PyOD's COF score of each row of X as one more row of the training batch: the last score of PyOD's COF on
+    vstack([X_train, row]), with a stable argsort: rows at equal distance are taken in index order (the row last).
 
+    PyOD sorts with numpy's unstable quicksort, whose order of equal distances is unspecified (it changes with
+    numpy's sort implementation); with distinct distances the order is the same and so is the score, bit for bit.
     COF(row) = acd(row) * k / sum of acd(o) over the row's k nearest rows o, where acd(p) reads p's k nearest rows
-    only. So it reads the row, its k nearest training rows and each of theirs (the row may join those): the batch
-    of these rows, with the row last, gives PyOD's arithmetic on the same distances. Neighbourhoods are taken with
-    ties at their boundary; where distinct rows are equidistant there, PyOD's choice among them is the order its
-    unstable argsort leaves them in over the batch at hand, so this batch may choose differently from the whole one.
+    only: so this runs on the row, its k nearest training rows and each of theirs (those at the k-th distance
+    included), in index order, the row last: the same distances, the same order, the same arithmetic.
     """
-    from scipy.spatial.distance import cdist
     from sklearn.exceptions import NotFittedError
 
     if not hasattr(det, "X_train_"):
         raise NotFittedError("this TrainingBatchCOF is not fitted yet")
-    cof, train = det.detector_, det.X_train_
-    k = cof.n_neighbors_
+    train, k = det.X_train_, det.detector_.n_neighbors_
     X = np.asarray(X, dtype=np.float64)
     out = np.empty(len(X))
     for i, row in enumerate(X):
-        near = np.unique(_nearest_with_ties(cdist(row[None], train), k))
-        # k + 1: a neighbour's own place (itself, or a copy of it) comes first.
-        around = _nearest_with_ties(cdist(train[near], train), k + 1)
-        part = np.unique(np.concatenate([near, around]))
-        out[i] = cof.decision_function(np.vstack([train[part], row[None]]))[-1]
+        near = np.nonzero(within_kth(row[None], train, k)[0])[0]
+        part = np.nonzero(within_kth(train[near], train, k + 1).any(axis=0))[0]  # near's own places included
+        out[i] = _cof_of_last(np.vstack([train[np.union1d(near, part)], row[None]]), k)
     return out
 
 
@@ -264,12 +291,14 @@ ALGORITHMS = [
         frozen=True,
         slow_reference=True,
         max_training_rows=COF_MAX_TRAINING_ROWS,
-        export_limit=_TIES,
         export_note="Frozen: PyOD's COF ignores the training data (it scores a batch within itself); served, a row "
         "scores as PyOD's COF scores it as the last row of vstack([X_train, row]) (a training row: beside its "
-        "copy, at distance 0). " + _NEAREST + " The training rows' own neighbours, their distances and chaining "
-        "costs are constants; the row's chaining distance, and its neighbours' with the row inserted where it "
-        "joins their neighbourhood, are computed exactly in float64. Fit: O(n^2 k), so at most "
+        "copy, at distance 0), rows at equal distance taken in index order (PyOD's unstable argsort leaves them in "
+        "an unspecified one). The row's k nearest training rows: a MatMul pool of 2k, re-measured as PyOD measures "
+        "(numpy's order of summation, so equal distances stay equal); the training rows' own paths (neighbours, "
+        "distances, chaining costs) are constants; the row's chaining distance, and its neighbours' with the row "
+        "inserted where it joins their paths, are computed in float64: PyOD's score to rounding (bit for bit below "
+        "8 features). Fit: O(n^2 k), so at most "
         f"{COF_MAX_TRAINING_ROWS} training rows.",
     ),
     Algorithm(

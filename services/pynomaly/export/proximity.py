@@ -1,22 +1,25 @@
 """Proximity detectors as float64 graphs over their k nearest training rows: PyOD ABOD, Sampling, HDBSCAN and COF
 (frozen in the training batch, pynomaly.algorithms.proximity.TrainingBatchCOF).
 
-All of them start from the neighbors family's search (pynomaly.export.neighbors: MatMul distances, group minima,
-TopK, the chosen distances recomputed exactly) over the training rows held as constants, in Loop blocks of rows,
-and compute the rest from the row's own neighbours only: batch invariant.
+ABOD, Sampling and HDBSCAN start from the neighbors family's search (pynomaly.export.neighbors: MatMul distances,
+group minima, TopK, the chosen distances recomputed exactly) over the training rows held as constants, COF from a
+pool of its own (below); all in Loop blocks of rows, computing the rest from the row's own neighbours only: batch
+invariant.
 
 - ABOD: offsets a - x of the k neighbours, their Gram matrix by one batched MatMul, weighted cosines
   <a - x, b - x> / |a - x|^2 / |b - x|^2 over the pairs i < j, pairs with a neighbour equal to the row left out
   (PyOD's array_equal), variance (two passes, as np.var), negated.
 - Sampling: the nearest row of the subset (k = 1), its exact distance.
-- HDBSCAN: weights 1 / (d + 1e-10), normalised, times the neighbours' training scores, summed.
-- COF, the row as the last row of vstack([X_train, row]): its path is itself then its k nearest training rows q_h
-  in order of distance, cost_h = min(d(q_h, x), d(q_h, q_m) for m < h), acd = sum of 2 (k - h) / ((k + 1) k) cost_h.
-  Each neighbour o keeps its training path (constants: its k neighbours n_j, d(o, n_j), costs c_j) except where
-  the row joins it: at r = #{j: d(o, n_j) < d(o, x)} < k the row takes place r with cost min(d(x, o), d(x, n_j) for
-  j < r), the later n_j move one place down with cost min(c_j, d(n_j, x)), the last drops out. COF =
-  acd(x) k / sum of acd(o), with PyOD's nan_to_num. Identical rows are interchangeable in all of this, so a row
-  equal to a training row (or training rows repeated) needs no tie rule; distinct rows at equal distance do.
+- HDBSCAN: weights 1 / (d + 1e-10), normalised, times the neighbours' training scores, summed; sums in numpy's
+  order (numpy_sum), so bit for bit PyOD's where its search finds the same neighbours.
+- COF, the row as the last row of vstack([X_train, row]), equal distances in index order (the row last; see
+  pynomaly.algorithms.proximity): its path is itself then its k nearest training rows q_h, cost_h =
+  min(d(q_h, x), d(q_h, q_m) for m < h), acd = sum of 2 (k - h) / ((k + 1) k) cost_h. Each neighbour o keeps its
+  training path (constants: its k neighbours n_j, d(o, n_j), costs c_j) except where the row joins it: at
+  r = #{j: d(o, n_j) <= d(o, x)} < k the row takes place r with cost min(d(x, o), d(x, n_j) for j < r), the later
+  n_j move one place down with cost min(c_j, d(n_j, x)), the last drops out. COF = acd(x) k / sum of acd(o), with
+  PyOD's nan_to_num. Distances that decide an order are computed as PyOD's (numpy's order of summation), and so
+  are the sums over the path: equal distances stay equal, and the score is PyOD's to rounding.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from onnx import TensorProto
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from pynomaly.algorithms.proximity import within_kth
+
 from .neighbors import _check_euclidean, _check_width, _Graph, _nearest, _wrap
 
-_CHUNK = 256  # training rows per block when the COF constants are computed
+_CHUNK = 64  # training rows at a time while the COF constants are computed
 
 
 def _rows_of(det: Any, attr: str, n_features: int, name: str) -> np.ndarray:
@@ -40,17 +45,17 @@ def _rows_of(det: Any, attr: str, n_features: int, name: str) -> np.ndarray:
     return rows
 
 
-def _pairwise(b: _Graph, a: str, c: str, axis: int) -> str:
-    """Exact Euclidean distances sqrt(sum((a - c)^2)) over the last axis (`axis`), a and c broadcast."""
-    return b.op("Sqrt", [b.op("ReduceSumSquare", [b.op("Sub", [a, c]), b.axes(axis)], keepdims=0)])
+def _distance(b: _Graph, a: str, c: str) -> str:
+    """Euclidean distances sqrt(sum((a - c)^2)) over the last axis, a and c broadcast."""
+    return b.op("Sqrt", [b.op("ReduceSumSquare", [b.op("Sub", [a, c]), b.axes(-1)], keepdims=0)])
 
 
-def numpy_sum(b: _Graph, t: str, n: int) -> str:
-    """double[b, 1]: the sum of the n columns of t double[b, n] in numpy's order (pairwise_sum, as np.sum over a
-    contiguous axis: one accumulator below 8 terms, 8 of them up to 128, halves above), so bit for bit numpy's.
-    (ReduceSum adds in another order: rows whose terms are all equal, e.g. HDBSCAN's noise, then differ by ulps
-    and their order, which ranks rows by score, with them.)"""
-    columns = list(b.op("Split", [t], n_out=n, axis=1, num_outputs=n)) if n > 1 else [t]
+def numpy_sum(b: _Graph, t: str, n: int, axis: int = 1) -> str:
+    """The sum of t's n entries along `axis` (kept, size 1) in numpy's order (pairwise_sum, as np.sum over a
+    contiguous axis: one accumulator below 8 terms, 8 of them up to 128, halves above): bit for bit numpy's.
+    ReduceSum adds in another order: equal terms (HDBSCAN's noise scores) then sum to results an ulp apart, and
+    rows PyOD ties are ranked apart; COF's ties between distances would be decided otherwise."""
+    parts = list(b.op("Split", [t], n_out=n, axis=axis, num_outputs=n)) if n > 1 else [t]
 
     def add(u: str, v: str) -> str:
         return b.op("Add", [u, v])
@@ -75,7 +80,13 @@ def numpy_sum(b: _Graph, t: str, n: int) -> str:
         half -= half % 8
         return add(pairwise(cols[:half]), pairwise(cols[half:]))
 
-    return pairwise(columns)
+    return pairwise(parts)
+
+
+def numpy_distance(b: _Graph, diff: str, n: int, axis: int = -1) -> str:
+    """Euclidean norms of `diff` along `axis` (n entries, dropped) as numpy computes sqrt(np.sum(d ** 2, axis)): as
+    scipy's distance_matrix, which PyOD's COF measures with."""
+    return b.op("Sqrt", [b.op("Squeeze", [numpy_sum(b, b.op("Mul", [diff, diff]), n, axis), b.axes(axis)])])
 
 
 # --- ABOD ---
@@ -173,37 +184,46 @@ def cof_weights(k: int) -> np.ndarray:
 
 
 def cof_paths(train: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each training row's path within the training rows, as PyOD's COF walks it: (its k neighbours [n, k] after
-    itself in order of distance, their distances [n, k], their chaining costs [n, k])."""
-    from scipy.spatial.distance import cdist
-
+    """Each training row's path within the training rows as PyOD's COF walks it (distances as scipy's
+    distance_matrix computes them, equal ones in index order): (its k neighbours [n, k] after its own place, their
+    distances [n, k], their chaining costs [n, k])."""
     n = len(train)
-    neighbours, distances, costs = (np.empty((n, k), np.int64), np.empty((n, k)), np.empty((n, k)))
+    path, path_dist = np.empty((n, k + 1), np.int64), np.empty((n, k + 1))
+    for start in range(0, n, _CHUNK):
+        near = within_kth(train[start : start + _CHUNK], train, k + 1)
+        for i, row in enumerate(near, start):
+            candidates = np.nonzero(row)[0]
+            exact = np.sqrt(np.sum((train[candidates] - train[i]) ** 2, axis=-1))
+            order = np.lexsort((candidates, exact))[: k + 1]
+            path[i], path_dist[i] = candidates[order], exact[order]
+    costs = np.empty((n, k))
     before = np.tril(np.ones((k + 1, k + 1), bool), -1)
     for start in range(0, n, _CHUNK):
-        dist = cdist(train[start : start + _CHUNK], train)
-        near = np.argpartition(dist, k, axis=1)[:, : k + 1] if k + 1 < n else np.tile(np.arange(n), (len(dist), 1))
-        near_dist = np.take_along_axis(dist, near, axis=1)
-        order = np.lexsort((near, near_dist), axis=1)  # by distance, then index (a stable argsort)
-        path, path_dist = np.take_along_axis(near, order, axis=1), np.take_along_axis(near_dist, order, axis=1)
-        points = train[path]
-        within = np.sqrt(((points[:, :, None, :] - points[:, None, :, :]) ** 2).sum(axis=3))
-        rows = slice(start, start + len(dist))
-        neighbours[rows], distances[rows] = path[:, 1:], path_dist[:, 1:]
-        costs[rows] = np.where(before, within, np.inf).min(axis=2)[:, 1:]
-    return neighbours, distances, costs
+        points = train[path[start : start + _CHUNK]]
+        within = np.sqrt(np.sum((points[:, None, :, :] - points[:, :, None, :]) ** 2, axis=-1))
+        costs[start : start + _CHUNK] = np.where(before, within, np.inf).min(axis=2)[:, 1:]
+    return path[:, 1:], path_dist[:, 1:], costs
 
 
 def cof_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
-    """TrainingBatchCOF: PyOD's COF score of the row as the last row of vstack([X_train, row])."""
+    """TrainingBatchCOF: PyOD's COF score of the row as the last row of vstack([X_train, row]), equal distances
+    taken in index order (pynomaly.algorithms.proximity.score_in_training_batch)."""
     if not hasattr(det, "X_train_"):
         raise NotFittedError("this TrainingBatchCOF is not fitted yet")
     train = _rows_of(det, "X_train_", n_features, "COF")
     k = det.detector_.n_neighbors_
+    if not 1 <= k < len(train):
+        raise ValueError(f"n_neighbors={k} must be in [1, {len(train) - 1}] (training rows - 1)")
     neighbours, distances, costs = cof_paths(train, k)
     g = _Graph()
     raw = g.const(train, hint="points")
-    nearest = _nearest(g, train, k, raw)
+    # The pool of nearest rows re-measured exactly: a row whose distance the expansion's rounding (or the order of
+    # summation) moves across the k-th would be missed only past k such rows.
+    pool_k = g.const([min(len(train), 2 * k)], np.int64, "pool")
+    centre = np.round(train.mean(axis=0))
+    centred = train - centre
+    mu, w = g.const(centre, hint="mu"), g.const(-2.0 * centred.T, hint="w")
+    norms = g.const(np.einsum("ij,ij->i", centred, centred), hint="norms")
     nbr_c, dist_c, cost_c = g.const(neighbours, np.int64), g.const(distances), g.const(costs)
     weights, kk = g.const(cof_weights(k), hint="weights"), g.const([k], np.int64, "k")
     before = g.const(np.tril(np.ones((k, k), bool), -1), np.bool_, "before")
@@ -212,33 +232,47 @@ def cof_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
     shift = g.const([0, 0, 1, 0, 0, 0], np.int64, "pads")  # one place down along the path (axis 2)
     drop_last = (g.const([0], np.int64), g.const([k - 1], np.int64), g.axes(2))
 
-    def acd(b: _Graph, cost: str) -> str:
-        return b.op("ReduceSum", [b.op("Mul", [cost, weights]), b.axes(-1)], keepdims=0)
+    def acd(b: _Graph, cost: str, axis: int) -> str:
+        return b.op("Squeeze", [numpy_sum(b, b.op("Mul", [cost, weights]), k, axis), b.axes(axis)])
+
+    def rows_of(b: _Graph, idx: str) -> str:
+        """The training rows at idx [b, pool], feature first: [F, b, pool]."""
+        return b.op("Transpose", [b.op("Gather", [raw, idx])], perm=[2, 0, 1])
 
     def down(b: _Graph, v: str) -> str:
         return b.op("Pad", [b.op("Slice", [v, *drop_last]), shift, zero])
 
     def score(b: _Graph, x: str) -> str:
-        found, sq = nearest(b, x)
-        sq, pos = b.op("TopK", [sq, kk], n_out=2, largest=0, sorted=1)
-        idx = b.op("GatherElements", [found, pos], axis=1)  # the row's path, nearest first
-        to_x = b.op("Sqrt", [sq])  # [b, k]
+        # The row's k nearest training rows in order, equal distances by index (TopK's rule): a pool of the nearest
+        # by the MatMul expansion of the squared distances (centred on a whole-number mean: exact on integer data,
+        # ties and all), then PyOD's distances (numpy's order) on the pool, re-sorted from index order. Differences
+        # are laid out feature first, [F, ...], so that numpy's order of summation splits them cheaply.
+        ranks = b.op("Add", [b.op("MatMul", [b.op("Sub", [x, mu]), w]), norms])
+        _, pool = b.op("TopK", [ranks, pool_k], n_out=2, largest=0, sorted=0)
+        _, order = b.op("TopK", [b.op("Cast", [pool], to=TensorProto.DOUBLE), pool_k], n_out=2, largest=0, sorted=1)
+        pool = b.op("GatherElements", [pool, order], axis=1)
+        x_t = b.op("Transpose", [x], perm=[1, 0])  # [F, b]
+        exact = numpy_distance(b, b.op("Sub", [rows_of(b, pool), b.op("Unsqueeze", [x_t, b.axes(2)])]), n_features, 0)
+        to_x, pos = b.op("TopK", [exact, kk], n_out=2, largest=0, sorted=1)
+        idx = b.op("GatherElements", [pool, pos], axis=1)  # [b, k]: the row's path after itself
+        # Distances that only enter minima (no order is decided on them): one ReduceSumSquare, equal to numpy's
+        # below 8 features, ulps apart above.
         q = b.op("Gather", [raw, idx])  # [b, k, F]
-        within = _pairwise(b, b.op("Unsqueeze", [q, b.axes(2)]), b.op("Unsqueeze", [q, b.axes(1)]), 3)
+        within = _distance(b, b.op("Unsqueeze", [q, b.axes(2)]), b.op("Unsqueeze", [q, b.axes(1)]))  # d(q_h, q_m)
         earlier = b.op("ReduceMin", [b.op("Where", [before, within, inf]), b.axes(2)], keepdims=0)
-        acd_x = acd(b, b.op("Min", [to_x, earlier]))
-        # Each neighbour o's path with the row inserted at place r (r = k: not inserted).
+        acd_x = acd(b, b.op("Min", [to_x, earlier]), 1)
+        # Each neighbour o's path with the row inserted after the rows as near to o as it (r = k: not inserted).
         x_o = b.op("Unsqueeze", [to_x, b.axes(2)])  # [b, k, 1]
-        to_n = _pairwise(b, b.op("Gather", [raw, b.op("Gather", [nbr_c, idx])]),
-                         b.op("Unsqueeze", [x, b.axes(1, 2)]), 3)  # d(x, n_j(o)) [b, k, k]
-        closer = b.op("Less", [b.op("Gather", [dist_c, idx]), x_o])
-        r = b.op("ReduceSum", [b.op("Cast", [closer], to=TensorProto.DOUBLE), b.axes(2)], keepdims=1)
-        x_cost = b.op("Min", [x_o, b.op("ReduceMin", [b.op("Where", [closer, to_n, inf]), b.axes(2)], keepdims=1)])
+        to_n = _distance(b, b.op("Gather", [raw, b.op("Gather", [nbr_c, idx])]),
+                         b.op("Unsqueeze", [x, b.axes(1, 2)]))  # [b, k, k]: d(n_j(o), x)
+        nearer = b.op("LessOrEqual", [b.op("Gather", [dist_c, idx]), x_o])
+        r = b.op("ReduceSum", [b.op("Cast", [nearer], to=TensorProto.DOUBLE), b.axes(2)], keepdims=1)
+        x_cost = b.op("Min", [x_o, b.op("ReduceMin", [b.op("Where", [nearer, to_n, inf]), b.axes(2)], keepdims=1)])
         c_o = b.op("Gather", [cost_c, idx])
         moved = b.op("Min", [down(b, c_o), down(b, to_n)])
         cost = b.op("Where", [b.op("Less", [places, r]), c_o,
                               b.op("Where", [b.op("Equal", [places, r]), x_cost, moved])])
-        total = b.op("ReduceSum", [acd(b, cost), b.axes(1)], keepdims=0)
+        total = b.op("Squeeze", [numpy_sum(b, acd(b, cost, 2), k, 1), b.axes(1)])
         cof = b.op("Div", [b.op("Mul", [acd_x, b.const(float(k))]), total])
         # np.nan_to_num: 0/0 -> 0, x/0 -> the largest double (scores are never negative)
         cof = b.op("Where", [b.op("IsNaN", [cof]), zero, cof])
