@@ -43,6 +43,8 @@ class ParityRow:
     # The platform's own export check (pynomaly.verification) fails: training refuses to serve the model.
     refused: bool = False
     error: str = ""
+    # The converter itself refuses the model, for a limit the algorithm declares (ABOD: rows PyOD scores NaN).
+    refusal: str = ""
 
     @property
     def exact(self) -> bool:
@@ -90,7 +92,14 @@ def run_case(algorithm: str, dataset: str, X: np.ndarray, y: np.ndarray, contami
         # XGBOD, DevNet learn from the labels
         detector.fit(X[fit], y[fit]) if algo.needs_labels else detector.fit(X[fit])
         t1 = time.perf_counter()
-        graph = export.to_onnx(detector, X.shape[1]).SerializeToString()
+        try:
+            graph = export.to_onnx(detector, X.shape[1]).SerializeToString()
+        except export.ExportError as e:
+            if not algo.export_limit:
+                raise
+            # Training refuses the model the same way: nothing is served.
+            row.refused, row.refusal, row.fit_s = True, str(e), t1 - t0
+            return row
         row.fit_s, row.export_s = t1 - t0, time.perf_counter() - t1
         session = verification.session(graph)
         X = verification.seen(session, X)  # float64 rows, as served
@@ -123,7 +132,8 @@ def markdown(rows: list[ParityRow]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        verdict = "yes" if r.exact and r.ok else "refused (export check)" if r.ok else f"NO: {r.error or 'mismatch'}"
+        refused = f"refused ({r.refusal})" if r.refusal else "refused (export check)"
+        verdict = "yes" if r.exact and r.ok else refused if r.ok else f"NO: {r.error or 'mismatch'}"
         lines.append(
             f"| {r.dataset} | {r.algorithm} | {r.rows} × {r.features} | {r.max_rel_error:.2e} | {r.max_abs_error:.2e} "
             f"| {r.auc_native:.4f} | {r.auc_served:.4f} | {r.fit_s:.2f} | {r.export_s:.2f} | "

@@ -15,7 +15,7 @@ from sklearn.neighbors import LocalOutlierFactor
 
 from pynomaly import algorithms
 from pynomaly.errors import InvalidArgument
-from pynomaly.export import ExportError, supports, to_onnx
+from pynomaly.export import ExportError, to_onnx
 from pynomaly.export.neighbors import ROW_BLOCK
 
 import export_checks as checks
@@ -83,8 +83,6 @@ def test_train_end_to_end(name: str, params: dict[str, Any]) -> None:
         ("kde", {"kernel": "tophat"}, "kernel"),
         ("inne", {"max_samples": 0}, "params.max_samples"),
         ("inne", {"n_estimators": True}, "params.n_estimators"),
-        ("sod", {"alpha": 2.0}, "params.alpha"),
-        ("cof", {"method": "slow"}, "params.method"),
     ],
 )
 def test_bad_params_name_the_parameter(name: str, params: dict[str, Any], field: str) -> None:
@@ -103,14 +101,6 @@ def test_defaults_are_the_libraries() -> None:
         defaults = cls().get_params()
         for p in algorithms.get(name).params:
             assert defaults[p.name] == p.default, (name, p.name)
-
-
-@pytest.mark.parametrize("name", ["cof", "sod"])
-def test_batch_relative_detectors_are_listed_but_not_exportable(name: str) -> None:
-    algo = algorithms.get(name)
-    assert not algo.exportable and "batch" in algo.export_note
-    det = algo.build(algo.resolve_params({}), 0.1).fit(_train("normal")[:60])
-    assert not supports(type(det))
 
 
 def _fitted(factory: Any) -> Any:

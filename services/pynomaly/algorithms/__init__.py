@@ -16,6 +16,7 @@ from pynomaly.algorithms import (
     linear,
     neighbors,
     neural,
+    proximity,
     supervised,
     svm,
 )
@@ -39,6 +40,7 @@ _FAMILIES = (
     neural,
     supervised,
     dif,
+    proximity,
     auto,
 )
 

@@ -1,4 +1,4 @@
-"""Distance-based detectors: PyOD KNN, LOF, KDE, INNE, COF, SOD and scikit-learn's LocalOutlierFactor.
+"""Distance-based detectors: PyOD KNN, LOF, KDE, INNE and scikit-learn's LocalOutlierFactor (COF, SOD: proximity.py).
 
 Only the Euclidean metric is exported (as a MatMul graph), so the metric parameters accept Euclidean settings
 only and say so. The neighbour searches are built with algorithm="ball_tree" (what PyOD documents for KNN):
@@ -131,27 +131,9 @@ def _build_inne(p: dict[str, Any], contamination: float) -> Any:
     return INNE(contamination=contamination, **p)
 
 
-def _build_cof(p: dict[str, Any], contamination: float) -> Any:
-    from pyod.models.cof import COF
-
-    return COF(contamination=contamination, **p)
-
-
-def _build_sod(p: dict[str, Any], contamination: float) -> Any:
-    from pyod.models.sod import SOD
-
-    return SOD(contamination=contamination, n_jobs=1, **p)
-
-
 def _max_samples() -> Check:
     return either(literal("auto"), fraction_or_count, what="'auto', an integer ≥ 1 or a fraction in (0, 1]")
 
-
-_TRANSDUCTIVE = (
-    "PyOD's {name} decision_function ignores the fitted training data: it recomputes the neighbourhoods "
-    "within the scored batch itself ({how}), so a row's score depends on the other rows of the request and a "
-    "single row has no neighbours at all. No batch-invariant graph can equal it."
-)
 
 _LOF_LIMIT = ("data with duplicate rows: neighbour ties are broken in another order than sklearn's tree search, "
               "the export check fails and the job is refused (seen on breastw, wbc and other ADBench sets).")
@@ -234,37 +216,5 @@ ALGORITHMS = [
         score=pyod_score,
         export_note="Float64 MatMul distances to all centres, coverage tests, ArgMin per ensemble, mean; rows "
         "equal to a centre (ties PyOD decides by rounding) take PyOD's own score of that centre.",
-    ),
-    Algorithm(
-        name="cof",
-        implementation="pyod.models.cof.COF",
-        description="Connectivity-based Outlier Factor: average chaining distance of a row relative to its "
-        "neighbours'. Scores are relative to the scored batch (PyOD's behaviour).",
-        params=(
-            _neighbors(20),
-            Param("method", "'fast' | 'memory'", "fast", "PyOD's implementation: full distance matrix or "
-                  "row by row.", literal("fast", "memory")),
-        ),
-        build=_build_cof,
-        score=pyod_score,
-        exportable=False,
-        export_note=_TRANSDUCTIVE.format(name="COF", how="distance matrix and chaining distances of the batch"),
-    ),
-    Algorithm(
-        name="sod",
-        implementation="pyod.models.sod.SOD",
-        description="Subspace Outlier Detection: deviation in the subspace where the row's shared-nearest-"
-        "neighbour reference set varies little. Scores are relative to the scored batch (PyOD's behaviour).",
-        params=(
-            _neighbors(20),
-            Param("ref_set", "int", 10, "Shared nearest neighbours forming the reference set, in [1, n_neighbors].",
-                  integer(1, 100_000)),
-            Param("alpha", "float", 0.8, "Fraction of the mean variance below which a dimension is relevant, "
-                  "in [0, 1].", number(0.0, 1.0)),
-        ),
-        build=_build_sod,
-        score=pyod_score,
-        exportable=False,
-        export_note=_TRANSDUCTIVE.format(name="SOD", how="a NearestNeighbors fit on the batch"),
     ),
 ]

@@ -25,6 +25,7 @@ from . import (
     lscp,
     neighbors,
     neural,
+    proximity,
     supervised,
     svm,
 )
@@ -48,6 +49,7 @@ _FAMILIES = (
     supervised,
     lscp,
     dif,
+    proximity,
     auto,
 )
 

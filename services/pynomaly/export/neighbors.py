@@ -145,8 +145,10 @@ class _Points:
         return g.op("Max", [g.op("Add", [shifted, xx]), g.const(0.0)])
 
 
-def _nearest(g: _Graph, points: np.ndarray, k: int) -> Callable[[_Graph, str], tuple[str, str]]:
-    """Builder of (indices int64[b, k], exact squared distances double[b, k]) of each row's k nearest points."""
+def _nearest(g: _Graph, points: np.ndarray, k: int,
+             raw: str | None = None) -> Callable[[_Graph, str], tuple[str, str]]:
+    """Builder of (indices int64[b, k], exact squared distances double[b, k]) of each row's k nearest points.
+    `raw`: the name of a constant of the points the caller has already (else one is added)."""
     points = np.asarray(points, np.float64)
     n = len(points)
     if not 1 <= k <= n:
@@ -154,7 +156,7 @@ def _nearest(g: _Graph, points: np.ndarray, k: int) -> Callable[[_Graph, str], t
     group = min(GROUP, n // (2 * k))
     n_groups = -(-n // group) if group >= 4 else 0
     pts = _Points(g, points, pad_to=n_groups * group if n_groups else None)
-    raw = g.const(points, hint="points")
+    raw = raw or g.const(points, hint="points")
     kk = g.const([k], np.int64, "k")
 
     def build(b: _Graph, x: str) -> tuple[str, str]:
