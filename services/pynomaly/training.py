@@ -120,7 +120,11 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[..., None] = lambda
         X, sample=verification.SLOW_SAMPLE_ROWS if algo.slow_reference else verification.SAMPLE_ROWS)
     session = verification.session(graph)
     rows = verification.seen(session, rows)
-    native = algo.score(detector, rows)
+    try:
+        native = algo.score(detector, rows)
+    except Exception as e:  # the library's own scoring fails on these rows (PyOD LSCP's np.histogram, seen)
+        raise TrainingFailed(f"{algo.implementation} could not score the verification rows: {type(e).__name__}: "
+                             f"{e}") from e
     served = verification.scores(session, rows)
     if not np.all(np.isfinite(served)) or not np.all(np.isfinite(native)):
         raise TrainingFailed("verification rows produced non-finite scores; the model cannot be served")

@@ -229,3 +229,47 @@ def test_hbos_member_tolerance_cut_off_far_from_its_estimate() -> None:
     rows = np.array([[np.nextafter(cut, -np.inf), 1.0], [cut, 1.0], [np.nextafter(cut, np.inf), 1.0]])
     sess = checks.session(to_onnx(det, 2))
     np.testing.assert_allclose(checks.run(sess, rows), det.decision_function(rows), rtol=1e-12)
+
+
+def test_lscp_competent_members_as_pyod_picks_them() -> None:
+    """The selection step alone: np.histogram's fullest bins (closed), a member on an edge shared by two picked
+    bins counted twice, equal correlations all picked, and where np.histogram raises (correlations a few float64
+    steps apart: PyOD's score fails) every member once."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from pynomaly.export.lscp import _competent_mean
+
+    def graph_mean(r: list[float], scores: list[float], n_bins: int) -> float:
+        nodes, inits = _competent_mean(n_bins, len(r))
+        inits += [_int64("axis1", [1]), _int64("axis2", [2]), _int64("one_i", [1]),
+                  onnx.numpy_helper.from_array(np.array(1.0), "one")]
+        inputs = [helper.make_tensor_value_info(n, TensorProto.DOUBLE, [1, len(r)]) for n in ("r", "test_norm")]
+        out = helper.make_tensor_value_info("score64", TensorProto.DOUBLE, [1])
+        model = helper.make_model(helper.make_graph(nodes, "g", inputs, [out], inits),
+                                  opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+        sess = checks.session(model)
+        return float(sess.run(None, {"r": np.array([r]), "test_norm": np.array([scores])})[0][0])
+
+    def pyod_mean(r: list[float], scores: list[float], n_bins: int) -> float:
+        from pyod.models.lscp import LSCP
+
+        det = LSCP([None, None], n_bins=n_bins)
+        det.n_clf = len(r)
+        return float(np.mean(np.asarray(scores)[det._get_competent_detectors(np.array(r))]))
+
+    scores = [1.0, 2.0, 4.0, 8.0]
+    for r, n_bins in (([0.1, 0.5, 0.9, 0.3], 2), ([0.2, 0.2, 0.2, 0.2], 3), ([0.0, 0.5, 1.0, 0.9], 2),
+                      ([-1.0, 1.0, 0.0, 0.25], 4), ([0.3, 0.9, 0.6, 0.6], 2),
+                      ([0.0, 0.5, 1.0, 0.25], 2)):  # 0.5: on the edge of two fullest bins, counted twice
+        assert graph_mean(r, scores, n_bins) == pytest.approx(pyod_mean(r, scores, n_bins), rel=1e-15)
+    close = [1.0, 1.0 - 2**-52, 1.0 - 2**-53, 1.0]
+    with pytest.raises(ValueError, match="Too many bins"):
+        pyod_mean(close, scores, 3)
+    assert graph_mean(close, scores, 3) == pytest.approx(np.mean(scores), rel=1e-15)
+
+
+def _int64(name: str, value: list[int]) -> Any:
+    import onnx
+
+    return onnx.numpy_helper.from_array(np.array(value, np.int64), name)

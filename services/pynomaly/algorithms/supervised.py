@@ -189,7 +189,9 @@ ALGORITHMS = [
         score=lscp_score,
         frozen=True,
         export_limit="data with tied distances in a feature subset (duplicate rows, discrete features): PyOD's "
-        "KD-tree breaks the tie at the k-th neighbour in its own order, the graph by training index.",
+        "KD-tree breaks the tie at the k-th neighbour in its own order, the graph by training index. PyOD's own "
+        "fit and score fail (np.histogram: 'Too many bins for data range') on rows whose members' correlations "
+        "differ by a few float64 steps (seen on ADBench annthyroid); the graph counts every member there.",
         export_note=_LSCP_NOTE,
     ),
 ]

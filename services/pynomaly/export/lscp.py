@@ -169,7 +169,14 @@ def _competent_mean(n_bins: int, n_members: int) -> tuple[list[onnx.NodeProto], 
         helper.make_node("And", ["above_lower", "below_upper"], ["within"]),
         helper.make_node("And", ["within", "chosen_bin"], ["selected"]),
         helper.make_node("Cast", ["selected"], ["selected64"], to=TensorProto.DOUBLE),
-        helper.make_node("ReduceSum", ["selected64", "axis2"], ["times"], keepdims=0),  # [N, members]
+        helper.make_node("ReduceSum", ["selected64", "axis2"], ["chosen_times"], keepdims=0),  # [N, members]
+        # Correlations within a few float64 steps of each other: np.histogram cannot make increasing edges and
+        # raises (PyOD's score fails); the graph counts every member once there.
+        helper.make_node("GreaterOrEqual", ["lower", "upper"], ["edges_not_increasing"]),
+        helper.make_node("Cast", ["edges_not_increasing"], ["edges_not_increasing64"], to=TensorProto.DOUBLE),
+        helper.make_node("ReduceMax", ["edges_not_increasing64", "axis1"], ["degenerate64"], keepdims=1),
+        helper.make_node("Cast", ["degenerate64"], ["degenerate"], to=TensorProto.BOOL),
+        helper.make_node("Where", ["degenerate", "one", "chosen_times"], ["times"]),
         helper.make_node("Mul", ["times", "test_norm"], ["weighted"]),
         helper.make_node("ReduceSum", ["weighted", "axis1"], ["weighted_sum"], keepdims=0),
         helper.make_node("ReduceSum", ["times", "axis1"], ["count"], keepdims=0),
