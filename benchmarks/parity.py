@@ -73,14 +73,16 @@ def load(datasets: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_case(algorithm: str, dataset: str, X: np.ndarray, y: np.ndarray, contamination: float = 0.1) -> ParityRow:
-    """Fit natively on X, export, score every row with onnxruntime; compare with the native reference scores."""
+    """Fit natively on X, export, score every row with onnxruntime; compare with the native reference scores.
+    A detector of a fixed width (MAD: one feature) takes the first column(s)."""
     from sklearn.metrics import roc_auc_score
 
     from pynomaly import export
     from pynomaly.runtime import chunk_rows, run_chunked
 
-    row = ParityRow(dataset, algorithm, X.shape[0], X.shape[1])
     algo = algorithms.get(algorithm)
+    X = X[:, : algo.n_features] if algo.n_features else X
+    row = ParityRow(dataset, algorithm, X.shape[0], X.shape[1])
     try:
         t0 = time.perf_counter()
         detector = algo.build(parity_params(algo), contamination)

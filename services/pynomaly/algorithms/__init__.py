@@ -13,6 +13,7 @@ from pynomaly.algorithms import (
     histogram,
     linear,
     neighbors,
+    statistical,
     svm,
 )
 from pynomaly.algorithms._registry import ALGORITHMS, get
@@ -20,6 +21,7 @@ from pynomaly.algorithms._spec import Algorithm, Param, as_declared
 
 __all__ = ["ALGORITHMS", "Algorithm", "Param", "as_declared", "get"]
 
-_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, auto)
+_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, auto,
+             statistical)
 
 ALGORITHMS.update({a.name: a for family in _FAMILIES for a in family.ALGORITHMS})
