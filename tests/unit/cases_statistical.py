@@ -29,14 +29,16 @@ def train(case: export_cases.Case) -> np.ndarray:
 def rows(train_rows: np.ndarray, case: export_cases.Case, det: Any) -> np.ndarray:
     """Fresh rows about the training mean, far rows (±1e3 and the corners), rows beyond the bounds, the training
     bounds themselves (QMCD's scaled 0 and 1), training rows, and for MAD its median and median ± MAD."""
-    around, _ = data.around(train_rows, fresh=60, far=10, beyond=40, centred=True)
-    extra = [train_rows.min(axis=0)[None], train_rows.max(axis=0)[None], train_rows[:40]]
+    few = case.algorithm == "cd"  # its reference scores one row at a time, each within all the training rows
+    around, _ = data.around(train_rows, fresh=30 if few else 60, far=6 if few else 10, beyond=20 if few else 40,
+                            centred=True)
+    extra = [train_rows.min(axis=0)[None], train_rows.max(axis=0)[None], train_rows[: 20 if few else 40]]
     if case.algorithm == "mad":
         extra.append(np.array([[det.median_], [det.median_ + det.median_diff_], [det.median_ - det.median_diff_]]))
     return np.vstack([around, *extra]).astype(np.float64)
 
 
-FAMILY = export_cases.Family(train, rows, data.sparse(7, range(60, 72)))
+FAMILY = export_cases.Family(train, rows, data.sparse(7, range(30, 36)))
 
 _REFERENCE = ("normal", "float32", "integer")
 TABLE = (("normal", "float32", "integer", "shifted"), {
