@@ -97,7 +97,9 @@ def test_no_nan_or_inf_on_any_dataset(dataset):
         except training.TrainingFailed as e:
             # Refusing a model is allowed (the job fails with this message); serving a non-finite score is not.
             # Seen: LOF on breastw, whose 234 duplicate rows make neighbour ties that sklearn breaks in tree order.
-            if "non-finite" not in str(e) and "ONNX export does not match" not in str(e):
+            # The export itself may refuse data an algorithm declares it refuses (KPCA's rounding-level scores).
+            declared = "export to ONNX failed" in str(e) and algorithms.get(name).export_limit
+            if "non-finite" not in str(e) and "ONNX export does not match" not in str(e) and not declared:
                 failures.append(f"{name}: training failed unexpectedly: {e}")
             continue
         session = ort.InferenceSession(result.onnx_model, session_options(1), providers=["CPUExecutionProvider"])

@@ -132,6 +132,17 @@ def test_kpca_noise_scores_are_refused_saying_what_to_change(params: dict[str, A
     checks.assert_refused(det, 4, match)
 
 
+def test_kpca_scores_ordered_by_rounding_are_refused() -> None:
+    """On a grid, symmetric rows score alike in exact arithmetic and apart by rounding: the order of most training
+    scores is rounding noise (as on ADBench pima with the default gamma), so the fit is refused."""
+    grid = np.arange(6.0)
+    x = 4.0 * np.stack(np.meshgrid(grid, grid, grid), -1).reshape(-1, 3)
+    det = KPCA(n_components=10).fit(x)
+    gaps = np.diff(np.sort(det.decision_scores_))
+    assert np.sum((gaps > 0) & (gaps < 1e-13)) > 50
+    checks.assert_refused(det, 3, r"\d+% of PyOD's training scores differ from another row's by less than 1e-11")
+
+
 def test_kpca_rounding_level_eigenvalues_are_refused() -> None:
     det = _fit("kpca", _normal(120, 3), kernel="linear", n_components=3)
     det.kpca.eigenvalues_ = det.kpca.eigenvalues_ * np.array([1.0, 1.0, 1e-20])

@@ -105,11 +105,19 @@ _KPCA_NOTE = (
     "eigenvectors (MatMul), and PyOD's reconstruction error k(x, x) - 2 mean_t k(x, t) + mean K - |projection|², "
     "in Loop blocks of rows; cost and graph size grow with the training rows. Refused where PyOD's scores are "
     "rounding noise: components kept beyond the kernel's numerical rank (PyOD divides by the square roots of "
-    "rounding-level eigenvalues), or as many components as training rows (n_components=null, PyOD's default): "
-    "each training row is then reconstructed exactly and its score is 0 up to rounding (|score| < 1e-13, ROC-AUC "
-    "0.47-0.56 on ADBench wbc, pima, cardio), so no threshold can come from the training scores. The default here "
-    "is 10 components: the best mean training ROC-AUC of 5, 10, 20 and 50 over the 12 ADBench sets (0.853; 2000-row "
-    "samples). Where PyOD's float64 arithmetic overflows (inf, inf - inf) the graph serves ±1.8e308."
+    "rounding-level eigenvalues); as many components as training rows (n_components=null, PyOD's default), which "
+    "reconstruct each training row exactly, its score 0 up to rounding (|score| < 1e-13, ROC-AUC 0.47-0.56 on "
+    "ADBench wbc, pima, cardio), so no threshold can come from the training scores; or over 5 % of the training "
+    "scores within 1e-11 (relative) of another row's, their order rounding noise (an rbf kernel too narrow for "
+    "unscaled features isolates most rows: ADBench pima, satellite). The default here is 10 components: the best "
+    "mean training ROC-AUC of 5, 10, 20 and 50 over the 12 ADBench sets (0.853; 2000-row samples). Where PyOD's "
+    "float64 arithmetic overflows (inf, inf - inf) the graph serves ±1.8e308."
+)
+_KPCA_LIMIT = (
+    "fits whose training scores are rounding noise, refused at export saying why: as many components as training "
+    "rows or beyond the kernel's rank (each training row reconstructed exactly), or most rows isolated by an rbf "
+    "kernel too narrow for unscaled features (ADBench pima and satellite with the default gamma: over 5 % of the "
+    "training scores within 1e-11 of another's, so their order is rounding noise)."
 )
 _QMCD_NOTE = (
     "Exact, float64: the row min-max scaled with the training scaler, the wrap-around discrepancy "
@@ -152,9 +160,11 @@ ALGORITHMS = [
         build=_build_mad,
         score=pyod_score,
         n_features=1,
-        export_note="Exact, float64: 0.6745 |x - median| / MAD with the training median and MAD, as PyOD computes "
-        "it. Training data whose MAD is 0 (over half the values equal the median) is refused: PyOD scores every "
-        "other value inf (1.8e308 after its nan_to_num).",
+        export_limit="training values whose median absolute deviation is 0, refused at export saying why.",
+        export_note="Exact, float64, one feature (training on more columns is refused: WRONG_WIDTH): 0.6745 "
+        "|x - median| / MAD with the training median and MAD, as PyOD computes it. Training data whose MAD is 0 "
+        "(over half the values equal the median) is refused: PyOD scores every other value inf (1.8e308 after its "
+        "nan_to_num).",
     ),
     Algorithm(
         name="kpca",
@@ -190,6 +200,7 @@ ALGORITHMS = [
         build=_build_kpca,
         score=pyod_score,
         max_training_rows=5000,
+        export_limit=_KPCA_LIMIT,
         export_note=_KPCA_NOTE,
     ),
     Algorithm(
