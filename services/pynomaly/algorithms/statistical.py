@@ -108,8 +108,9 @@ _KPCA_NOTE = (
     "rounding-level eigenvalues); as many components as training rows (n_components=null, PyOD's default), which "
     "reconstruct each training row exactly, its score 0 up to rounding (|score| < 1e-13, ROC-AUC 0.47-0.56 on "
     "ADBench wbc, pima, cardio), so no threshold can come from the training scores; or over 5 % of the training "
-    "scores within 1e-11 (relative) of another row's, their order rounding noise (an rbf kernel too narrow for "
-    "unscaled features isolates most rows: ADBench pima, satellite). The default here is 10 components: the best "
+    "scores within 1e-12 (of the terms summed) of another row's, their order rounding noise (an rbf kernel too "
+    "narrow for unscaled features isolates most rows: ADBench pima, satellite). The default here is 10 components: "
+    "the best "
     "mean training ROC-AUC of 5, 10, 20 and 50 over the 12 ADBench sets (0.853; 2000-row samples). Where PyOD's "
     "float64 arithmetic overflows (inf, inf - inf) the graph serves ±1.8e308."
 )
@@ -117,7 +118,7 @@ _KPCA_LIMIT = (
     "fits whose training scores are rounding noise, refused at export saying why: as many components as training "
     "rows or beyond the kernel's rank (each training row reconstructed exactly), or most rows isolated by an rbf "
     "kernel too narrow for unscaled features (ADBench pima and satellite with the default gamma: over 5 % of the "
-    "training scores within 1e-11 of another's, so their order is rounding noise)."
+    "training scores within 1e-12 of another's, so their order is rounding noise)."
 )
 _QMCD_NOTE = (
     "Exact, float64: the row min-max scaled with the training scaler, the wrap-around discrepancy "
