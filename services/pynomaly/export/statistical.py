@@ -105,8 +105,8 @@ def qmcd_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
     def score(b: _Graph, x: str) -> str:
         scaled = b.op("Add", [b.op("Mul", [x, scale]), shift])  # MinMaxScaler.transform: X *= scale_; X += min_
         a = b.op("Abs", [b.op("Sub", [b.op("Unsqueeze", [scaled, b.axes(1)]), points])])  # [rows, n, d]
-        # Beyond 1e150 a^2 would overflow (inf - inf = NaN); the score is far beyond float32's range there anyway.
-        a = b.op("Min", [a, b.const(1e150)])
+        # a is finite (MinMaxScaler's scale is at most 1 / (10 eps)), so no NaN; the product may overflow to inf, as
+        # PyOD's does (served as ±float64 max).
         term = b.op("Add", [b.op("Sub", [b.const(1.5), a]), b.op("Mul", [a, a])])
         disc = b.op("ReduceSum", [b.op("ReduceProd", [term, b.axes(2)], keepdims=0), b.axes(1)], keepdims=0)
         raw = b.op("Add", [offset, b.op("Mul", [per_pair, disc])])
@@ -179,7 +179,8 @@ def _kpca_servable(det: Any, values: np.ndarray, kept: np.ndarray) -> None:
             "them; keep fewer components (n_components), or centre data far from the origin")
     train = np.asarray(det.kpca.X_fit_, np.float64)
     # The terms PyOD adds up per training row (k(x, x), 2 mean_t k(x, t), mean K): their rounding is the score's.
-    terms = np.abs(_self_kernel(det.kpca, train)) + 2 * np.abs(det.kpca._centerer.K_fit_rows_) + abs(scale)
+    centerer = det.kpca._centerer
+    terms = np.abs(_self_kernel(det.kpca, train)) + 2 * np.abs(centerer.K_fit_rows_) + abs(centerer.K_fit_all_)
     share = _near_tie_share(np.asarray(det.decision_scores_, np.float64), terms, train)
     if share > NEAR_TIE_SHARE:
         raise ValueError(
