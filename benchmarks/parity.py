@@ -40,7 +40,8 @@ class ParityRow:
     finite: bool = False
     fit_s: float = 0.0
     export_s: float = 0.0
-    # The platform's own export check (pynomaly.verification) fails: training refuses to serve the model.
+    # Training refuses to serve the model: the export refuses the fit, or the platform's own export check
+    # (pynomaly.verification) fails.
     refused: bool = False
     error: str = ""
     # The converter itself refuses the model, for a limit the algorithm declares (ABOD: rows PyOD scores NaN).
@@ -75,14 +76,16 @@ def load(datasets: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_case(algorithm: str, dataset: str, X: np.ndarray, y: np.ndarray, contamination: float = 0.1) -> ParityRow:
-    """Fit natively on X, export, score every row with onnxruntime; compare with the native reference scores."""
+    """Fit natively on X, export, score every row with onnxruntime; compare with the native reference scores.
+    A detector of a fixed width (MAD: one feature) takes the first column(s)."""
     from sklearn.metrics import roc_auc_score
 
     from pynomaly import export
     from pynomaly.runtime import chunk_rows, run_chunked
 
-    row = ParityRow(dataset, algorithm, X.shape[0], X.shape[1])
     algo = algorithms.get(algorithm)
+    X = X[:, : algo.n_features] if algo.n_features else X
+    row = ParityRow(dataset, algorithm, X.shape[0], X.shape[1])
     try:
         t0 = time.perf_counter()
         detector = algo.build(parity_params(algo), contamination)

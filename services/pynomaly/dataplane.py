@@ -215,6 +215,11 @@ class DataPlane:
                 f"{'matrix' if matrix is not None else 'data_uri'}: algorithm {algorithm!r} trains on at most "
                 f"{algo.max_training_rows} rows (its fit is quadratic in the rows), got {len(X)}; sample the data",
                 reason="TOO_MANY_ROWS")
+        if algo.n_features and X.shape[1] != algo.n_features:
+            raise InvalidArgument(
+                f"{'matrix' if matrix is not None else 'data_uri'}: algorithm {algorithm!r} trains on exactly "
+                f"{algo.n_features} feature(s), got {X.shape[1]} columns; send only the column(s) to model",
+                reason="WRONG_WIDTH")
         if len(X) < 2:
             raise InvalidArgument(f"{'matrix' if matrix is not None else 'data_uri'}: training needs at least "
                                   f"2 rows, got {len(X)}")

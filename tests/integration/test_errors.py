@@ -95,6 +95,8 @@ TRAIN_CASES = [
                                                                      raw_double_values=b"\0" * 40)), INVALID,
      "matrix: set exactly one of values, raw_values, double_values or raw_double_values; got values and "
      "raw_double_values"),
+    ("univariate detector on 5 columns", dict(algorithm="mad"), INVALID,
+     "matrix: algorithm 'mad' trains on exactly 1 feature(s), got 5 columns"),
     ("feature name count", dict(feature_names=["a", "b"]), INVALID, "feature_names: 2 names for 5 columns"),
     ("duplicate feature names", dict(feature_names=list("aabcd")), INVALID, "names must be non-empty and unique"),
     ("data_uri missing file", dict(matrix=None, data_uri="nope.csv"), INVALID,

@@ -28,10 +28,11 @@ def test_parity(algorithm, dataset):
         return
     assert row.finite, "served scores must be finite"
     if row.refused and algorithms.get(algorithm).export_limit:
-        # A declared limit (e.g. LOF's neighbour ties on duplicate rows): the export check catches it and the
+        # A declared limit (e.g. LOF's neighbour ties on duplicate rows): the export or its check catches it and the
         # platform refuses to serve the model. What must never happen is serving a mismatch unnoticed.
         assert not row.exact
         return
+    assert row.finite, "served scores must be finite"
     assert row.max_rel_error <= EXPORT_TOLERANCE, f"max rel error {row.max_rel_error:.3g}"
     # "equal to 3 decimals": within half a unit of the third decimal
     assert abs(row.auc_served - row.auc_native) <= 0.5 * 10**-parity.AUC_DECIMALS, (row.auc_served, row.auc_native)

@@ -17,6 +17,7 @@ from pynomaly.algorithms import (
     neighbors,
     neural,
     proximity,
+    statistical,
     supervised,
     svm,
 )
@@ -41,6 +42,7 @@ _FAMILIES = (
     supervised,
     dif,
     proximity,
+    statistical,
     auto,
 )
 

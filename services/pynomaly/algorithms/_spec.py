@@ -52,6 +52,8 @@ class Algorithm:
     # Fits in time or memory quadratic in the rows (a full distance matrix: COF, LOCI): training refuses more rows
     # than this, saying so, rather than running for hours or out of memory. 0: no limit.
     max_training_rows: int = 0
+    # Trains on exactly this many features (MAD: one); training refuses other widths (WRONG_WIDTH). 0: any.
+    n_features: int = 0
 
     @property
     def serving(self) -> str:

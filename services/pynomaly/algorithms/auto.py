@@ -43,7 +43,7 @@ from pynomaly.algorithms._spec import Algorithm, Check, Param, algorithm_spec, i
 DEFAULT_CANDIDATES = ("iforest", "copod", "knn", "cblof")
 # Served graphs that score each row against every training row (or a kernel over them): skipped on large data.
 QUADRATIC = frozenset({"knn", "lof", "cof", "sod", "kde", "ocsvm", "sklearn.local_outlier_factor",
-                       "sklearn.one_class_svm", "inne", "abod", "hdbscan"})
+                       "sklearn.one_class_svm", "inne", "abod", "hdbscan", "kpca", "qmcd", "cd"})
 QUADRATIC_ROWS = 20_000
 KEPT, PRUNED, FAILED, SKIPPED = "kept", "pruned", "failed", "skipped"
 # The deep detectors train for minutes and export with their own opsets; the ensembles are ensembles already.

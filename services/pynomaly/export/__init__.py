@@ -26,6 +26,7 @@ from . import (
     neighbors,
     neural,
     proximity,
+    statistical,
     supervised,
     svm,
 )
@@ -50,6 +51,7 @@ _FAMILIES = (
     lscp,
     dif,
     proximity,
+    statistical,
     auto,
 )
 

@@ -72,15 +72,16 @@ class _Graph:
         return self.const(list(axes), np.int64, "axes")
 
 
-def _in_row_blocks(g: _Graph, x: str, score_block: Callable[[_Graph, str], str]) -> str:
-    """double[N] = concat over blocks of ROW_BLOCK rows of score_block(rows of x): a Loop, built in g.
+def _in_row_blocks(g: _Graph, x: str, score_block: Callable[[_Graph, str], str], block_rows: int = ROW_BLOCK,
+                   ) -> str:
+    """double[N] = concat over blocks of `block_rows` rows of score_block(rows of x): a Loop, built in g.
 
     The body's constants go to the outer graph (subgraphs may read outer-scope initializers).
     """
-    block = g.const([ROW_BLOCK], np.int64, "block")
+    block = g.const([block_rows], np.int64, "block")
     zero = g.axes(0)
     n_rows = g.op("Shape", [x], start=0, end=1)
-    n_blocks = g.op("Div", [g.op("Add", [n_rows, g.const([ROW_BLOCK - 1], np.int64)]), block])
+    n_blocks = g.op("Div", [g.op("Add", [n_rows, g.const([block_rows - 1], np.int64)]), block])
 
     body = _Graph()
     body._count = g._count + 10_000_000  # body names never collide with outer ones
