@@ -47,13 +47,14 @@ QUADRATIC = frozenset({"knn", "lof", "cof", "sod", "kde", "ocsvm", "sklearn.loca
 QUADRATIC_ROWS = 20_000
 KEPT, PRUNED, FAILED, SKIPPED = "kept", "pruned", "failed", "skipped"
 # The deep detectors train for minutes and export with their own opsets; the ensembles are ensembles already.
-_NOT_CANDIDATES = frozenset({"auto", "auto_encoder", "vae", "deep_svdd", "ae1svm", "lunar", "feature_bagging", "lscp",
-                              "suod"})
+_NOT_CANDIDATES = frozenset({"auto", "auto_encoder", "vae", "deep_svdd", "ae1svm", "lunar", "so_gaal", "mo_gaal",
+                              "alad", "anogan", "dif", "feature_bagging", "lscp", "suod"})
 
 
 def _candidate_algorithm(name: str) -> Algorithm:
     allowed = sorted(n for n, a in _registry.ALGORITHMS.items()
-                     if a.exportable and not a.needs_labels and n not in _NOT_CANDIDATES)
+                     # labels choose among candidates, none learns from them; a capped fit would fail big data
+                     if a.exportable and not a.needs_labels and not a.max_training_rows and n not in _NOT_CANDIDATES)
     if name not in allowed:
         raise ValueError(f"{name!r} cannot be a candidate; choose among {', '.join(allowed)}")
     return _registry.ALGORITHMS[name]
