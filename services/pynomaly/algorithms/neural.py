@@ -36,6 +36,7 @@ All three train on the CPU. pyod and torch are imported inside build/fit only.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -132,8 +133,6 @@ def _build_lunar(p: dict[str, Any], contamination: float) -> Any:
 
 def _float64(module: Any) -> Any:
     """An eval-mode float64 CPU copy of a fitted torch module (the detector's own is left as it was)."""
-    import copy
-
     return copy.deepcopy(module).cpu().double().eval()
 
 
