@@ -14,12 +14,13 @@ from pynomaly.algorithms import (
     linear,
     neighbors,
     svm,
+    transductive,
 )
 from pynomaly.algorithms._registry import ALGORITHMS, get
 from pynomaly.algorithms._spec import Algorithm, Param, as_declared
 
 __all__ = ["ALGORITHMS", "Algorithm", "Param", "as_declared", "get"]
 
-_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, auto)
+_FAMILIES = (forest, histogram, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, auto, transductive)
 
 ALGORITHMS.update({a.name: a for family in _FAMILIES for a in family.ALGORITHMS})

@@ -10,12 +10,12 @@ they are merged here, in one place. Keys are strings so that registering torch d
 
 from __future__ import annotations
 
-from . import auto, cluster, covariance, deep, ecdf, ensemble, hbos, iforest, linear, neighbors, svm
+from . import auto, cluster, covariance, deep, ecdf, ensemble, hbos, iforest, linear, neighbors, svm, transductive
 from ._registry import CONVERTERS, ExportError, class_path, supports, to_onnx
 
 __all__ = ["CONVERTERS", "ExportError", "class_path", "supports", "to_onnx"]
 
-_FAMILIES = (iforest, hbos, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, auto)
+_FAMILIES = (iforest, hbos, ecdf, linear, neighbors, cluster, covariance, svm, ensemble, deep, auto, transductive)
 
 for _family in _FAMILIES:
     CONVERTERS.update(_family.CONVERTERS)

@@ -1,0 +1,184 @@
+"""ROD, SOS and LOCI served frozen (each row scored as PyOD scores it within the training batch): what
+test_export_contract does not check. Above all, that the references are that: PyOD's own decision_function on
+vstack([X_train, row]), last score."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+from pyod.models.loci import LOCI
+from pyod.models.rod import ROD
+from pyod.models.sos import SOS
+
+from pynomaly import algorithms
+from pynomaly.algorithms.in_batch import FrozenLOCI, FrozenROD, FrozenSOS
+from pynomaly.errors import InvalidArgument
+
+import export_checks as checks
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # PyOD divides by zero on purpose (NaN, inf)
+
+
+def _data(n: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, width))
+
+
+def _rows(train: np.ndarray) -> np.ndarray:
+    """New rows, training rows (each then twice in the batch), far rows, an integer-valued row."""
+    rng = np.random.default_rng(7)
+    width = train.shape[1]
+    return np.vstack([rng.normal(size=(3, width)), train[:3], rng.uniform(-1e3, 1e3, size=(1, width)),
+                      np.round(2 * rng.normal(size=(1, width)))])
+
+
+def _in_training_batch(det: Any, train: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """PyOD's own code, literally: each row scored in the training batch, on a copy of the fitted detector."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.array([copy.deepcopy(det.detector_).decision_function(np.vstack([train, r]))[-1] for r in rows])
+
+
+@pytest.mark.parametrize("width", [2, 3, 5])
+def test_rod_reference_is_pyod_in_the_training_batch(width: int) -> None:
+    train = _data(41, width)  # odd: the median of 42 costs is a mean of two
+    det = FrozenROD(ROD()).fit(train)
+    rows = _rows(train)
+    np.testing.assert_allclose(det.decision_function(rows), _in_training_batch(det, train, rows), rtol=1e-13)
+
+
+def test_sos_reference_is_pyod_in_the_training_batch() -> None:
+    train = _data(50, 3)
+    det = FrozenSOS(SOS(perplexity=6.0)).fit(train)
+    rows = _rows(train)[:-2]  # (the far row: below)
+    np.testing.assert_allclose(det.decision_function(rows), _in_training_batch(det, train, rows), rtol=1e-13)
+
+
+def test_sos_row_far_from_all_data_scores_as_no_training_row_binds_it() -> None:
+    """PyOD's bisection for a far row's own precision underflows (exp(-d beta) = 0 for every neighbour) and it
+    scores NaN (0 / 0 for the row's binding to itself); served, the row's factor is 1 - 0: the product over the
+    training rows of PyOD's own binding probabilities."""
+    train = _data(50, 3)
+    det = FrozenSOS(SOS()).fit(train)
+    far = np.full((1, 3), 800.0)
+    assert np.isnan(_in_training_batch(det, train, far)[0])
+    sos = copy.deepcopy(det.detector_)
+    binding = sos._a2b(sos._d2a(sos._x2d(np.vstack([train, far]))))
+    expected = np.prod(1 - binding[:-1, -1])
+    assert 0.99 < expected <= 1
+    np.testing.assert_allclose(det.decision_function(far), [expected], rtol=1e-13)
+
+
+@pytest.mark.parametrize(("params", "integer"), [({}, False), ({}, True), ({"alpha": 0.3, "k": 1.5}, False)])
+def test_loci_reference_is_pyod_in_the_training_batch(params: dict[str, Any], integer: bool) -> None:
+    train = _data(45, 3)
+    train = np.round(2 * train) if integer else train  # equal distances: ties in LOCI's counts
+    det = FrozenLOCI(LOCI(**params)).fit(train)
+    rows = _rows(train)
+    np.testing.assert_allclose(det.decision_function(rows), _in_training_batch(det, train, rows), rtol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["rod", "sos", "loci"])
+def test_a_row_alone_has_no_batch_to_be_scored_in(name: str) -> None:
+    """Why frozen: PyOD's own score of a row alone is a constant (ROD 0.6745, SOS NaN, LOCI 0), and in a batch it
+    depends on the batch."""
+    f = checks.fitted(f"{name}-default-normal" if name != "rod" else "rod-4-normal")
+    rows = f.rows[:30]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = np.array([copy.deepcopy(f.det.detector_).decision_function(rows[i : i + 1])[0] for i in range(5)])
+        in_batch = copy.deepcopy(f.det.detector_).decision_function(rows)[:5]
+    assert len(np.unique(alone)) == 1
+    assert not np.allclose(in_batch, f.native[:5])
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "match"),
+    [
+        ("sos", {"perplexity": 0}, r"params\.perplexity: must be in \(0\.0, "),
+        ("sos", {"eps": -1e-5}, r"params\.eps: must be in \(0\.0, "),
+        ("sos", {"metric": "manhattan"}, r"params\.metric: must be 'euclidean': only Euclidean"),
+        ("loci", {"alpha": 1.5}, r"params\.alpha: must be in \(0\.0, 1\.0\]"),
+        ("loci", {"alpha": 0}, r"params\.alpha: must be in \(0\.0, 1\.0\]"),
+        ("loci", {"k": -1}, r"params\.k: must be in \[0\.0, "),
+        ("loci", {"k": "3"}, r"params\.k: must be a finite number"),
+        ("rod", {"parallel_execution": True}, "unknown hyperparameter 'parallel_execution'"),
+    ],
+)
+def test_bad_params_are_refused_by_name(name: str, params: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidArgument, match=match):
+        algorithms.get(name).resolve_params(params)
+
+
+@pytest.mark.parametrize(("name", "params"), [("rod", {}), ("sos", {"perplexity": 8.0}), ("loci", {"k": 2})])
+def test_train_end_to_end(name: str, params: dict[str, Any]) -> None:
+    x = checks.data.f32(_data(60, 4, seed=4))
+    result = checks.train_end_to_end(name, params, x, list("abcd"))
+    assert algorithms.get(name).serving == "frozen"
+    assert result.manifest["export_check"]["rows"] == 60 + 256  # every training row and the synthetic rows
+
+
+def _unfitted() -> list[Any]:
+    return [pytest.param(FrozenROD(ROD()), "ROD is not fitted", id="rod-unfitted"),
+            pytest.param(FrozenSOS(SOS()), "SOS is not fitted", id="sos-unfitted"),
+            pytest.param(FrozenLOCI(LOCI()), "LOCI is not fitted", id="loci-unfitted")]
+
+
+@pytest.mark.parametrize(("det", "match"), _unfitted())
+def test_unfitted_is_refused(det: Any, match: str) -> None:
+    checks.assert_refused(det, 4, match)
+
+
+@pytest.mark.parametrize("case_id", ["rod-4-normal", "sos-default-normal", "loci-default-normal"])
+def test_wrong_width_is_refused(case_id: str) -> None:
+    f = checks.fitted(case_id)
+    checks.assert_refused(f.det, f.train.shape[1] + 1, "n_features=5 but .* fitted on 4 features")
+
+
+def test_sos_other_metrics_are_refused() -> None:
+    checks.assert_refused(FrozenSOS(SOS(metric="cityblock")).fit(_data(30, 3)), 3, "only the Euclidean metric")
+
+
+def test_loci_alpha_above_one_is_refused() -> None:
+    det = FrozenLOCI(LOCI()).fit(_data(25, 2))
+    det.detector_.alpha = 2.0  # the algorithm refuses it (test_bad_params...); a detector could still hold it
+    checks.assert_refused(det, 2, r"alpha=2\.0: only 0 < alpha <= 1")
+
+
+@pytest.mark.parametrize(("name", "params"), [("sos", {}), ("loci", {"alpha": 0.3, "k": 2})])
+def test_training_data_pyod_scores_nan_is_refused(name: str, params: dict[str, Any]) -> None:
+    """Duplicated rows: SOS's precision search for a row with more than `perplexity` exact duplicates never
+    converges (NaN), LOCI's MDEF of a duplicated row can be 0 / 0. PyOD's own training scores are NaN: refused."""
+    algo = algorithms.get(name)
+    train = checks.fitted("rod-4-duplicates").train
+    det = algo.build(algo.resolve_params(params), 0.1).fit(train)
+    assert not np.all(np.isfinite(det.detector_.decision_scores_))
+    checks.assert_refused(det, train.shape[1], "scores [0-9]+ of its 80 training rows NaN or inf: nothing to serve")
+
+
+def test_rod_three_features_with_a_zero_mad_is_refused() -> None:
+    """rod_3D (three features or fewer) divides by the MAD of the costs without nan_to_num. Half the training
+    rows at one point P (their cost the median: 12 rows cost less, 13 more): fit's MAD is half the next diff, so
+    PyOD's training scores are finite, but within the training batch P's cost diff 0 makes the MAD 0: 0 / 0."""
+    rng = np.random.default_rng(1)
+    p = np.array([5.0, 0.0, 0.0])
+    u = rng.normal(size=(25, 3))
+    u[:12, 0], u[12:, 0] = -np.abs(u[:12, 0]) - 1, np.abs(u[12:, 0]) + 1  # angles beyond / within pi/2 of gm
+    train = np.vstack([np.repeat(p[None], 25, axis=0), p + u])
+    det = FrozenROD(ROD()).fit(train)
+    assert np.all(np.isfinite(det.detector_.decision_scores_))
+    assert np.isnan(_in_training_batch(det, train, p[None])[0])
+    checks.assert_refused(det, 3, "the MAD is 0 and PyOD scores a row of that cost NaN")
+
+
+def test_rod_degenerate_training_data_is_refused() -> None:
+    train = np.vstack([np.zeros((30, 3)), _data(20, 3)])  # most rows at the geometric median: PyOD's MAD is 0
+    checks.assert_refused(FrozenROD(ROD()).fit(train), 3, "scores 50 of its 50 training rows NaN or inf")
+
+
+def test_quadratic_detectors_limit_their_training_rows() -> None:
+    assert algorithms.get("sos").max_training_rows > 0 and algorithms.get("loci").max_training_rows > 0
+    assert algorithms.get("rod").max_training_rows == 0  # linear in the rows (cubic in the features)
