@@ -17,6 +17,7 @@ and its discrete decisions (a bisection's stop, a median's pick) alike except wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import combinations
 from typing import Any
 
@@ -145,6 +146,7 @@ class FrozenROD(FrozenDetector):
 # --- SOS ---
 
 SOS_MAX_TRIES = 5000  # pyod.models.sos.SOS._d2a
+SOS_PATH_STEPS = 96  # steps of each training row's own search kept (sos_paths); typical searches take 20-50
 
 
 def sos_distances(train: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -154,26 +156,16 @@ def sos_distances(train: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.sqrt(np.abs(np.add(-2 * dots + np.sum(np.square(train), 1), np.sum(np.square(X), 1)[:, None])))
 
 
-def sos_bisection(off: np.ndarray, to_row: np.ndarray, perplexity: float, eps: float) -> np.ndarray:
-    """SOS._d2a's beta per training row i, searched with the scored row among its neighbours: its distances to
-    the other training rows off[i] ([n, n - 1]) and to the scored row to_row[..., i] ([m, n]); [m, n]. PyOD's
-    steps from beta = 1, each (row, training row) stopping where PyOD's loop would; only those still searching
-    are computed."""
-    n = off.shape[0]
-    beta, to_x = np.ones(to_row.size), to_row.ravel()
-    lo, hi = np.full(beta.shape, -np.inf), np.full(beta.shape, np.inf)
-    log_u = np.log(perplexity)
-
-    def h_diff(at: np.ndarray, b: np.ndarray) -> np.ndarray:
-        d_off, d_x = off[at % n], to_x[at]
-        a_off, a_x = np.exp(-d_off * b[:, None]), np.exp(-d_x * b)
-        sum_a = a_off.sum(axis=1) + a_x
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.log(sum_a) + b * ((d_off * a_off).sum(axis=1) + d_x * a_x) / sum_a - log_u
-
-    everyone = np.arange(beta.size)
-    diff = h_diff(everyone, beta)
-    for _ in range(SOS_MAX_TRIES):
+def _search(size: int, h_diff: Callable[[np.ndarray, np.ndarray, int], np.ndarray], eps: float,
+            steps: int = SOS_MAX_TRIES) -> np.ndarray:
+    """SOS._d2a's bisection for `size` precisions at once: PyOD's steps from beta = 1 (beta / 10 on NaN; doubling
+    or halving until bounded, then halving the interval), each stopping where PyOD's loop would.
+    h_diff(which, their betas, steps taken) is H - log(perplexity); only those still searching are computed."""
+    beta = np.ones(size)
+    lo, hi = np.full(size, -np.inf), np.full(size, np.inf)
+    everyone = np.arange(size)
+    diff = h_diff(everyone, beta, 0)
+    for step in range(1, steps + 1):
         at = everyone[np.isnan(diff) | (np.abs(diff) > eps)]
         if not at.size:
             break
@@ -184,17 +176,69 @@ def sos_bisection(off: np.ndarray, to_row: np.ndarray, perplexity: float, eps: f
         stepped = np.where(up, np.where(np.isinf(hi[at]), b * 2.0, (b + hi[at]) / 2.0),
                            np.where(np.isinf(lo[at]), b / 2.0, (b + lo[at]) / 2.0))
         beta[at] = np.where(nan, b / 10.0, stepped)
-        diff[at] = h_diff(at, beta[at])
-    return beta.reshape(to_row.shape)
+        diff[at] = h_diff(at, beta[at], step)
+    return beta
 
 
-def sos_outlier_probability(off: np.ndarray, to_row: np.ndarray, beta: np.ndarray) -> np.ndarray:
+def _entropy(sum_a: np.ndarray, beta: np.ndarray, weighted: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):  # log(0), 0 / 0: PyOD's NaN, stepped on as PyOD does
+        return np.log(sum_a) + beta * weighted / sum_a  # pyod.models.sos._get_perplexity
+
+
+def sos_paths(off: np.ndarray, perplexity: float, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each training row's search among the training rows alone, its first SOS_PATH_STEPS steps: (beta, sum of
+    affinities, sum of distance x affinity) per step, [n, SOS_PATH_STEPS] each (NaN once stopped).
+
+    A scored row x adds one term to each training row's sums: while the search with x takes the same steps
+    (the same beta at the same step: all but the few training rows near x), its sums are these plus x's term,
+    O(1) instead of O(n)."""
+    n = off.shape[0]
+    betas, sums, weighted = (np.full((n, SOS_PATH_STEPS), np.nan) for _ in range(3))
+    log_u = np.log(perplexity)
+
+    def h_diff(at: np.ndarray, b: np.ndarray, step: int) -> np.ndarray:
+        a = np.exp(-off[at] * b[:, None])
+        betas[at, step], sums[at, step], weighted[at, step] = b, a.sum(axis=1), (off[at] * a).sum(axis=1)
+        return _entropy(sums[at, step], b, weighted[at, step]) - log_u
+
+    _search(n, h_diff, eps, SOS_PATH_STEPS - 1)
+    return betas, sums, weighted
+
+
+def sos_bisection(off: np.ndarray, to_row: np.ndarray, perplexity: float, eps: float,
+                  paths: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """SOS._d2a's beta per training row i, searched with the scored row among its neighbours: its distances to
+    the other training rows off[i] ([n, n - 1]) and to the scored row to_row[..., i] ([m, n]); [m, n]. Sums
+    from the training rows' own `paths` (sos_paths) while the search is on them. (beta, the sum of affinities to
+    the other training rows at beta), [m, n] each."""
+    n = off.shape[0]
+    betas, sums, weighted = paths
+    to_x = to_row.ravel()
+    log_u = np.log(perplexity)
+    last_sum = np.empty(to_row.size)
+
+    def h_diff(at: np.ndarray, b: np.ndarray, step: int) -> np.ndarray:
+        i, d_x = at % n, to_x[at]
+        on = b == betas[i, step] if step < SOS_PATH_STEPS else np.zeros(len(at), bool)
+        s, w = np.empty(len(at)), np.empty(len(at))
+        s[on], w[on] = sums[i[on], step], weighted[i[on], step]
+        d_off = off[i[~on]]
+        a = np.exp(-d_off * b[~on, None])
+        s[~on], w[~on] = a.sum(axis=1), (d_off * a).sum(axis=1)
+        a_x = np.exp(-d_x * b)
+        last_sum[at] = s
+        return _entropy(s + a_x, b, w + d_x * a_x) - log_u
+
+    return _search(to_row.size, h_diff, eps).reshape(to_row.shape), last_sum.reshape(to_row.shape)
+
+
+def sos_outlier_probability(to_row: np.ndarray, beta: np.ndarray, sum_off: np.ndarray) -> np.ndarray:
     """[m]: SOS._b2o's column of the scored row: the product over training rows of 1 - the probability that the
-    training row binds to it. (The row's own factor, 1 - 0, is left out: PyOD computes it as 0 / 0 = NaN where the
-    row's own affinities all underflow, a row ~700 / beta from every training row.)"""
+    training row binds to it, exp(-d beta) / (sum_off + exp(-d beta)). (The row's own factor, 1 - 0, is left out:
+    PyOD computes it as 0 / 0 = NaN where the row's own affinities all underflow, a row ~700 / beta from every
+    training row.)"""
     a_row = np.exp(-to_row * beta)
-    binding = a_row / (np.exp(-off * beta[..., None]).sum(axis=-1) + a_row)
-    return np.prod(1 - binding, axis=-1)
+    return np.prod(1 - a_row / (sum_off + a_row), axis=-1)
 
 
 class FrozenSOS(FrozenDetector):
@@ -211,13 +255,19 @@ class FrozenSOS(FrozenDetector):
         n = len(D)
         return D[~np.eye(n, dtype=bool)].reshape(n, n - 1)
 
+    def paths(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """sos_paths of the training rows (computed once)."""
+        if getattr(self, "paths_", None) is None:
+            self.paths_ = sos_paths(self.off_diagonal(), self.detector_.perplexity, self.detector_.eps)
+        return self.paths_
+
     def _in_batch(self, X: np.ndarray, block: int = 16) -> np.ndarray:
-        det, off = self.detector_, self.off_diagonal()
+        det, off, paths = self.detector_, self.off_diagonal(), self.paths()
         out = np.empty(len(X))
         for start in range(0, len(X), block):
             to_row = sos_distances(self.X_train_, X[start : start + block])
-            beta = sos_bisection(off, to_row, det.perplexity, det.eps)
-            out[start : start + block] = sos_outlier_probability(off, to_row, beta)
+            beta, sum_off = sos_bisection(off, to_row, det.perplexity, det.eps, paths)
+            out[start : start + block] = sos_outlier_probability(to_row, beta, sum_off)
         return out
 
 

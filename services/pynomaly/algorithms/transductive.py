@@ -53,7 +53,7 @@ def _euclidean(v: Any) -> Any:
     return v
 
 
-SOS_MAX_ROWS = 1000
+SOS_MAX_ROWS = 500
 LOCI_MAX_ROWS = 300
 
 ALGORITHMS = [
@@ -93,10 +93,11 @@ ALGORITHMS = [
         max_training_rows=SOS_MAX_ROWS,
         export_note=_FROZEN.format(how=" (affinities among the batch's rows alone)", cost=": each training row's "
                                    "precision searched again with the row among its neighbours") + (
-            "Distances as PyOD's GEMM expansion, PyOD's bisection steps (only rows still searching computed), "
-            "the product of 1 - binding probabilities; exact to float64 rounding. Where PyOD's search for the "
-            "row's own precision underflows (rows far from all data) PyOD scores NaN (0 / 0 for the row binding "
-            "to itself, 0 by definition): served, that factor is 1. Quadratic per scored row: training is "
+            "Distances as PyOD's GEMM expansion, PyOD's bisection steps (a training row's sums taken from its "
+            "own search while the row does not change its steps, else recomputed), the product of 1 - binding "
+            "probabilities; exact to float64 rounding. Where PyOD's search for the row's own precision underflows "
+            "(rows far from all data) PyOD scores NaN (0 / 0 for the row binding to itself, 0 by definition): "
+            "served, that factor is 1. Quadratic per scored row (500 training rows: ~30 ms a row): training is "
             f"limited to {SOS_MAX_ROWS} rows."),
     ),
     Algorithm(

@@ -117,13 +117,13 @@ class Builder:
         return self.where(self.op("GreaterOrEqual", [c, self.const(0.0)]), acos_u, flipped)
 
     def loop(self, max_trips: str, cond: str, carried: Sequence[tuple[str, int]],
-             body_fn: Callable[[Builder, list[str]], tuple[str, list[str]]]) -> list[str]:
-        """A Loop: `carried` (name, element type) pairs are its state; body_fn(body, state) returns (condition to
-        go on, new state). The final state's names."""
+             body_fn: Callable[[Builder, str, list[str]], tuple[str, list[str]]]) -> list[str]:
+        """A Loop: `carried` (name, element type) pairs are its state; body_fn(body, iteration, state) returns
+        (condition to go on, new state). The final state's names."""
         body = self.nested("loop_")
         it, flag = body.name("it"), body.name("cond")
         state = [body.name("state") for _ in carried]
-        go_on, new = body_fn(body, state)
+        go_on, new = body_fn(body, it, state)
         new = [body.op("Identity", [n]) if n in state else n for n in new]  # an output must be a node's
         graph = helper.make_graph(
             body.nodes, body.name("body"),
