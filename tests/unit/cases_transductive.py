@@ -1,8 +1,9 @@
-"""Export cases of the transductive family (ROD, SOS, LOCI): PyOD scores rows relative to the batch, the graphs
+"""Export cases of the transductive family (ROD, SOS, LOCI, LMDD): PyOD scores rows relative to the batch, the graphs
 score each row as PyOD scores it within the training batch (pynomaly.algorithms.in_batch).
 
 Data sets: normal, float64 N(0, 1); float32: rounded to float32, as rows arrive through the API; integer: few
-distinct values (equal distances for LOCI's counts, equal rotation angles for ROD, duplicate rows); duplicates:
+distinct values (equal distances for LOCI's counts, equal rotation angles for ROD, ties between LMDD's prefix
+deviations, duplicate rows); duplicates:
 rows repeated (SOS's zero distances are GEMM rounding noise, PyOD's and the graph's alike); shifted: far from the
 origin (cancellation in SOS's GEMM distances). Training sets are small: the references are quadratic per row and
 PyOD's LOCI fit cubic (80 rows: ~1 s).
@@ -55,4 +56,8 @@ TABLE = (_DATASETS, {
     # PyOD's LOCI scores a duplicated training row NaN there (MDEF / sigma = 0 / 0; refused: the test file)
     "loci-alpha0.3-k2": export_cases.Config("loci", {"alpha": 0.3, "k": 2},
                                             ("normal", "float32", "integer", "shifted")),
+    # Few orders: each scored row costs a whole LMDD pass over the training batch per order (the default 50:
+    # test_export_transductive).
+    "lmdd-4orders": export_cases.Config("lmdd", {"n_iter": 4, "random_state": 0}),
+    "lmdd-9orders": export_cases.Config("lmdd", {"n_iter": 9, "random_state": 12345}),
 }, set())

@@ -1,4 +1,4 @@
-"""ROD, SOS and LOCI served frozen (each row scored as PyOD scores it within the training batch): what
+"""ROD, SOS, LOCI and LMDD served frozen (each row scored as PyOD scores it within the training batch): what
 test_export_contract does not check. Above all, that the references are that: PyOD's own decision_function on
 vstack([X_train, row]), last score."""
 
@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pyod.models.lmdd import LMDD
 from pyod.models.loci import LOCI
 from pyod.models.rod import ROD
 from pyod.models.sos import SOS
 
 from pynomaly import algorithms
-from pynomaly.algorithms.in_batch import FrozenLOCI, FrozenROD, FrozenSOS
+from pynomaly.algorithms.in_batch import FrozenLMDD, FrozenLOCI, FrozenROD, FrozenSOS
 from pynomaly.errors import InvalidArgument
 
 import export_checks as checks
@@ -74,11 +75,29 @@ def test_sos_row_far_from_all_data_scores_as_no_training_row_binds_it() -> None:
 
 @pytest.mark.parametrize(("params", "integer"), [({}, False), ({}, True), ({"alpha": 0.3, "k": 1.5}, False)])
 def test_loci_reference_is_pyod_in_the_training_batch(params: dict[str, Any], integer: bool) -> None:
-    train = _data(45, 3)
+    train = _data(40, 3)
     train = np.round(2 * train) if integer else train  # equal distances: ties in LOCI's counts
     det = FrozenLOCI(LOCI(**params)).fit(train)
-    rows = _rows(train)
+    rows = _rows(train)[[0, 3, 6, 7]]  # a new row, a training row, a far row, an integer row (PyOD's loop: slow)
     np.testing.assert_allclose(det.decision_function(rows), _in_training_batch(det, train, rows), rtol=1e-13)
+
+
+@pytest.mark.parametrize("dataset", ["integer", "duplicates"])
+def test_lmdd_graph_is_pyod_bit_for_bit(dataset: str) -> None:
+    """LMDD's reference is PyOD's own decision_function on vstack([X_train, row]); the graph sums as numba does
+    (sequentially), so ties between prefixes' deviations on integer or duplicated rows fall alike."""
+    f = checks.fitted(f"lmdd-9orders-{dataset}")
+    np.testing.assert_array_equal(checks.run(f.sess, f.rows), f.native)
+
+
+def test_lmdd_seed_fixes_the_orders() -> None:
+    """random_state null draws a seed once, at build: the model's orders are fixed (its reference reproducible)."""
+    algo = algorithms.get("lmdd")
+    a, b = (algo.build(algo.resolve_params({"n_iter": 3}), 0.1) for _ in range(2))
+    assert a.detector.random_state != b.detector.random_state
+    train = _data(30, 3)
+    a.fit(train)
+    np.testing.assert_array_equal(a.decision_function(train[:3]), a.decision_function(train[:3]))
 
 
 @pytest.mark.parametrize("name", ["rod", "sos", "loci"])
@@ -106,6 +125,9 @@ def test_a_row_alone_has_no_batch_to_be_scored_in(name: str) -> None:
         ("loci", {"k": -1}, r"params\.k: must be in \[0\.0, "),
         ("loci", {"k": "3"}, r"params\.k: must be a finite number"),
         ("rod", {"parallel_execution": True}, "unknown hyperparameter 'parallel_execution'"),
+        ("lmdd", {"n_iter": 0}, r"params\.n_iter: must be an integer in \[1, 10000\]"),
+        ("lmdd", {"dis_measure": "var"}, r"params\.dis_measure: must be 'aad': only the mean absolute deviation"),
+        ("lmdd", {"random_state": -1}, r"params\.random_state: must be an integer in \[0, 4294967295\]"),
     ],
 )
 def test_bad_params_are_refused_by_name(name: str, params: dict[str, Any], match: str) -> None:
@@ -113,7 +135,8 @@ def test_bad_params_are_refused_by_name(name: str, params: dict[str, Any], match
         algorithms.get(name).resolve_params(params)
 
 
-@pytest.mark.parametrize(("name", "params"), [("rod", {}), ("sos", {"perplexity": 8.0}), ("loci", {"k": 2})])
+@pytest.mark.parametrize(("name", "params"), [("rod", {}), ("sos", {"perplexity": 8.0}), ("loci", {"k": 2}),
+                                              ("lmdd", {"n_iter": 3})])
 def test_train_end_to_end(name: str, params: dict[str, Any]) -> None:
     x = checks.data.f32(_data(60, 4, seed=4))
     result = checks.train_end_to_end(name, params, x, list("abcd"))
@@ -124,7 +147,8 @@ def test_train_end_to_end(name: str, params: dict[str, Any]) -> None:
 def _unfitted() -> list[Any]:
     return [pytest.param(FrozenROD(ROD()), "ROD is not fitted", id="rod-unfitted"),
             pytest.param(FrozenSOS(SOS()), "SOS is not fitted", id="sos-unfitted"),
-            pytest.param(FrozenLOCI(LOCI()), "LOCI is not fitted", id="loci-unfitted")]
+            pytest.param(FrozenLOCI(LOCI()), "LOCI is not fitted", id="loci-unfitted"),
+            pytest.param(FrozenLMDD(LMDD()), "LMDD is not fitted", id="lmdd-unfitted")]
 
 
 @pytest.mark.parametrize(("det", "match"), _unfitted())
@@ -132,7 +156,8 @@ def test_unfitted_is_refused(det: Any, match: str) -> None:
     checks.assert_refused(det, 4, match)
 
 
-@pytest.mark.parametrize("case_id", ["rod-4-normal", "sos-default-normal", "loci-default-normal"])
+@pytest.mark.parametrize("case_id", ["rod-4-normal", "sos-default-normal", "loci-default-normal",
+                                     "lmdd-4orders-normal"])
 def test_wrong_width_is_refused(case_id: str) -> None:
     f = checks.fitted(case_id)
     checks.assert_refused(f.det, f.train.shape[1] + 1, "n_features=5 but .* fitted on 4 features")
@@ -146,6 +171,15 @@ def test_loci_alpha_above_one_is_refused() -> None:
     det = FrozenLOCI(LOCI()).fit(_data(25, 2))
     det.detector_.alpha = 2.0  # the algorithm refuses it (test_bad_params...); a detector could still hold it
     checks.assert_refused(det, 2, r"alpha=2\.0: only 0 < alpha <= 1")
+
+
+def test_lmdd_other_dissimilarities_are_refused() -> None:
+    checks.assert_refused(FrozenLMDD(LMDD(n_iter=2, dis_measure="var", random_state=0)).fit(_data(20, 2)), 2,
+                          "dis_measure='var': only 'aad'")
+
+
+def test_lmdd_without_a_seed_is_refused() -> None:
+    checks.assert_refused(FrozenLMDD(LMDD(n_iter=2)).fit(_data(20, 2)), 2, "random_state=None: .* a seed is needed")
 
 
 @pytest.mark.parametrize(("name", "params"), [("sos", {}), ("loci", {"alpha": 0.3, "k": 2})])
@@ -180,5 +214,5 @@ def test_rod_degenerate_training_data_is_refused() -> None:
 
 
 def test_quadratic_detectors_limit_their_training_rows() -> None:
-    assert algorithms.get("sos").max_training_rows > 0 and algorithms.get("loci").max_training_rows > 0
+    assert all(algorithms.get(name).max_training_rows > 0 for name in ("sos", "loci", "lmdd"))
     assert algorithms.get("rod").max_training_rows == 0  # linear in the rows (cubic in the features)

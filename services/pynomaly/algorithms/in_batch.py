@@ -325,3 +325,33 @@ class FrozenLOCI(FrozenDetector):
         to_rows = cdist(X, self.X_train_, metric="euclidean")  # pdist's values: a sequential sum of squares
         det = self.detector_
         return np.array([loci_score(d, sorted_train, train_max, det.alpha, det.k) for d in to_rows])
+
+
+# --- LMDD ---
+
+
+def lmdd_permutations(det: Any, size: int) -> np.ndarray:
+    """[n_iter, size]: the orders in which LMDD.decision_function visits a batch of `size` rows, iteration by
+    iteration (pyod.models.lmdd.LMDD.__sf: a RandomState seeded from random_state_, one in-place shuffle of the
+    same index array per iteration, reseeded after each). They depend on the seed and the batch size alone."""
+    def key(state: Any) -> int:  # get_state()[1][0]: the Mersenne Twister's first key word
+        return int(state.get_state()[1][0])
+
+    random_state = np.random.RandomState(seed=key(det.random_state_))
+    indices = np.arange(size)
+    orders = np.empty((det.n_iter_, size), np.int64)
+    for t in range(det.n_iter_):
+        random_state.shuffle(indices)
+        orders[t] = indices
+        random_state.seed(key(random_state) + 1)
+    return orders
+
+
+class FrozenLMDD(FrozenDetector):
+    """pyod.models.lmdd.LMDD: its decision_function ignores the fitted model: it computes smoothing factors of the
+    batch alone, over n_iter seeded permutations of it. A row's score here is its smoothing factor times
+    cardinality in the training batch plus itself, by PyOD's own code: decision_function(vstack([X_train, row]))
+    row by row (each costs what PyOD's scoring of the whole training batch costs)."""
+
+    def _in_batch(self, X: np.ndarray) -> np.ndarray:
+        return np.array([self.detector_.decision_function(np.vstack([self.X_train_, row]))[-1] for row in X])

@@ -46,7 +46,7 @@ class Builder:
         return f"{self.prefix}{hint}_{self._count}"
 
     def const(self, value: Any, dtype: type = np.float64, hint: str = "c") -> str:
-        arr: np.ndarray = np.ascontiguousarray(value, dtype=dtype)
+        arr: np.ndarray = np.array(value, dtype=dtype, order="C")  # (ascontiguousarray would make scalars 1-D)
         self.const_bytes += arr.nbytes
         if self.const_bytes > MAX_CONSTANT_BYTES:
             raise ValueError(f"the graph needs over {MAX_CONSTANT_BYTES >> 20} MiB of constants (train on fewer rows)")

@@ -3,6 +3,6 @@ frozen: each graph scores a row as PyOD scores it within the training batch. One
 
 from __future__ import annotations
 
-from . import loci, rod, sos
+from . import lmdd, loci, rod, sos
 
-CONVERTERS = {**rod.CONVERTERS, **sos.CONVERTERS, **loci.CONVERTERS}
+CONVERTERS = {**rod.CONVERTERS, **sos.CONVERTERS, **loci.CONVERTERS, **lmdd.CONVERTERS}
