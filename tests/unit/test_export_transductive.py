@@ -216,3 +216,24 @@ def test_rod_degenerate_training_data_is_refused() -> None:
 def test_quadratic_detectors_limit_their_training_rows() -> None:
     assert all(algorithms.get(name).max_training_rows > 0 for name in ("sos", "loci", "lmdd"))
     assert algorithms.get("rod").max_training_rows == 0  # linear in the rows (cubic in the features)
+
+
+def test_rod_zero_mad_subspaces_follow_pyods_bits() -> None:
+    """Most rows repeated (as on ADBench breastw): in some subspaces over half the training costs are the median,
+    the MAD within the training batch is 0 for a row of that cost (PyOD: 0 / 0, NaN -> 0.5) and not for any other
+    (0.6745 or more): decided by the row's coordinates, bit for bit PyOD's; and batch invariant."""
+    rng = np.random.default_rng(5)
+    train = np.vstack([np.repeat(np.round(2 * rng.normal(size=(1, 4))), 50, axis=0),
+                       np.round(2 * rng.normal(size=(40, 4)))])
+    det = FrozenROD(ROD()).fit(train)
+    from pynomaly.algorithms.in_batch import RODSubspaces
+
+    sub = RODSubspaces(det.detector_, 4)
+    costs = sub.costs(train)
+    assert np.any(np.sum(costs == sub.median, axis=0) > len(train) / 2)  # a zero-MAD subspace
+    rows = np.vstack([train, np.round(2 * rng.normal(size=(30, 4))), train[:1] + 0.5])
+    sess = checks.session(checks.to_onnx(det, 4))
+    checks.assert_matches_native(sess, rows, det.decision_function(rows))
+    checks.assert_batch_invariant(sess, rows, np.arange(0, len(rows), 7))
+    np.testing.assert_allclose(det.decision_function(train[:3]), _in_training_batch(det, train, train[:3]),
+                               rtol=1e-13)
