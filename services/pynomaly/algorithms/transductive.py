@@ -88,6 +88,9 @@ ALGORITHMS = [
         build=_build_rod,
         score=pyod_score,
         frozen=True,
+        export_limit="three features or fewer with at least half the training rows at the median rotation cost "
+        "(duplicated rows): PyOD divides by a MAD of 0 without nan_to_num and scores such rows NaN; the model is "
+        "refused.",
         slow_reference=True,
         export_note=_FROZEN.format(how=" (the MAD of the batch's rotation costs)", cost="") + (
             "What fit froze is kept (RobustScaler, per subspace the geometric median, cost median and angle "
@@ -110,6 +113,8 @@ ALGORITHMS = [
         build=_build_sos,
         score=pyod_score,
         frozen=True,
+        export_limit="data with a row repeated more often than the perplexity (ADBench breastw): PyOD's precision "
+        "search for it diverges (beta doubles to inf) and PyOD scores every row NaN; the model is refused.",
         slow_reference=True,
         max_training_rows=SOS_MAX_ROWS,
         export_note=_FROZEN.format(how=" (affinities among the batch's rows alone)", cost=": each training row's "
@@ -135,6 +140,8 @@ ALGORITHMS = [
         build=_build_loci,
         score=pyod_score,
         frozen=True,
+        export_limit="duplicated rows can make PyOD's MDEF / sigma_MDEF 0 / 0 for a training row (a NaN score); "
+        "the model is refused.",
         slow_reference=True,
         max_training_rows=LOCI_MAX_ROWS,
         export_note=_FROZEN.format(how=" (the batch's own distance matrix)", cost=": PyOD's radius scan for "
