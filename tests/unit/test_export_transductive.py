@@ -82,10 +82,22 @@ def test_loci_reference_is_pyod_in_the_training_batch(params: dict[str, Any], in
     np.testing.assert_allclose(det.decision_function(rows), _in_training_batch(det, train, rows), rtol=1e-13)
 
 
+@pytest.mark.parametrize("kind", ["normal", "integer", "duplicates"])
+def test_lmdd_reference_is_pyod_in_the_training_batch_bit_for_bit(kind: str) -> None:
+    train = _data(30, 3)
+    if kind == "integer":
+        train = np.round(2 * train)  # ties between prefixes' deviations
+    elif kind == "duplicates":
+        train = np.vstack([train[:20], np.repeat(train[:2], 5, axis=0)])
+    det = FrozenLMDD(LMDD(n_iter=6, random_state=4)).fit(train)
+    rows = _rows(train)
+    np.testing.assert_array_equal(det.decision_function(rows), _in_training_batch(det, train, rows))
+
+
 @pytest.mark.parametrize("dataset", ["integer", "duplicates"])
 def test_lmdd_graph_is_pyod_bit_for_bit(dataset: str) -> None:
-    """LMDD's reference is PyOD's own decision_function on vstack([X_train, row]); the graph sums as numba does
-    (sequentially), so ties between prefixes' deviations on integer or duplicated rows fall alike."""
+    """The graph sums as numba does (sequentially): ties between prefixes' deviations on integer or duplicated
+    rows fall as in PyOD, and the scores are PyOD's to the bit."""
     f = checks.fitted(f"lmdd-9orders-{dataset}")
     np.testing.assert_array_equal(checks.run(f.sess, f.rows), f.native)
 

@@ -347,11 +347,50 @@ def lmdd_permutations(det: Any, size: int) -> np.ndarray:
     return orders
 
 
+def _aad_after(head: np.ndarray, head_sum: float, rows: np.ndarray) -> np.ndarray:
+    """[K]: numba's _aad (sequential sums) of the values `head` followed by each of `rows` [K, F]."""
+    count = len(head) + rows.shape[1]
+    mean = np.cumsum(np.hstack([np.full((len(rows), 1), head_sum), rows]), axis=1)[:, -1] / count
+    values = np.hstack([np.broadcast_to(head, (len(rows), len(head))), rows])
+    return np.cumsum(np.abs(values - mean[:, None]), axis=1)[:, -1] / count
+
+
+def lmdd_last(batch: np.ndarray, orders: np.ndarray) -> float:
+    """LMDD.__sf's score of the last row of `batch` ([n + 1, F]) over the given orders, as PyOD computes it: per
+    order, every prefix's mean absolute deviation (sequential sums, numba's), j = the first prefix whose row
+    raised it most (var_max), the later rows' differences D(first j + row) - D(first j + 1 + row), the last row's
+    result and the cardinality; the largest result (first reached) times its cardinality."""
+    size, width = batch.shape
+    counts = np.arange(1, size + 1) * width
+    dis = card = 0.0
+    for order in orders:
+        seq = batch[order]
+        flat = seq.ravel()
+        prefix = np.cumsum(flat)
+        mean = prefix[counts - 1] / counts
+        d = np.cumsum(np.abs(flat[None, :] - mean[:, None]), axis=1)[np.arange(size), counts - 1] / counts
+        rise = d[1:] - d[:-1]
+        j = int(np.argmax(rise)) + 1
+        var_max = rise[j - 1]
+        if not var_max > 0:
+            continue  # no positive result: the row's is 0, and 0 > dis never holds
+        later = seq[j + 1 :]
+        diffs = (_aad_after(flat[: j * width], prefix[j * width - 1], later)
+                 - _aad_after(flat[: (j + 1) * width], prefix[(j + 1) * width - 1], later))
+        place = int(np.argmax(order == size - 1))
+        result = var_max if place == j else (diffs[place - j - 1] + var_max
+                                            if place > j and diffs[place - j - 1] >= 0 else 0.0)
+        if result > dis:
+            dis, card = result, size - (1 + np.sum(diffs >= 0))
+    return float(dis * card)
+
+
 class FrozenLMDD(FrozenDetector):
     """pyod.models.lmdd.LMDD: its decision_function ignores the fitted model: it computes smoothing factors of the
     batch alone, over n_iter seeded permutations of it. A row's score here is its smoothing factor times
-    cardinality in the training batch plus itself, by PyOD's own code: decision_function(vstack([X_train, row]))
-    row by row (each costs what PyOD's scoring of the whole training batch costs)."""
+    cardinality in the training batch plus itself (lmdd_last: PyOD's computation for that row, vectorised; each
+    costs what PyOD's scoring of the whole training batch costs)."""
 
     def _in_batch(self, X: np.ndarray) -> np.ndarray:
-        return np.array([self.detector_.decision_function(np.vstack([self.X_train_, row]))[-1] for row in X])
+        orders = lmdd_permutations(self.detector_, len(self.X_train_) + 1)
+        return np.array([lmdd_last(np.vstack([self.X_train_, row]), orders) for row in X])
