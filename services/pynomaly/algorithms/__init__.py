@@ -20,6 +20,7 @@ from pynomaly.algorithms import (
     statistical,
     supervised,
     svm,
+    transductive,
 )
 from pynomaly.algorithms._registry import ALGORITHMS, get
 from pynomaly.algorithms._spec import Algorithm, Param, as_declared
@@ -43,6 +44,7 @@ _FAMILIES = (
     dif,
     proximity,
     statistical,
+    transductive,
     auto,
 )
 

@@ -29,6 +29,7 @@ from . import (
     statistical,
     supervised,
     svm,
+    transductive,
 )
 from ._registry import CONVERTERS, ExportError, class_path, supports, to_onnx
 
@@ -52,6 +53,7 @@ _FAMILIES = (
     dif,
     proximity,
     statistical,
+    transductive,
     auto,
 )
 
