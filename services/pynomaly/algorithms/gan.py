@@ -197,6 +197,12 @@ def anogan_score(det: Any, X: np.ndarray) -> np.ndarray:
     return np.asarray(gap + np.abs(d_x - d_g))
 
 
+def _build_so_gaal_new(p: dict[str, Any], contamination: float) -> Any:
+    from pyod.models.so_gaal_new import SO_GAAL
+
+    return SO_GAAL(contamination=contamination, **p)
+
+
 ALGORITHMS = [
     Algorithm(
         name="so_gaal",
@@ -253,5 +259,19 @@ ALGORITHMS = [
         "g = G(z_gamma_layer(0)) and D(g), taken as constants. Graph: standardize + |x - g| (float32, as PyOD) "
         "averaged in float64 + |D(x) - D(g)| with the eval-mode discriminator in float64; checked against PyOD's "
         "decision_function so computed (its own float32 scores differ by their rounding, about 1e-7 relative).",
+    ),
+    Algorithm(
+        name="so_gaal_new",
+        implementation="pyod.models.so_gaal_new.SO_GAAL",
+        description="PyOD's second SO_GAAL class (pyod.models.so_gaal_new, on BaseDeepLearningDetector): listed so "
+        "that every PyOD tabular detector is; train `so_gaal` instead.",
+        params=(),
+        build=_build_so_gaal_new,
+        score=gaal_score,
+        exportable=False,
+        export_note="Not served: PyOD documents, exports and tests only pyod.models.so_gaal.SO_GAAL (`so_gaal`, "
+        "served). pyod.models.so_gaal_new is an unreferenced draft whose generator step trains on D(noise) rather "
+        "than D(G(noise)), so its generator never learns and its discriminator is not the detector the paper "
+        "describes; serving it exactly would serve that defect.",
     ),
 ]
