@@ -230,10 +230,10 @@ class DataPlane:
         if len(set(feature_names)) != len(feature_names) or not all(feature_names):
             raise InvalidArgument("feature_names: names must be non-empty and unique")
         if y is None and algo.needs_labels:
+            where = "labels" if matrix is not None else "label_column"
             raise InvalidArgument(
-                f"labels: algorithm {algorithm!r} learns from labels; send them in labels (rows sent inline) or "
-                "name their column in label_column (a data_uri file)", reason="LABELS_REQUIRED",
-                field="labels" if matrix is not None else "label_column")
+                f"{where}: algorithm {algorithm!r} learns from labels; send them in labels (rows sent inline) or "
+                "name their column in label_column (a data_uri file)", reason="LABELS_REQUIRED", field=where)
         if y is not None:
             y = check_labels(y, len(X), "labels" if matrix is not None else "label_column")
             contamination = labels_contamination(y, given_contamination)

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from pynomaly.client_errors import InvalidArgumentError
 from pynomaly.v1 import common_pb2
@@ -109,3 +110,60 @@ def test_the_cli_takes_a_label_column_and_shows_the_search(server, tmp_path):
     assert bad.returncode == 2  # bad input (cli_output.EXIT_CODES), found before any call
     assert bad.stderr == ("error: label_column: labelled.csv has no column 'nope'; its columns: temp, pressure, "
                           "flow, is_anomaly\n")
+
+
+@pytest.mark.parametrize("algorithm, params", [
+    ("xgbod", {"estimator_list": ["hbos", {"algorithm": "iforest", "params": {"n_estimators": 20}}],
+               "n_estimators": 20}),
+    ("devnet", {"epochs": 2, "batch_size": 64}),
+])
+def test_detectors_that_learn_from_labels_train_on_them_and_are_served(server, client, algorithm, params):
+    """XGBOD and DevNet fit on (X, y) over the API; ListAlgorithms says they need labels; the card's label summary
+    is that of the served scores."""
+    listed = {a.name: a for a in client.list_algorithms()}
+    assert listed[algorithm].needs_labels and not listed["iforest"].needs_labels
+    name = f"{algorithm}-{server.engine}"
+    job = client.wait(client.start_training(name, X, algorithm=algorithm, params=params, labels=Y,
+                                            feature_names=NAMES).id)
+    card = client.get_model(f"{name}@{job.model_version}")
+    assert (card.labels.rows, card.labels.anomalies) == (320, 20) and card.contamination == 20 / 320
+    scores = client.detect(f"{name}@{job.model_version}", X).anomaly_scores
+    assert card.labels.roc_auc == pytest.approx(roc_auc_score(Y, scores), abs=1e-9)
+    if algorithm == "xgbod":
+        assert card.labels.roc_auc > 0.99
+    # DevNet as PyOD 3.6.7 fits it: deviation_loss(y_true, y_pred) is called as (outputs, labels), so the network
+    # learns to score the labelled anomalies LOW. Served exactly as PyOD fits it (the description says so).
+
+
+@pytest.mark.parametrize("algorithm", ["xgbod", "devnet"])
+def test_detectors_that_learn_from_labels_refuse_training_without_them(server, client, algorithm):
+    from pynomaly.client import to_matrix
+
+    request = client_request(f"no-labels-{server.engine}", algorithm, matrix=to_matrix(X)[0])
+    with pytest.raises(InvalidArgumentError) as e:
+        client.train_stub.CreateTrainingJob(request)
+    assert e.value.reason == "LABELS_REQUIRED"
+    assert e.value.details() == (f"labels: algorithm '{algorithm}' learns from labels; send them in labels (rows sent "
+                                 "inline) or name their column in label_column (a data_uri file)")
+    pd.DataFrame(X, columns=NAMES).to_csv(server.data_root / "unlabelled.csv", index=False)
+    with pytest.raises(InvalidArgumentError) as e:
+        client.train_stub.CreateTrainingJob(client_request(f"no-labels-{server.engine}", algorithm,
+                                                           data_uri="unlabelled.csv"))
+    assert e.value.reason == "LABELS_REQUIRED"
+    assert e.value.details().startswith(f"label_column: algorithm '{algorithm}' learns from labels")
+    assert not [m for m in client.list_models() if m.name == f"no-labels-{server.engine}"]
+    assert server.alive()
+
+
+def test_a_detector_with_a_row_cap_refuses_more_rows(server, client):
+    """LMDD's fit is quadratic: ListAlgorithms gives its cap, and more rows are refused before any job starts."""
+    from pynomaly.client import to_matrix
+
+    cap = next(a.max_training_rows for a in client.list_algorithms() if a.name == "lmdd")
+    assert 0 < cap < len(X)
+    with pytest.raises(InvalidArgumentError) as e:
+        client.train_stub.CreateTrainingJob(client_request(f"capped-{server.engine}", "lmdd", matrix=to_matrix(X)[0]))
+    assert e.value.reason == "TOO_MANY_ROWS"
+    assert e.value.details() == (f"matrix: algorithm 'lmdd' trains on at most {cap} rows (its fit is quadratic in the "
+                                 f"rows), got {len(X)}; sample the data")
+    assert server.alive()
