@@ -107,3 +107,23 @@ def test_every_pyod_tabular_detector_is_listed_with_its_status():
     assert len(served) >= 35, sorted(pyod - served)
     for cls in pyod - served:
         assert listed[cls].serving == "refused" and len(listed[cls].export_note) > 40, cls
+
+
+def test_the_readme_detector_table_lists_every_algorithm_with_its_status():
+    """README's Detectors table names each algorithm once (but `auto`, which has its own section): frozen ones
+    marked *f*, refused ones in the "not served" row, and the count of served PyOD detectors it states is true."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("## Detectors\n"):text.index("### Choosing for you")]
+    rows = {m[0]: m[1] for m in re.findall(r"^\| ([^|]+) \| ([^|]+) \|", section, re.M)[1:]}
+    named = [(family, name, marked == " *f*") for family, cell in rows.items()
+             for name, marked in re.findall(r"`([a-z0-9_.]+)`( \*f\*)?", cell)]
+    assert sorted(n for _, n, _ in named) == sorted(set(algorithms.ALGORITHMS) - {"auto"})
+    for family, name, frozen in named:
+        serving = algorithms.get(name).serving
+        assert (family == "not served") == (serving == "refused") and frozen == (serving == "frozen"), name
+    pyod = _pyod_tabular_detectors()
+    served = sum(a.implementation in pyod and a.serving != "refused" for a in algorithms.ALGORITHMS.values())
+    assert f"All {len(pyod)} of PyOD's tabular detectors are listed, and {served} are served" in section
