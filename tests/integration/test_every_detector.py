@@ -28,7 +28,8 @@ def _labels(X):
 
 def _spec(name, X):
     algo = algorithms.get(name)
-    return training.TrainSpec(model_name="m", algorithm=name, params=parity.parity_params(algo), contamination=0.1,
+    return training.TrainSpec(model_name="m", algorithm=name, params=parity.parity_params(algo, quick=True),
+                              contamination=0.1,
                               feature_names=[f"f{i}" for i in range(X.shape[1])],
                               labels=_labels(X) if algo.needs_labels else None)
 
