@@ -156,11 +156,11 @@ def test_bad_input_raises_export_error(factory: Any, n_features: int) -> None:
 
 @needs_combo
 def test_member_without_converter_names_the_member() -> None:
-    from pyod.models.abod import ABOD
     from pyod.models.feature_bagging import FeatureBagging
+    from pyod.models.sod import SOD  # refused: no converter
 
-    det = FeatureBagging(ABOD(), n_estimators=2, random_state=0).fit(_train("normal")[:60])
-    with pytest.raises(ExportError, match=r"member 0 \(ABOD\): no ONNX converter"):
+    det = FeatureBagging(SOD(), n_estimators=2, random_state=0).fit(_train("normal")[:60])
+    with pytest.raises(ExportError, match=r"member 0 \(SOD\): no ONNX converter"):
         to_onnx(det, N_FEATURES)
 
 

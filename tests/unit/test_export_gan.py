@@ -76,7 +76,7 @@ def test_the_draft_so_gaal_is_not_served() -> None:
     from pyod.models.so_gaal_new import SO_GAAL as Draft
 
     assert algorithms.get("so_gaal").implementation == "pyod.models.so_gaal.SO_GAAL"
-    assert supports(SO_GAAL) and not supports(Draft)
+    assert supports(SO_GAAL) and not supports(Draft) and algorithms.get("so_gaal_new").serving == "refused"
     checks.assert_refused(Draft(), N_FEATURES, match="no ONNX converter for pyod.models.so_gaal_new.SO_GAAL")
 
 
