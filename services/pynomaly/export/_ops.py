@@ -26,8 +26,8 @@ def training_rows(det: Any, n_features: int, name: str) -> np.ndarray:
         raise ValueError(f"n_features={n_features} but {name} was fitted on {train.shape[1]} features")
     own = np.asarray(det.detector_.decision_scores_, np.float64)
     if not np.all(np.isfinite(own)):
-        raise ValueError(f"PyOD's {name} scores {int(np.sum(~np.isfinite(own)))} of its {len(own)} training rows "
-                         "NaN or inf: nothing to serve (duplicated or degenerate training rows?)")
+        raise ValueError(f"PyOD's {name} gives {int(np.sum(~np.isfinite(own)))} of its {len(own)} training rows "
+                         "non-finite scores (NaN or inf): nothing to serve (duplicated or degenerate training rows?)")
     return np.asarray(train, np.float64)
 
 
