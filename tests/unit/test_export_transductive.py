@@ -114,8 +114,8 @@ def test_lmdd_seed_fixes_the_orders() -> None:
 
 @pytest.mark.parametrize("name", ["rod", "sos", "loci"])
 def test_a_row_alone_has_no_batch_to_be_scored_in(name: str) -> None:
-    """Why frozen: PyOD's own score of a row alone is a constant (ROD 0.6745, SOS NaN, LOCI 0), and in a batch it
-    depends on the batch."""
+    """Why frozen: PyOD's own score of a row alone is a constant (ROD sigmoid(0.6745), SOS NaN, LOCI 0), and in a
+    batch it depends on the batch."""
     f = checks.fitted(f"{name}-default-normal" if name != "rod" else "rod-4-normal")
     rows = f.rows[:30]
     with warnings.catch_warnings():

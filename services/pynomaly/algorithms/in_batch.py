@@ -4,15 +4,17 @@ LOCI and LMDD, each scored as PyOD scores a row within the training batch.
 PyOD's decision_function of these ignores the fitted model in part (ROD: the MAD of the rotation costs is taken
 over the batch) or altogether (SOS, LOCI, LMDD: affinities, neighbourhood counts or prefix deviations of the batch
 itself), and none keeps the training rows. A row's frozen score is the score PyOD gives it when it is scored with
-the training rows: `decision_function(vstack([X_train, row]))[-1]`, one row at a time (scored alone, a row has no
-batch to be relative to: ROD gives every row the same 0.6745, SOS 1, LOCI 0). Each Frozen* class fits the PyOD
-detector, keeps X_train_ and computes those scores; the served graphs compute the same per row.
+the training rows: `decision_function(vstack([X_train, row]))[-1]`, one row at a time. (Scored alone, a row has no
+batch to be relative to: every row gets the same score, sigmoid(0.6745) from ROD, NaN from SOS, 0 from LOCI and
+LMDD.) A training row scored so is in that batch twice: its score is not its decision_scores_ from fit. Each Frozen*
+class fits the PyOD detector, keeps X_train_ and computes those scores; the served graphs compute the same per row.
 
 The references compute exactly that quantity, vectorised: PyOD's own expressions, with the batch coupling (a median,
 a bisection per training row, neighbourhood counts, prefix sums) evaluated per scored row over the training rows plus
-that row. tests/unit/test_export_transductive.py holds them to PyOD's literal vstack computation. Where PyOD's sums
-run in numba (sequential), numpy's pairwise sums may differ in the last bit: the references equal PyOD's to ~1e-15,
-and its discrete decisions (a bisection's stop, a median's pick) alike except within rounding of a tie.
+that row, and what does not depend on the row computed once. tests/unit/test_export_transductive.py holds them to
+PyOD's literal vstack computation. Where PyOD sums in numba (sequentially) and the reference with numpy (pairwise),
+the last bit may differ: the references equal PyOD's to ~1e-15, its discrete decisions (a bisection's stop, a
+median's pick) alike except within rounding of a tie; LOCI's counts are exact, LMDD's sums PyOD's, bit for bit.
 """
 
 from __future__ import annotations
