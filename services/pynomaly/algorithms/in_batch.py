@@ -4,15 +4,17 @@ LOCI and LMDD, each scored as PyOD scores a row within the training batch.
 PyOD's decision_function of these ignores the fitted model in part (ROD: the MAD of the rotation costs is taken
 over the batch) or altogether (SOS, LOCI, LMDD: affinities, neighbourhood counts or prefix deviations of the batch
 itself), and none keeps the training rows. A row's frozen score is the score PyOD gives it when it is scored with
-the training rows: `decision_function(vstack([X_train, row]))[-1]`, one row at a time (scored alone, a row has no
-batch to be relative to: ROD gives every row the same 0.6745, SOS 1, LOCI 0). Each Frozen* class fits the PyOD
-detector, keeps X_train_ and computes those scores; the served graphs compute the same per row.
+the training rows: `decision_function(vstack([X_train, row]))[-1]`, one row at a time. (Scored alone, a row has no
+batch to be relative to: every row gets the same score, sigmoid(0.6745) from ROD, NaN from SOS, 0 from LOCI and
+LMDD.) A training row scored so is in that batch twice: its score is not its decision_scores_ from fit. Each Frozen*
+class fits the PyOD detector, keeps X_train_ and computes those scores; the served graphs compute the same per row.
 
 The references compute exactly that quantity, vectorised: PyOD's own expressions, with the batch coupling (a median,
 a bisection per training row, neighbourhood counts, prefix sums) evaluated per scored row over the training rows plus
-that row. tests/unit/test_export_transductive.py holds them to PyOD's literal vstack computation. Where PyOD's sums
-run in numba (sequential), numpy's pairwise sums may differ in the last bit: the references equal PyOD's to ~1e-15,
-and its discrete decisions (a bisection's stop, a median's pick) alike except within rounding of a tie.
+that row, and what does not depend on the row computed once. tests/unit/test_export_transductive.py holds them to
+PyOD's literal vstack computation. Where PyOD sums in numba (sequentially) and the reference with numpy (pairwise),
+the last bit may differ: the references equal PyOD's to ~1e-15, its discrete decisions (a bisection's stop, a
+median's pick) alike except within rounding of a tie; LOCI's counts are exact, LMDD's sums PyOD's, bit for bit.
 """
 
 from __future__ import annotations
@@ -355,20 +357,40 @@ def _aad_after(head: np.ndarray, head_sum: float, rows: np.ndarray) -> np.ndarra
     return np.cumsum(np.abs(values - mean[:, None]), axis=1)[:, -1] / count
 
 
-def lmdd_last(batch: np.ndarray, orders: np.ndarray) -> float:
+def _prefix_deviations(flat: np.ndarray, prefix: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """numba's _aad of the first counts[i] values of `flat`, for each i (prefix = np.cumsum(flat))."""
+    mean = prefix[counts - 1] / counts
+    return np.cumsum(np.abs(flat[None, :] - mean[:, None]), axis=1)[np.arange(len(counts)), counts - 1] / counts
+
+
+def lmdd_training_prefixes(train: np.ndarray, orders: np.ndarray) -> np.ndarray:
+    """[n_iter, n + 1]: per order of the training batch plus a row, the D of its prefixes before the row (NaN from
+    the row's place on): training rows only, the same for every row scored."""
+    size, width = len(train) + 1, train.shape[1]
+    out = np.full(orders.shape, np.nan)
+    batch = np.vstack([train, np.zeros((1, width))])
+    for t, order in enumerate(orders):
+        place = int(np.argmax(order == size - 1))
+        flat = batch[order[:place]].ravel()
+        out[t, :place] = _prefix_deviations(flat, np.cumsum(flat), np.arange(1, place + 1) * width)
+    return out
+
+
+def lmdd_last(batch: np.ndarray, orders: np.ndarray, before: np.ndarray) -> float:
     """LMDD.__sf's score of the last row of `batch` ([n + 1, F]) over the given orders, as PyOD computes it: per
-    order, every prefix's mean absolute deviation (sequential sums, numba's), j = the first prefix whose row
-    raised it most (var_max), the later rows' differences D(first j + row) - D(first j + 1 + row), the last row's
-    result and the cardinality; the largest result (first reached) times its cardinality."""
+    order, every prefix's mean absolute deviation D (sequential sums, numba's; those before the row from
+    `before`, lmdd_training_prefixes), j = the first prefix whose row raised it most (var_max), the later rows'
+    differences D(first j + row) - D(first j + 1 + row), the last row's result and the cardinality; the largest
+    result (first reached) times its cardinality."""
     size, width = batch.shape
     counts = np.arange(1, size + 1) * width
     dis = card = 0.0
-    for order in orders:
+    for order, d_before in zip(orders, before, strict=True):
         seq = batch[order]
         flat = seq.ravel()
         prefix = np.cumsum(flat)
-        mean = prefix[counts - 1] / counts
-        d = np.cumsum(np.abs(flat[None, :] - mean[:, None]), axis=1)[np.arange(size), counts - 1] / counts
+        place = int(np.argmax(order == size - 1))
+        d = np.concatenate([d_before[:place], _prefix_deviations(flat, prefix, counts[place:])])
         rise = d[1:] - d[:-1]
         j = int(np.argmax(rise)) + 1
         var_max = rise[j - 1]
@@ -377,7 +399,6 @@ def lmdd_last(batch: np.ndarray, orders: np.ndarray) -> float:
         later = seq[j + 1 :]
         diffs = (_aad_after(flat[: j * width], prefix[j * width - 1], later)
                  - _aad_after(flat[: (j + 1) * width], prefix[(j + 1) * width - 1], later))
-        place = int(np.argmax(order == size - 1))
         result = var_max if place == j else (diffs[place - j - 1] + var_max
                                             if place > j and diffs[place - j - 1] >= 0 else 0.0)
         if result > dis:
@@ -393,4 +414,5 @@ class FrozenLMDD(FrozenDetector):
 
     def _in_batch(self, X: np.ndarray) -> np.ndarray:
         orders = lmdd_permutations(self.detector_, len(self.X_train_) + 1)
-        return np.array([lmdd_last(np.vstack([self.X_train_, row]), orders) for row in X])
+        before = lmdd_training_prefixes(self.X_train_, orders)
+        return np.array([lmdd_last(np.vstack([self.X_train_, row]), orders, before) for row in X])

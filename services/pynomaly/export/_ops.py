@@ -26,8 +26,8 @@ def training_rows(det: Any, n_features: int, name: str) -> np.ndarray:
         raise ValueError(f"n_features={n_features} but {name} was fitted on {train.shape[1]} features")
     own = np.asarray(det.detector_.decision_scores_, np.float64)
     if not np.all(np.isfinite(own)):
-        raise ValueError(f"PyOD's {name} scores {int(np.sum(~np.isfinite(own)))} of its {len(own)} training rows "
-                         "NaN or inf: nothing to serve (duplicated or degenerate training rows?)")
+        raise ValueError(f"PyOD's {name} gives {int(np.sum(~np.isfinite(own)))} of its {len(own)} training rows "
+                         "non-finite scores (NaN or inf): nothing to serve (duplicated or degenerate training rows?)")
     return np.asarray(train, np.float64)
 
 
@@ -152,27 +152,33 @@ class Builder:
     def one_row_at_a_time(self, x: str, score_row: Callable[[Builder, str], str]) -> str:
         """double[N] = concat over the rows r of x of score_row(x[r:r+1]) -> double[1]: a Loop built here.
 
-        Each row is computed alone, by the same nodes, so a row's score cannot depend on the batch. The body's
-        constants go to the outer graph (subgraphs may read outer-scope initializers).
-        """
+        Each row is computed alone, by the same nodes, so a row's score cannot depend on the batch."""
+        return self.in_blocks(x, 1, score_row)
+
+    def in_blocks(self, x: str, block: int, score_block: Callable[[Builder, str], str]) -> str:
+        """double[N] = concat over blocks of `block` rows of x of score_block(rows) -> double[rows]: a Loop built
+        here, bounding memory by the block rather than the batch. The body's constants go to the outer graph
+        (subgraphs may read outer-scope initializers)."""
         zero = self.ints(0)
-        n_rows = self.op("Squeeze", [self.op("Shape", [x], start=0, end=1), zero])
-        body = self.nested("row_")
+        size = self.ints(block)
+        n_rows = self.op("Shape", [x], start=0, end=1)
+        n_blocks = self.op("Squeeze", [self.op("Div", [self.op("Add", [n_rows, self.ints(block - 1)]), size]), zero])
+        body = self.nested("block_")
         it, cond, acc = body.name("i"), body.name("cond"), body.name("acc")
-        start = body.op("Unsqueeze", [it, zero])
-        row = body.op("Slice", [x, start, body.op("Add", [start, body.ints(1)]), zero])
-        acc_out = body.op("Concat", [acc, score_row(body, row)], axis=0)
+        start = body.op("Mul", [body.op("Unsqueeze", [it, zero]), size])
+        rows = body.op("Slice", [x, start, body.op("Add", [start, size]), zero])
+        acc_out = body.op("Concat", [acc, score_block(body, rows)], axis=0)
         cond_out = body.op("Identity", [cond])
-        self.adopt(body)
         graph = helper.make_graph(
-            body.nodes, body.name("one_row"),
+            body.nodes, body.name("blocks"),
             [helper.make_tensor_value_info(it, TensorProto.INT64, []),
              helper.make_tensor_value_info(cond, TensorProto.BOOL, []),
              helper.make_tensor_value_info(acc, TensorProto.DOUBLE, [None])],
             [helper.make_tensor_value_info(cond_out, TensorProto.BOOL, []),
              helper.make_tensor_value_info(acc_out, TensorProto.DOUBLE, [None])],
         )
-        return self.op("Loop", [n_rows, "", self.const(np.zeros(0), hint="empty")], body=graph)
+        self.adopt(body)
+        return self.op("Loop", [n_blocks, "", self.const(np.zeros(0), hint="empty")], body=graph)
 
     def model(self, score: str, n_features: int, name: str) -> onnx.ModelProto:
         """The served contract around double[N] `score`: X float[N, F] in (read by a Cast to double: double_io

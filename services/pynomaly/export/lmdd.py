@@ -9,8 +9,9 @@ positive result. The orders depend on the seed and the batch size only: within t
 the scored row last) they are constants (lmdd_permutations).
 
 The graph, per row (a Loop) and per iteration (a Loop): the batch in that iteration's order, every prefix's D as
-numba computes it (sequential sums: one CumSum for the prefixes' means, one per prefix for their deviations), j and
-var_max, the later rows' differences, the row's result and the cardinality. Bit for bit PyOD's arithmetic except
+numba computes it (sequential sums: one CumSum for the prefixes' means, one per prefix for their deviations; the
+prefixes before the row's place hold training rows only: constants, lmdd_training_prefixes), j and var_max, the
+later rows' differences, the row's result and the cardinality. Bit for bit PyOD's arithmetic except
 onnxruntime's division and subtraction, which are IEEE's too: ties between prefixes (integer data) fall as in PyOD.
 Cost per scored row: what PyOD's scoring of the whole training batch costs, n_iter * ~5 (n + 1)^2 F values (100
 rows, 6 features, 50 iterations: ~15M, ~0.1 s): training is limited to few rows.
@@ -24,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from pynomaly.algorithms.in_batch import FrozenLMDD, lmdd_permutations
+from pynomaly.algorithms.in_batch import FrozenLMDD, lmdd_permutations, lmdd_training_prefixes
 
 from ._ops import Builder, training_rows
 
@@ -64,6 +65,7 @@ def lmdd_to_onnx(det: FrozenLMDD, n_features: int) -> onnx.ModelProto:
     points = g.const(train)
     orders_c = g.const(orders, np.int64)
     where_x = g.const(np.argmax(orders == n, axis=1), np.int64)  # the scored row's place in each order
+    before_c = g.const(np.nan_to_num(lmdd_training_prefixes(train, orders)))
     ends = g.const(np.arange(1, size + 1) * width - 1, np.int64)
     counts = g.const(np.arange(1, size + 1) * width, np.float64)
     double = TensorProto.DOUBLE
@@ -76,13 +78,17 @@ def lmdd_to_onnx(det: FrozenLMDD, n_features: int) -> onnx.ModelProto:
             seq = b.op("Gather", [batch, b.op("Gather", [orders_c, it])], axis=0)  # [n + 1, F]
             flat = b.op("Reshape", [seq, b.ints(-1)])
             prefix = b.op("CumSum", [flat, b.ints(0)])
-            mean = b.op("Div", [b.op("Gather", [prefix, ends]), counts])
+            place = b.op("Unsqueeze", [b.op("Gather", [where_x, it]), b.ints(0)])  # [1]: the row's place
+            # D of the prefixes before the row: constants; from the row's place on: computed
+            ends_after = b.op("Slice", [ends, place, b.ints(size)])
+            counts_after = b.op("Slice", [counts, place, b.ints(size)])
+            mean = b.op("Div", [b.op("Gather", [prefix, ends_after]), counts_after])
             dev = b.op("Abs", [b.op("Sub", [b.op("Unsqueeze", [flat, b.ints(0)]), b.op("Unsqueeze", [mean,
                                                                                                      b.ints(1)])])])
-            per_prefix = b.op("GatherElements", [b.op("CumSum", [dev, b.ints(1)]), b.op("Unsqueeze", [ends,
-                                                                                                       b.ints(1)])],
-                              axis=1)
-            d = b.op("Div", [b.op("Squeeze", [per_prefix, b.ints(1)]), counts])  # D of the first 1..n+1 rows
+            per_prefix = b.op("GatherElements", [b.op("CumSum", [dev, b.ints(1)]),
+                                                 b.op("Unsqueeze", [ends_after, b.ints(1)])], axis=1)
+            d = b.op("Concat", [b.op("Slice", [b.op("Gather", [before_c, it]), b.ints(0), place]),
+                                b.op("Div", [b.op("Squeeze", [per_prefix, b.ints(1)]), counts_after])], axis=0)
             rise = b.op("Sub", [b.op("Slice", [d, b.ints(1), b.ints(size)]), b.op("Slice", [d, b.ints(0),
                                                                                             b.ints(size - 1)])])
             j = b.op("Add", [b.op("ArgMax", [rise], axis=0, keepdims=1), b.ints(1)])  # first largest rise
@@ -102,7 +108,6 @@ def lmdd_to_onnx(det: FrozenLMDD, n_features: int) -> onnx.ModelProto:
             raised = b.op("Add", [b.op("ReduceSum", [b.op("Cast", [kept], to=double)], keepdims=1), b.const([1.0])])
             raised = b.where(positive, raised, b.const([0.0]))
             card_t = b.op("Sub", [b.const([float(size)]), raised])
-            place = b.op("Unsqueeze", [b.op("Gather", [where_x, it]), b.ints(0)])  # [1]
             padded = b.op("Concat", [diffs, b.const([-1.0])], axis=0)  # an index for k = place when place <= j
             own = b.op("Gather", [padded, b.op("Max", [b.op("Sub", [place, b.op("Add", [j, b.ints(1)])]),
                                                        b.ints(0)])])

@@ -41,6 +41,7 @@ def _last_cosine_at_half_pi() -> float:
 
 
 _LAST_COSINE_AT_HALF_PI = _last_cosine_at_half_pi()
+BLOCK_VALUES = 1 << 20  # values of a block of rows' subspace coordinates: memory per node output, ~8 MB
 
 
 def _zero_mad_diffs(g: Builder, xs: str, diff: str, sub: RODSubspaces, train: np.ndarray, costs: np.ndarray,
@@ -80,50 +81,55 @@ def rod_to_onnx(det: FrozenROD, n_features: int) -> onnx.ModelProto:
     if not sub.nd and lowest[0] == 0:
         raise ValueError("at least half the training rows have the median rotation cost: the MAD is 0 and PyOD "
                          "scores a row of that cost NaN (0 / 0)")
-    g = Builder()
-    x = g.rows()
-    if n_features < 3:
-        x = g.op("Pad", [x, g.ints(0, 0, 0, 3 - n_features)])
-    if sub.scaler is not None:
-        x = g.op("Div", [g.op("Sub", [x, g.const(sub.scaler.center_)]), g.const(sub.scaler.scale_)])
     n_sub = len(sub.columns)
-    xs = g.op("Reshape", [g.op("Gather", [x, g.const(sub.columns.ravel(), np.int64)], axis=1), g.ints(0, n_sub, 3)])
-    gm = g.const(sub.gm)
-    d = g.op("Sub", [xs, gm])
-    last = g.ints(2)
-    v = g.op("Sqrt", [g.op("ReduceSum", [g.op("Mul", [d, d]), last], keepdims=0)])
-    dot = g.op("ReduceSum", [g.op("Mul", [d, gm]), last], keepdims=0)
     norms = np.linalg.norm(sub.gm, axis=1)
-    denominator = g.op("Mul", [v, g.const(norms)])
-    no_angle = g.const(norms == 0, np.bool_)
-    cosine = g.op("Div", [dot, denominator])  # NaN where the denominator is 0: those rows are masked below
-    theta = g.arccos(g.clip(cosine, g.const(-1.0), g.const(1.0)))
-    theta = g.where(no_angle, g.const(HALF_PI), theta)
-    valid = g.op("Or", [g.op("Greater", [denominator, g.const(0.0)]), no_angle])
+    block = max(1, BLOCK_VALUES // (3 * n_sub))  # rows per block: [block, subspaces, 3] values at a time
 
-    def scaled(i: int) -> str:
-        return g.op("Add", [g.op("Mul", [theta, g.const(sub.scale[:, i])]), g.const(sub.offset[:, i])])
+    def score_block(g: Builder, x: str) -> str:
+        if n_features < 3:
+            x = g.op("Pad", [x, g.ints(0, 0, 0, 3 - n_features)])
+        if sub.scaler is not None:
+            x = g.op("Div", [g.op("Sub", [x, g.const(sub.scaler.center_)]), g.const(sub.scaler.scale_)])
+        picked = g.op("Gather", [x, g.const(sub.columns.ravel(), np.int64)], axis=1)
+        xs = g.op("Reshape", [picked, g.ints(0, n_sub, 3)])
+        gm = g.const(sub.gm)
+        d = g.op("Sub", [xs, gm])
+        last = g.ints(2)
+        v = g.op("Sqrt", [g.op("ReduceSum", [g.op("Mul", [d, d]), last], keepdims=0)])
+        dot = g.op("ReduceSum", [g.op("Mul", [d, gm]), last], keepdims=0)
+        denominator = g.op("Mul", [v, g.const(norms)])
+        no_angle = g.const(norms == 0, np.bool_)
+        cosine = g.op("Div", [dot, denominator])  # NaN where the denominator is 0: those rows are masked below
+        theta = g.arccos(g.clip(cosine, g.const(-1.0), g.const(1.0)))
+        theta = g.where(no_angle, g.const(HALF_PI), theta)
+        valid = g.op("Or", [g.op("Greater", [denominator, g.const(0.0)]), no_angle])
 
-    # scale_angles' groups: angles above pi/2 (as numpy rounds arccos), decided on the cosine, not on theta (whose
-    # last bit the graph's arccos may not share with numpy's)
-    beyond = g.op("And", [g.op("Less", [cosine, g.const(_LAST_COSINE_AT_HALF_PI)]), g.op("Not", [no_angle])])
-    gamma = g.where(beyond, scaled(1), scaled(0))
-    sin = g.op("Sin", [gamma])
-    cubed = g.op("Pow", [v, g.const(3.0)])
-    cost = g.op("Mul", [g.op("Mul", [cubed, g.op("Cos", [gamma])]), g.op("Mul", [sin, sin])])
-    cost = g.where(valid, cost, g.const(0.0))
-    diff = g.op("Abs", [g.op("Sub", [cost, g.const(sub.median)])])
-    if np.any(lowest == 0):
-        diff = _zero_mad_diffs(g, xs, diff, sub, train, costs, lowest == 0)
-    merged = g.clip(diff, g.const(mid), g.const(above))
-    if n % 2:
-        merged = g.op("Div", [g.op("Add", [g.clip(diff, g.const(below), g.const(mid)), merged]), g.const(2.0)])
-    mad = g.op("Div", [g.op("Mul", [g.const(MAD_FACTOR), diff]), merged])
-    if not sub.nd:
-        return g.model(g.op("Squeeze", [mad, g.ints(1)]), n_features, "rod")
-    finite = g.where(g.op("IsNaN", [mad]), g.const(0.0), mad)
-    sigmoid = g.op("Div", [g.const(1.0), g.op("Add", [g.const(1.0), g.op("Exp", [g.op("Neg", [finite])])])])
-    return g.model(g.op("ReduceMean", [sigmoid, g.ints(1)], keepdims=0), n_features, "rod")
+        def scaled(i: int) -> str:
+            return g.op("Add", [g.op("Mul", [theta, g.const(sub.scale[:, i])]), g.const(sub.offset[:, i])])
+
+        # scale_angles' groups: angles above pi/2 (as numpy rounds arccos), decided on the cosine, not on theta
+        # (whose last bit the graph's arccos may not share with numpy's)
+        beyond = g.op("And", [g.op("Less", [cosine, g.const(_LAST_COSINE_AT_HALF_PI)]), g.op("Not", [no_angle])])
+        gamma = g.where(beyond, scaled(1), scaled(0))
+        sin = g.op("Sin", [gamma])
+        cubed = g.op("Pow", [v, g.const(3.0)])
+        cost = g.op("Mul", [g.op("Mul", [cubed, g.op("Cos", [gamma])]), g.op("Mul", [sin, sin])])
+        cost = g.where(valid, cost, g.const(0.0))
+        diff = g.op("Abs", [g.op("Sub", [cost, g.const(sub.median)])])
+        if np.any(lowest == 0):
+            diff = _zero_mad_diffs(g, xs, diff, sub, train, costs, lowest == 0)
+        merged = g.clip(diff, g.const(mid), g.const(above))
+        if n % 2:
+            merged = g.op("Div", [g.op("Add", [g.clip(diff, g.const(below), g.const(mid)), merged]), g.const(2.0)])
+        mad = g.op("Div", [g.op("Mul", [g.const(MAD_FACTOR), diff]), merged])
+        if not sub.nd:
+            return g.op("Squeeze", [mad, g.ints(1)])
+        finite = g.where(g.op("IsNaN", [mad]), g.const(0.0), mad)
+        sigmoid = g.op("Div", [g.const(1.0), g.op("Add", [g.const(1.0), g.op("Exp", [g.op("Neg", [finite])])])])
+        return g.op("ReduceMean", [sigmoid, g.ints(1)], keepdims=0)
+
+    outer = Builder()
+    return outer.model(outer.in_blocks(outer.rows(), block, score_block), n_features, "rod")
 
 
 CONVERTERS: dict[str, Any] = {"pynomaly.algorithms.in_batch.FrozenROD": rod_to_onnx}
