@@ -16,7 +16,8 @@ from pyod.models.rod import ROD
 from pyod.models.sos import SOS
 
 from pynomaly import algorithms
-from pynomaly.algorithms.in_batch import FrozenLMDD, FrozenLOCI, FrozenROD, FrozenSOS
+from pynomaly.algorithms.in_batch import FrozenLOCI, FrozenROD, FrozenSOS
+from pynomaly.algorithms.in_batch_lmdd import FrozenLMDD
 from pynomaly.errors import InvalidArgument
 
 import export_checks as checks
