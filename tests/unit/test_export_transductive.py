@@ -16,7 +16,8 @@ from pyod.models.rod import ROD
 from pyod.models.sos import SOS
 
 from pynomaly import algorithms
-from pynomaly.algorithms.in_batch import FrozenLMDD, FrozenLOCI, FrozenROD, FrozenSOS
+from pynomaly.algorithms.in_batch import FrozenLOCI, FrozenROD, FrozenSOS
+from pynomaly.algorithms.in_batch_lmdd import FrozenLMDD
 from pynomaly.errors import InvalidArgument
 
 import export_checks as checks
@@ -43,9 +44,9 @@ def _in_training_batch(det: Any, train: np.ndarray, rows: np.ndarray) -> np.ndar
         return np.array([copy.deepcopy(det.detector_).decision_function(np.vstack([train, r]))[-1] for r in rows])
 
 
-@pytest.mark.parametrize("width", [2, 3, 5])
-def test_rod_reference_is_pyod_in_the_training_batch(width: int) -> None:
-    train = _data(41, width)  # odd: the median of 42 costs is a mean of two
+@pytest.mark.parametrize(("n", "width"), [(41, 2), (41, 3), (40, 5)])
+def test_rod_reference_is_pyod_in_the_training_batch(n: int, width: int) -> None:
+    train = _data(n, width)  # n odd: the median of the n + 1 costs is a mean of two; n even: the middle one
     det = FrozenROD(ROD()).fit(train)
     rows = _rows(train)
     np.testing.assert_allclose(det.decision_function(rows), _in_training_batch(det, train, rows), rtol=1e-13)

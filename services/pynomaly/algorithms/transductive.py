@@ -50,7 +50,7 @@ def _build_lmdd(p: dict[str, Any], contamination: float) -> Any:
     import numpy as np
     from pyod.models.lmdd import LMDD
 
-    from pynomaly.algorithms.in_batch import FrozenLMDD
+    from pynomaly.algorithms.in_batch_lmdd import FrozenLMDD
 
     seed = p["random_state"]
     if seed is None:  # PyOD would read numpy's global random state at every call: the graph needs one order

@@ -1,4 +1,4 @@
-"""PyOD LMDD, frozen: each row scored as PyOD scores it within the training batch (pynomaly.algorithms.in_batch).
+"""PyOD LMDD, frozen: each row scored as PyOD scores it within the training batch (algorithms.in_batch_lmdd).
 
 PyOD (pyod 3.6.7 models/lmdd.py) scores a batch from the batch alone. Per iteration (n_iter of them) it visits the
 batch in a seeded random order and takes the dissimilarity D (the mean absolute deviation of all values, 'aad') of
@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from pynomaly.algorithms.in_batch import FrozenLMDD, lmdd_permutations, lmdd_training_prefixes
+from pynomaly.algorithms.in_batch_lmdd import FrozenLMDD, lmdd_permutations, lmdd_training_prefixes
 
 from ._ops import Builder, training_rows
 
@@ -127,4 +127,4 @@ def lmdd_to_onnx(det: FrozenLMDD, n_features: int) -> onnx.ModelProto:
     return g.model(g.one_row_at_a_time(x, score_row), n_features, "lmdd")
 
 
-CONVERTERS: dict[str, Any] = {"pynomaly.algorithms.in_batch.FrozenLMDD": lmdd_to_onnx}
+CONVERTERS: dict[str, Any] = {"pynomaly.algorithms.in_batch_lmdd.FrozenLMDD": lmdd_to_onnx}
