@@ -5,6 +5,7 @@ vstack([X_train, row]), last score."""
 from __future__ import annotations
 
 import copy
+import itertools
 import warnings
 from typing import Any
 
@@ -15,7 +16,7 @@ from pyod.models.loci import LOCI
 from pyod.models.rod import ROD
 from pyod.models.sos import SOS
 
-from pynomaly import algorithms
+from pynomaly import algorithms, export
 from pynomaly.algorithms.in_batch import FrozenLOCI, FrozenROD, FrozenSOS
 from pynomaly.algorithms.in_batch_lmdd import FrozenLMDD
 from pynomaly.errors import InvalidArgument
@@ -251,3 +252,20 @@ def test_rod_zero_mad_subspaces_follow_pyods_bits() -> None:
     checks.assert_batch_invariant(sess, rows, np.arange(0, len(rows), 7))
     np.testing.assert_allclose(det.decision_function(train[:3]), _in_training_batch(det, train, train[:3]),
                                rtol=1e-13)
+
+
+def test_sos_rows_tied_at_their_nearest_distance_beyond_the_perplexity_are_refused() -> None:
+    """A 4x4x4 integer grid (no row repeated): inner rows have 6 others at distance 1, face rows 5. With more ties
+    than the perplexity their precision search never settles (PyOD takes all 5000 steps per scored row: ADBench
+    wbc); the refusal says which perplexity serves it, and with that perplexity the graph is PyOD's."""
+    grid = np.array(list(itertools.product(range(4), repeat=3)), dtype=np.float64)
+    det = FrozenSOS(SOS()).fit(grid)
+    assert np.all(np.isfinite(det.detector_.decision_scores_))
+    checks.assert_refused(det, 3, r"32 of 64 training rows have more rows at their nearest distance \(up to 6\) "
+                                  r"than perplexity=4\.5: .* Set perplexity to at least 6")
+    rows = np.vstack([grid[:2] + 0.25, [[1.5, 1.5, 1.5]]])
+    # The reference follows those searches past the steps it keeps (sos_paths) to PyOD's 5000.
+    np.testing.assert_allclose(det.decision_function(rows), _in_training_batch(det, grid, rows), rtol=1e-13)
+    det = FrozenSOS(SOS(perplexity=6.0)).fit(grid)
+    sess = checks.session(export.to_onnx(det, 3))
+    checks.assert_matches_native(sess, rows, _in_training_batch(det, grid, rows))

@@ -223,7 +223,8 @@ def sos_bisection(off: np.ndarray, to_row: np.ndarray, perplexity: float, eps: f
         i, d_x = at % n, to_x[at]
         on = b == betas[i, step] if step < SOS_PATH_STEPS else np.zeros(len(at), bool)
         s, w = np.empty(len(at)), np.empty(len(at))
-        s[on], w[on] = sums[i[on], step], weighted[i[on], step]
+        if on.any():  # past SOS_PATH_STEPS no path is kept (and step would index past the paths' columns)
+            s[on], w[on] = sums[i[on], step], weighted[i[on], step]
         d_off = off[i[~on]]
         a = np.exp(-d_off * b[~on, None])
         s[~on], w[~on] = a.sum(axis=1), (d_off * a).sum(axis=1)

@@ -114,7 +114,10 @@ ALGORITHMS = [
         score=pyod_score,
         frozen=True,
         export_limit="data with a row repeated more often than the perplexity (ADBench breastw): PyOD's precision "
-        "search for it diverges (beta doubles to inf) and PyOD scores every row NaN; the model is refused.",
+        "search for it diverges (beta doubles to inf) and PyOD scores every row NaN; the model is refused. Rows "
+        "with more rows tied at their nearest distance than the perplexity (integer-valued data, ADBench wbc): "
+        "their search never settles, PyOD takes all 5000 steps per scored row; refused, naming the perplexity "
+        "that serves it.",
         slow_reference=True,
         max_training_rows=SOS_MAX_ROWS,
         export_note=_FROZEN.format(how=" (affinities among the batch's rows alone)", cost=": each training row's "

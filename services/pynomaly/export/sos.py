@@ -54,6 +54,21 @@ def _searching(b: Builder, diff: str, eps: str) -> str:
     return b.op("Or", [b.op("IsNaN", [diff]), b.op("Greater", [b.op("Abs", [diff]), eps])])
 
 
+def _refuse_unsettled(off: np.ndarray, perplexity: float, eps: float) -> None:
+    """A training row with k other rows at its nearest distance has H(beta) > log(k) for every beta (the Gaussian
+    affinities tend to k equal ones): where log(k) - log(perplexity) > eps its search never settles. PyOD then
+    takes all its 5000 steps (beta doubling to inf, then NaN), and so would the graph for every scored row
+    (~1 s a row). Tied distances come with integer-valued or repeated data (ADBench wbc: 28 of 223 rows)."""
+    ties = np.sum(off == off.min(axis=1, keepdims=True), axis=1)
+    stuck = np.log(ties) - np.log(perplexity) > eps
+    if np.any(stuck):
+        raise ValueError(
+            f"{int(stuck.sum())} of {len(off)} training rows have more rows at their nearest distance (up to "
+            f"{int(ties.max())}) than perplexity={perplexity:g}: PyOD's precision search for them never settles and "
+            f"runs all {SOS_MAX_TRIES} steps for every row scored (tied distances: integer-valued or repeated "
+            f"data). Set perplexity to at least {int(ties.max())}, or add noise to the data")
+
+
 def sos_to_onnx(det: FrozenSOS, n_features: int) -> onnx.ModelProto:
     train = training_rows(det, n_features, "SOS")
     sos = det.detector_
@@ -66,6 +81,7 @@ def sos_to_onnx(det: FrozenSOS, n_features: int) -> onnx.ModelProto:
     train_t = g.const(train.T)
     sum_t = g.const(np.sum(np.square(train), 1))
     distances = det.off_diagonal()
+    _refuse_unsettled(distances, float(sos.perplexity), float(sos.eps))
     off, neg_off = g.const(distances), g.const(-distances)
     n = len(train)
     log_u, eps = g.const(np.log(sos.perplexity)), g.const(float(sos.eps))
