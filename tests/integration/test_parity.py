@@ -13,10 +13,15 @@ from conftest import load_dataset
 pytestmark = pytest.mark.datasets
 
 FAST_DATASETS = ("wbc", "pima", "cardio")  # cardio: a zero-variance PCA component (PyOD PCA returns inf)
+# PyOD's own fits and one-row-at-a-time references of these take 20-60 s a case on the larger sets (ROD over
+# cardio's 1,330 3-D subspaces, LOCI's Python loops over its 300 training rows, LMDD's and CD's references): here on
+# these sets only (SOS refuses wbc: rows tied at their nearest distance); `make parity` runs them on all 12.
+ONLY_ON = {"rod": ("wbc",), "loci": ("wbc",), "lmdd": ("wbc",), "cd": ("wbc",), "sos": ("wbc", "pima")}
+CASES = [(algorithm, dataset) for dataset in FAST_DATASETS for algorithm in parity.exportable()
+         if dataset in ONLY_ON.get(algorithm, FAST_DATASETS)]
 
 
-@pytest.mark.parametrize("dataset", FAST_DATASETS)
-@pytest.mark.parametrize("algorithm", parity.exportable())
+@pytest.mark.parametrize(("algorithm", "dataset"), CASES)
 def test_parity(algorithm, dataset):
     X, y = load_dataset(dataset)
     row = parity.run_case(algorithm, dataset, X, y, quick=True)
