@@ -62,8 +62,18 @@ test-interop: setup ## only the bring-your-own-model tests: Keras (tf2onnx) and 
 	$(PY) tests/interop/interop_env.py >/dev/null
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q -m interop tests/interop $(PYTEST_ARGS)
 
+# The suites that start no server (the unit tests, the dataset parity and AutoML accuracy suites: CPU-bound fits and
+# graphs) run in TEST_WORKERS processes, one file per process at a time (pytest-xdist --dist loadfile: the export
+# cases' fits stay cached within a file); the server suites run after them in one process, each session's servers
+# (embedded and Ray) started once.
+TEST_WORKERS ?= 2
+SERVERLESS := tests/unit tests/integration/test_parity.py tests/integration/test_every_detector.py \
+	tests/integration/test_automl_datasets.py
+
 test: setup test-clients ## run the test suite (both engines), inside a loopback-only network namespace
-	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q $(PYTEST_ARGS)
+	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(SERVERLESS) \
+		$(PYTEST_ARGS)
+	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q $(addprefix --ignore=,$(SERVERLESS)) $(PYTEST_ARGS)
 
 lint: setup ## ruff, mypy (the core and the API layer), bandit (high), the stubs-match-proto check and buf lint
 	$(VENV)/bin/ruff check .
