@@ -70,10 +70,12 @@ TEST_WORKERS ?= 2
 SERVERLESS := tests/unit tests/integration/test_parity.py tests/integration/test_every_detector.py \
 	tests/integration/test_automl_datasets.py
 
+# A PYTEST_ARGS selection (-k, -m) may leave one part with no test: pytest's exit status 5 there is not a failure.
 test: setup test-clients ## run the test suite (both engines), inside a loopback-only network namespace
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(SERVERLESS) \
-		$(PYTEST_ARGS)
-	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q $(addprefix --ignore=,$(SERVERLESS)) $(PYTEST_ARGS)
+		$(PYTEST_ARGS) || [ $$? -eq 5 ]
+	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q $(addprefix --ignore=,$(SERVERLESS)) $(PYTEST_ARGS) \
+		|| [ $$? -eq 5 ]
 
 lint: setup ## ruff, mypy (the core and the API layer), bandit (high), the stubs-match-proto check and buf lint
 	$(VENV)/bin/ruff check .
