@@ -1,0 +1,182 @@
+"""The web console's browser tests: pytest-playwright driving Debian's Chromium (/usr/bin/chromium; Playwright's own
+browser download is never used), an embedded server with its REST API and console on 127.0.0.1 in this process,
+axe-core's accessibility checks (WCAG 2.1 A and AA) and full-page screenshots in test-results/console/."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from playwright.sync_api import Browser, BrowserType, Page, Playwright, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+
+from pynomaly.server.app import Running, ServerConfig, start
+
+from conftest import REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+AXE = REPO / "services" / "console" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+SHOTS = REPO / "test-results" / "console"
+
+T = TypeVar("T")
+
+
+def require_chromium() -> None:
+    """Skips (fails under PYNOMALY_REQUIRE_BROWSER=1, as .ci/run sets) when Debian's chromium is not installed."""
+    if not CHROMIUM.is_file():
+        reason = f"Debian's chromium is not installed ({CHROMIUM} is missing): apt-get install chromium"
+        if os.environ.get("PYNOMALY_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright's launch options (--headed, --slowmo) with Debian's Chromium and flags for a container: no
+    sandbox (root), no GPU, and none of the background traffic (QUIC, component updates, sync) a test has no use for."""
+    require_chromium()
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
+
+
+# Playwright's synchronous API leaves its event loop marked as the thread's running loop between calls, for as long as
+# it is started: pytest-asyncio's tests (and asyncio.run) after it in the same session would fail with "Cannot run the
+# event loop while another loop is running". pytest-playwright starts it once per session; here it lives for this
+# package's tests only (`make test` runs them in one session with the async server suites), so every fixture of the
+# plugin's that holds it is redefined with package scope, as the plugin defines it otherwise (0.7.2).
+
+
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    pw = sync_playwright().start()
+    yield pw
+    pw.stop()
+
+
+@pytest.fixture(scope="package")
+def browser_type(playwright: Playwright, browser_name: str) -> BrowserType:
+    return getattr(playwright, browser_name)
+
+
+@pytest.fixture(scope="package")
+def launch_browser(browser_type_launch_args: dict[str, Any], browser_type: BrowserType) -> Callable[..., Browser]:
+    def launch(**kwargs: Any) -> Browser:
+        return browser_type.launch(**{**browser_type_launch_args, **kwargs})
+
+    return launch
+
+
+@pytest.fixture(scope="package")
+def browser(launch_browser: Callable[[], Browser]) -> Iterator[Browser]:
+    browser = launch_browser()
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="package")
+def browser_context_args(pytestconfig: pytest.Config, playwright: Playwright, device: str | None,
+                         base_url: str | None, _pw_artifacts_folder: tempfile.TemporaryDirectory[str]
+                         ) -> dict[str, Any]:
+    args: dict[str, Any] = dict(playwright.devices[device]) if device else {}
+    if base_url:
+        args["base_url"] = base_url
+    if pytestconfig.getoption("--video") in ("on", "retain-on-failure"):
+        args["record_video_dir"] = _pw_artifacts_folder.name
+    return args
+
+
+def _violations(results: dict[str, Any], url: str) -> str:
+    lines = [f"{len(results['violations'])} accessibility violation(s) (axe-core, {'/'.join(WCAG_TAGS)}) on {url}:"]
+    for v in results["violations"]:
+        targets = [" ".join(map(str, node["target"])) for node in v["nodes"]]
+        more = f" (+{len(targets) - 3} more)" if len(targets) > 3 else ""
+        lines.append(f"  {v['id']} [{v['impact']}] {v['help']}: {', '.join(targets[:3])}{more}")
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def axe() -> Callable[[Page], dict[str, Any]]:
+    """check(page): runs axe-core over the page as it is now (WCAG 2.0/2.1 A and AA rules) and asserts there is no
+    violation, listing each one's id, impact, help and first elements; returns axe's results."""
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} is missing: run `make setup` (npm ci in services/console)")
+
+    def check(page: Page) -> dict[str, Any]:
+        if not page.evaluate("typeof window.axe !== 'undefined'"):
+            try:
+                page.add_script_tag(path=AXE)
+            except PlaywrightError as e:  # a page whose Content-Security-Policy refuses inline scripts
+                if "Content Security Policy" not in e.message:
+                    raise
+                page.evaluate(AXE.read_text())  # DevTools' evaluation, which the page's CSP does not govern
+        results: dict[str, Any] = page.evaluate(
+            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS)
+        if results["violations"]:
+            raise AssertionError(_violations(results, page.url))
+        return results
+
+    return check
+
+
+@pytest.fixture
+def shot() -> Callable[[Page, str], Path]:
+    """save(page, name): a full-page screenshot in test-results/console/<name>.png; returns its path."""
+
+    def save(page: Page, name: str) -> Path:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / f"{re.sub(r'[^A-Za-z0-9._-]+', '-', name)}.png"
+        page.screenshot(path=path, full_page=True)
+        return path
+
+    return save
+
+
+@dataclass
+class ConsoleServer:
+    """The embedded platform serving gRPC on `address` and its HTTP app (REST API and console) at `url`."""
+
+    url: str  # http://127.0.0.1:PORT
+    address: str  # gRPC, 127.0.0.1:PORT (pynomaly.Client(address) trains the models a page shows)
+    running: Running
+    store: Path
+    data_root: Path
+    output_root: Path
+    loop: asyncio.AbstractEventLoop  # the server's, on a thread of its own
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        """Run a coroutine on the server's event loop (its objects belong to it) and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+@pytest.fixture(scope="session")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+    """`pynomaly serve --http-listen` in this process: the server runs on an event loop of its own thread, so it
+    answers while a test drives the browser with Playwright's synchronous API on the main thread."""
+    store, data_root, output_root = (tmp_path_factory.mktemp(name) for name in ("console-store", "console-data",
+                                                                                 "console-output"))
+    config = ServerConfig(listen="127.0.0.1:0", store=str(store), data_root=data_root, output_root=output_root,
+                          http_listen="127.0.0.1:0")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="console-server", daemon=True)
+    thread.start()
+    try:
+        running = asyncio.run_coroutine_threadsafe(start(config), loop).result(120)
+        assert running.http is not None
+        server = ConsoleServer(f"http://{running.http.address}", f"127.0.0.1:{running.port}", running, store,
+                               data_root, output_root, loop)
+        yield server
+        server.call(running.stop(grace=1))
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
