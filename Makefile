@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
+.PHONY: help setup run run-ray test test-browser test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,7 +27,26 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install the pinned dependencies
+# The web console's assets (services/console: htmx, Vega-Lite, vega-embed, Tailwind CSS; all from the npm registry),
+# built into services/pynomaly/web/console/static/ (git-ignored). npm ci when the lock changes; the build again when
+# the stylesheet's source, build.mjs or a template changes (Tailwind takes the class names from the templates).
+CONSOLE := services/console
+CONSOLE_TEMPLATES := services/pynomaly/web/console/templates
+CONSOLE_MODULES := $(CONSOLE)/node_modules/.package-lock.json
+CONSOLE_ASSETS := services/pynomaly/web/console/static/vendor/.built
+NPM_MISSING := npm not found: the web console's assets need Node.js and npm (Debian: apt-get install nodejs npm)
+
+$(CONSOLE_MODULES): $(CONSOLE)/package-lock.json $(CONSOLE)/package.json
+	@command -v npm >/dev/null || { echo "$(NPM_MISSING)" >&2; exit 1; }
+	cd $(CONSOLE) && npm ci --silent --no-audit --no-fund
+
+$(CONSOLE_ASSETS): $(CONSOLE_MODULES) $(CONSOLE)/src/console.css $(CONSOLE)/build.mjs \
+		$(wildcard $(CONSOLE_TEMPLATES) $(CONSOLE_TEMPLATES)/*.html)
+	@command -v npm >/dev/null || { echo "$(NPM_MISSING)" >&2; exit 1; }
+	cd $(CONSOLE) && npm run --silent build
+	touch $(CONSOLE_ASSETS)
+
+setup: $(STAMP) $(CONSOLE_ASSETS) ## create .venv, install the pinned dependencies, build the web console's assets
 
 run: setup ## start the embedded platform on $(LISTEN), REST on $(HTTP_LISTEN) (store: $(STORE))
 	$(VENV)/bin/pynomaly serve --listen $(LISTEN) --http-listen $(HTTP_LISTEN) --store $(STORE)
@@ -76,6 +95,9 @@ test: setup test-clients ## run the test suite (both engines), inside a loopback
 		$(PYTEST_ARGS) || [ $$? -eq 5 ]
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q $(addprefix --ignore=,$(SERVERLESS)) $(PYTEST_ARGS) \
 		|| [ $$? -eq 5 ]
+
+test-browser: setup ## only the web console's browser tests (tests/browser: Playwright with Debian's chromium)
+	$(ISOLATED) $(PY) -m pytest -q tests/browser $(PYTEST_ARGS)
 
 lint: setup ## ruff, mypy (the core and the API layer), bandit (high), the stubs-match-proto check and buf lint
 	$(VENV)/bin/ruff check .
