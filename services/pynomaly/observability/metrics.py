@@ -52,6 +52,11 @@ class NoMetrics:
     def observe_scores(self, name: str, version: int, manifest: dict[str, Any], scores: np.ndarray) -> None:
         pass
 
+    def served(self, name: str, version: int) -> dict[str, Any] | None:
+        """A model version's served-score histogram: {"bounds", "counts" (the last above the last bound), "rows",
+        "flagged"}; None when none is kept (no scores served yet, or metrics and the console off)."""
+        return None
+
     def observe_training(self, algorithm: str, stages: Iterable[tuple[str, int, int]]) -> None:
         pass
 
@@ -60,6 +65,26 @@ class NoMetrics:
 
 
 NO_METRICS = NoMetrics()
+
+
+class _KeepsScores:
+    """The served-score histograms of the model versions (the drift signal): Metrics exports them to Prometheus,
+    ServedScores keeps them for the web console alone."""
+
+    _scores: dict[tuple[str, int], _ScoreStats]
+
+    def observe_scores(self, name: str, version: int, manifest: dict[str, Any], scores: np.ndarray) -> None:
+        stats = self._scores.get((name, version))
+        if stats is None:
+            stats = self._scores.setdefault((name, version), _ScoreStats.for_model(manifest))
+        stats.observe(scores)
+
+    def served(self, name: str, version: int) -> dict[str, Any] | None:
+        stats = self._scores.get((name, version))
+        if stats is None:
+            return None
+        counts, _, rows, flagged = stats.snapshot()
+        return {"bounds": list(stats.bounds), "counts": counts, "rows": rows, "flagged": flagged} if rows else None
 
 
 class _ScoreStats:
@@ -133,7 +158,14 @@ class RpcRecorder:
         self._seconds.observe(seconds)
 
 
-class Metrics:
+class ServedScores(_KeepsScores, NoMetrics):
+    """Metrics off, the web console on: only the served-score histograms are kept (a bisect and a lock per call)."""
+
+    def __init__(self) -> None:
+        self._scores = {}
+
+
+class Metrics(_KeepsScores):
     enabled = True
 
     def __init__(self) -> None:
@@ -173,12 +205,6 @@ class Metrics:
 
     def rpc(self, grpc_type: str, method: str) -> RpcRecorder:
         return RpcRecorder(self, grpc_type, method)
-
-    def observe_scores(self, name: str, version: int, manifest: dict[str, Any], scores: np.ndarray) -> None:
-        stats = self._scores.get((name, version))
-        if stats is None:
-            stats = self._scores.setdefault((name, version), _ScoreStats.for_model(manifest))
-        stats.observe(scores)
 
     def observe_training(self, algorithm: str, stages: Iterable[tuple[str, int, int]]) -> None:
         for stage, start_ns, end_ns in stages:

@@ -168,6 +168,10 @@ def observability(config: ServerConfig, tracer: Any) -> tuple[Any, Any, list[grp
         from pynomaly.observability.metrics import Metrics
 
         metrics = Metrics()
+    elif config.http_listen is not None:  # the web console plots the served-score histograms
+        from pynomaly.observability.metrics import ServedScores
+
+        metrics = ServedScores()
     if not (tracer.enabled or metrics.enabled):
         return tracer, metrics, []
     from pynomaly.observability.interceptors import MetricsInterceptor, TracingInterceptor

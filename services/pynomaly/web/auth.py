@@ -27,16 +27,21 @@ def method_of(http_method: str, path: str) -> str:
     return _OIP + "ServerMetadata"  # /v2, and any other path: a valid token, then the route's own answer (404)
 
 
-class TokenAuth:
-    """ASGI middleware in front of every route."""
+def _api(path: str) -> bool:
+    return path == "/v2" or path.startswith("/v2/")
 
-    def __init__(self, app: ASGIApp, tokens: Tokens):
+
+class TokenAuth:
+    """ASGI middleware in front of every route (with `console`: of the API's, /v2)."""
+
+    def __init__(self, app: ASGIApp, tokens: Tokens, console: bool = False):
         self.app = app
         self.tokens = tokens
+        self.console = console
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or (self.console and not _api(scope["path"])):
+            await self.app(scope, receive, send)  # the console's routes: its own middleware (console/access.py)
             return
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
         method = method_of(scope["method"], scope["path"])
