@@ -96,18 +96,21 @@ def drift(buckets: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
     spec = _base("Distribution of the training scores and, where scores were served, of the served scores over "
                  f"the same buckets; the threshold {threshold:.4g} is the dashed line. The table below lists the "
                  "shares.")
+    encoding = {
+        "x": {"field": "from", "type": "quantitative", "title": "anomaly score"},
+        "x2": {"field": "to"},
+        "y": {"field": "density", "type": "quantitative", "title": "share per unit of score", "stack": None},
+        "color": {"field": "series", "type": "nominal", "title": None,
+                  "scale": {"domain": ["training scores", "served scores"], "range": ["#374151", "#1d4ed8"]},
+                  "legend": {"orient": "top"}},
+        "tooltip": [{"field": "series"}, {"field": "from", "format": ".4g"}, {"field": "to", "format": ".4g"},
+                    {"field": "share", "format": ".1%"}]}
     spec["layer"] = [
-        {"data": {"values": values}, "mark": {"type": "rect", "opacity": 0.55, "stroke": "white"},
-         "encoding": {
-             "x": {"field": "from", "type": "quantitative", "title": "anomaly score"},
-             "x2": {"field": "to"},
-             "y": {"field": "density", "type": "quantitative", "title": "share per unit of score",
-                   "stack": None},
-             "color": {"field": "series", "type": "nominal", "title": None,
-                       "scale": {"domain": ["training scores", "served scores"], "range": ["#6b7280", "#1d4ed8"]},
-                       "legend": {"orient": "top"}},
-             "tooltip": [{"field": "series"}, {"field": "from", "format": ".4g"}, {"field": "to", "format": ".4g"},
-                         {"field": "share", "format": ".1%"}]}},
+        # served: filled bars; training: outlines over them, so both show where they agree
+        {"data": {"values": [v for v in values if v["series"] == "served scores"]},
+         "mark": {"type": "rect", "opacity": 0.6}, "encoding": encoding},
+        {"data": {"values": [v for v in values if v["series"] == "training scores"]},
+         "mark": {"type": "rect", "fillOpacity": 0, "strokeWidth": 2, "stroke": "#374151"}, "encoding": encoding},
         _threshold_rule(threshold),
     ]
     return spec
