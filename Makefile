@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-browser test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
+.PHONY: help setup run run-ray test test-browser bench-console test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -154,12 +154,16 @@ buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 bench: setup ## ONNX vs native PyOD, Detect vs echo RPC, then bench-batch: ratios from one run
 	$(PY) -m benchmarks.bench
 	$(PY) -m benchmarks.batch_bench
+	$(PY) -m benchmarks.console_bench
 
 bench-batch: setup ## a batch job (1M rows x 20, IForest, Parquet) vs native PyOD; server peak RSS at 1M and 4M rows
 	$(PY) -m benchmarks.batch_bench
 
 bench-first: setup ## time to first detection: `pynomaly serve` on an empty store → train → detect, fresh CLIs
 	$(PY) -m benchmarks.first_detection
+
+bench-console: setup ## the web console with a 100k-row file: upload + score, first page (< 200 ms), sort, explain, CSV
+	$(PY) -m benchmarks.console_bench
 
 bench-oip: setup ## OIP v2 via tritonclient (gRPC, REST) vs native Detect: 1-row p50, 8-thread calls/s, 1k-row rows/s
 	$(PY) -m benchmarks.oip_bench

@@ -51,7 +51,8 @@ def run(args: object, ray_address: str | None = None, log_level: str = "warning"
             f"  train:   pynomaly train --server {address} --name demo --algorithm iforest --data FILE.csv\n"
             f"  detect:  pynomaly detect --server {address} --model demo --data FILE.csv\n"
             f"  OIP v2:  inference.GRPCInferenceService on {address} (tritonclient, any KServe v2 client)\n"
-            + (f"  REST:    curl {http}/v2/health/ready (Open Inference Protocol v2)\n" if http else "")
+            + (f"  REST:    curl {http}/v2/health/ready (Open Inference Protocol v2)\n"
+               f"  console: {http}/ (the web console: models, training, scoring, explanations)\n" if http else "")
             + (f"  metrics: {metrics}\n" if metrics else "")
             + ("  note: --listen asked for any free port; a gateway replica that Serve restarts binds a new one. "
                "Give a fixed port where clients must find it again.\n" if args.listen.endswith(":0") else "")

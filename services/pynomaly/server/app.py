@@ -337,6 +337,8 @@ async def serve(config: ServerConfig) -> None:
         f"  OIP v2:  inference.GRPCInferenceService on {host}:{running.port} (tritonclient, any KServe v2 client)\n"
         + (f"  REST:    curl {running.http.scheme}://{running.http.address}/v2/health/ready (Open Inference "
            "Protocol v2)\n"
+           f"  console: {running.http.scheme}://{running.http.address}/ (the web console: models, training, "
+           "scoring, explanations)\n"
            if running.http else "")
         + (f"  metrics: http://{host}:{running.metrics_port}/metrics\n" if running.metrics_port else "")
         + ("  tracing: on (OpenTelemetry, from the OTEL_* environment variables)\n"
