@@ -85,14 +85,18 @@ def main() -> None:
             server.wait(30)
     assert first.status_code == 200 and csv_response.text.count("\n") == ROWS + 1  # type: ignore[attr-defined]
     print(f"web console, {ROWS:,} rows × {FEATURES} features (IForest, 100 trees), client-side times on loopback:")
-    print(f"  upload + score ({mb:.1f} MB CSV)        {upload_s * 1e3:8.0f} ms")
-    print(f"  first page of the result (flagged first) {first_s * 1e3:8.1f} ms   target < "
-          f"{TARGET_FIRST_PAGE_S * 1e3:.0f} ms: {'met' if first_s < TARGET_FIRST_PAGE_S else 'NOT met'}")
-    print(f"  the same page again (median of 20)       {again_s * 1e3:8.1f} ms")
-    print(f"  page 1,500 (median of 20)                {deep_s * 1e3:8.1f} ms")
-    print(f"  sorted by a feature, first time          {sort_s * 1e3:8.1f} ms")
-    print(f"  an explanation (median of 5)             {explain_s * 1e3:8.1f} ms")
-    print(f"  the full result as CSV                   {download_s * 1e3:8.0f} ms")
+    verdict = "met" if first_s < TARGET_FIRST_PAGE_S else "NOT met"
+    for label, seconds, note in [
+        (f"upload + score ({mb:.1f} MB CSV)", upload_s, ""),
+        ("first page of the result (flagged first)", first_s,
+         f"   target < {TARGET_FIRST_PAGE_S * 1e3:.0f} ms: {verdict}"),
+        ("the same page again (median of 20)", again_s, ""),
+        ("page 1,500 (median of 20)", deep_s, ""),
+        ("sorted by a feature, first time", sort_s, ""),
+        ("an explanation (median of 5)", explain_s, ""),
+        ("the full result as CSV", download_s, ""),
+    ]:
+        print(f"  {label:42} {seconds * 1e3:8.1f} ms{note}")
 
 
 if __name__ == "__main__":
