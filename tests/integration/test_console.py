@@ -342,3 +342,33 @@ def test_no_user_string_is_rendered_unescaped(console, client, blobs):
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page and "&lt;b&gt;a&lt;/b&gt;, b, c" in page
     search = console.get("/?q=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E").text
     assert "<img src=x" not in search and "&lt;img src=x onerror=alert(1)&gt;" in search
+
+
+def test_batch_job_from_the_score_page(console, client, server, trained_here, blobs):
+    (server.data_root / "console-batch.csv").write_bytes(csv_bytes(blobs[1], NAMES))
+    form = console.get("/score").text
+    assert '<option value="console-batch.csv"' in form and "Start the batch job" in form
+    response = console.post("/score/batch", {"model": "console-m@1", "input_uri": "console-batch.csv",
+                                             "output_uri": "console-batch-scores.csv"})
+    assert response.status_code == 303 and response.headers["location"].startswith("/jobs/batch/batch-")
+    job_id = response.headers["location"].removeprefix("/jobs/batch/")
+    deadline = time.monotonic() + 60
+    while 'id="job-state">succeeded<' not in (page := console.get(f"/jobs/batch/{job_id}").text):
+        assert time.monotonic() < deadline and 'id="job-state">failed<' not in page, page
+        time.sleep(0.2)
+    expected = client.detect("console-m@1", blobs[1])
+    assert f"50 of 50, {int(expected.is_anomaly.sum())} anomalous" in page
+    scores = np.loadtxt(server.output_root / "console-batch-scores.csv", delimiter=",", skiprows=1, usecols=0)
+    np.testing.assert_array_equal(scores, expected.anomaly_scores)
+    assert f'<a href="/jobs/batch/{job_id}">' in console.get("/jobs").text
+    again = console.post("/score/batch", {"model": "console-m@1", "input_uri": "console-batch.csv",
+                                          "output_uri": "console-batch-scores.csv"})  # exists, no overwrite
+    assert again.status_code == 409
+    assert field_error(again.text, "output_uri").startswith("output_uri: ")
+    outside = console.post("/score/batch", {"model": "console-m@1", "input_uri": "console-batch.csv",
+                                            "output_uri": "../escape.csv"})
+    assert outside.status_code == 403 and field_error(outside.text, "output_uri").startswith("output_uri: ")
+    unknown = console.post("/score/batch", {"model": "nope", "input_uri": "console-batch.csv",
+                                            "output_uri": "x.csv"})
+    assert unknown.status_code == 404 and field_error(unknown.text, "batch-model") == "model 'nope' not found"
+    assert not (server.output_root / "x.csv").exists() and not (server.output_root.parent / "escape.csv").exists()
