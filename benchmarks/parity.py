@@ -192,6 +192,15 @@ def summary(rows: list[ParityRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(out: Path, rows: list[ParityRow]) -> None:
+    (out / "parity.md").write_text("# Parity: ONNX (served) vs native\n\n" + summary(rows) + "\n" + markdown(rows))
+    with open(out / "parity.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(ParityRow)] + ["ok"])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**asdict(r), "ok": r.ok})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="../shared/datasets", help="directory of the ADBench .npz files")
@@ -202,27 +211,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="compare the detectors whose reference scores one row at a time (ECOD, COPOD, DIF, COF, "
                              "CD, ROD, SOS, LOCI, LMDD) on the export check's rows (256 sampled + 256 synthetic), "
                              "as `make test` does, instead of serving every row: hours less on the large sets")
+    parser.add_argument("--quick", action="store_true",
+                        help="train the deep detectors for the test suites' few epochs (parity.QUICK) rather than "
+                             "PyOD's defaults: parity needs a fitted network, not a converged one (AnoGAN's defaults "
+                             "take minutes a set)")
     args = parser.parse_args(argv)
     datasets = Path(args.datasets)
     if not datasets.is_dir():
         print(f"error: datasets directory {datasets} not found (give --datasets DIR)", file=sys.stderr)
         return 2
-    rows = []
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[ParityRow] = []
     for dataset in args.dataset or DATASETS:
         X, y = load(datasets, dataset)
         for algorithm in args.algorithm or exportable():
-            row = run_case(algorithm, dataset, X, y, check_rows=args.check_rows)
+            row = run_case(algorithm, dataset, X, y, quick=args.quick, check_rows=args.check_rows)
             rows.append(row)
             print(f"{dataset:12} {algorithm:28} rel {row.max_rel_error:.1e}  auc {row.auc_native:.4f}/"
                   f"{row.auc_served:.4f}  {'ok' if row.ok else 'FAIL ' + row.error}", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "parity.md").write_text("# Parity: ONNX (served) vs native\n\n" + summary(rows) + "\n" + markdown(rows))
-    with open(out / "parity.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(ParityRow)] + ["ok"])
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({**asdict(r), "ok": r.ok})
+            write(out, rows)  # after every case: a long run cut short keeps its table
     failed = [r for r in rows if not r.ok]
     print(f"\n{len(rows) - len(failed)} of {len(rows)} cases ok; table in {out / 'parity.md'}")
     return 1 if failed else 0
