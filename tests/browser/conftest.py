@@ -5,18 +5,19 @@ axe-core's accessibility checks (WCAG 2.1 A and AA) and full-page screenshots in
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import tempfile
 import threading
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from playwright.sync_api import Browser, BrowserType, Page, Playwright, sync_playwright
-from playwright.sync_api import Error as PlaywrightError
 
 from pynomaly.server.app import Running, ServerConfig, start
 
@@ -111,16 +112,17 @@ def axe() -> Callable[[Page], dict[str, Any]]:
     if not AXE.is_file():
         pytest.fail(f"{AXE} is missing: run `make setup` (npm ci in services/console)")
 
+    source = AXE.read_text()
+
     def check(page: Page) -> dict[str, Any]:
         if not page.evaluate("typeof window.axe !== 'undefined'"):
-            try:
-                page.add_script_tag(path=AXE)
-            except PlaywrightError as e:  # a page whose Content-Security-Policy refuses inline scripts
-                if "Content Security Policy" not in e.message:
-                    raise
-                page.evaluate(AXE.read_text())  # DevTools' evaluation, which the page's CSP does not govern
+            # DevTools' evaluation, not a <script> tag: the page's Content-Security-Policy neither refuses it nor
+            # logs a violation in the console (which the console's tests count as errors).
+            page.evaluate(source)
+        # resultTypes: every node of a violation, one example of the rest (a third faster on the console's pages).
         results: dict[str, Any] = page.evaluate(
-            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS)
+            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
+            WCAG_TAGS)
         if results["violations"]:
             raise AssertionError(_violations(results, page.url))
         return results
@@ -158,14 +160,15 @@ class ConsoleServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
 
-@pytest.fixture(scope="session")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
-    """`pynomaly serve --http-listen` in this process: the server runs on an event loop of its own thread, so it
-    answers while a test drives the browser with Playwright's synchronous API on the main thread."""
+@contextmanager
+def embedded_server(tmp_path_factory: pytest.TempPathFactory, **options: Any) -> Iterator[ConsoleServer]:
+    """`pynomaly serve --http-listen` in this process, with a store, data root and output root of its own and any
+    other ServerConfig field in `options` (auth_tokens=...): the server runs on an event loop of its own thread, so
+    it answers while a test drives the browser with Playwright's synchronous API on the main thread."""
     store, data_root, output_root = (tmp_path_factory.mktemp(name) for name in ("console-store", "console-data",
                                                                                  "console-output"))
     config = ServerConfig(listen="127.0.0.1:0", store=str(store), data_root=data_root, output_root=output_root,
-                          http_listen="127.0.0.1:0")
+                          http_listen="127.0.0.1:0", **options)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="console-server", daemon=True)
     thread.start()
@@ -180,3 +183,18 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         loop.close()
+
+
+@pytest.fixture(scope="session")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+    """The embedded server the console's tests share (embedded_server)."""
+    with embedded_server(tmp_path_factory) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def another_console_server(tmp_path_factory: pytest.TempPathFactory
+                           ) -> Callable[..., AbstractContextManager[ConsoleServer]]:
+    """another_console_server(**options): a server of its own for a test that needs other settings (auth_tokens=
+    a token file), as a context manager; embedded_server's."""
+    return functools.partial(embedded_server, tmp_path_factory)
