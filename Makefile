@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-browser bench-console test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
+.PHONY: help setup run run-ray test test-browser console-screenshots bench-console test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -99,6 +99,12 @@ test: setup test-clients ## run the test suite (both engines), inside a loopback
 
 test-browser: setup ## only the web console's browser tests (tests/browser: Playwright with Debian's chromium)
 	$(ISOLATED) $(PY) -m pytest -q tests/browser $(PYTEST_ARGS)
+
+# The README's pictures of the console: the browser suite's model card and scored file at 1280×900, written where
+# PYNOMALY_SCREENSHOTS points (tests/browser/test_console.py).
+console-screenshots: setup ## the README's console screenshots: docs/images/console-model-card.png, console-score.png
+	$(ISOLATED) env PYNOMALY_SCREENSHOTS=docs/images $(PY) -m pytest -q tests/browser/test_console.py \
+		-k test_score_a_file $(PYTEST_ARGS)
 
 lint: setup ## ruff, mypy (the core and the API layer), bandit (high), the stubs-match-proto check and buf lint
 	$(VENV)/bin/ruff check .
