@@ -220,8 +220,9 @@ def test_train_from_an_upload_and_open_the_model_card(page: Page, axe, shot, con
     plot = page.locator('[data-plot="drift-spec"]')
     expect(plot.locator("svg")).to_be_visible()  # vega-embed drew it
     expect(plot.locator("svg")).to_have_attribute("aria-hidden", "true")  # the container carries the alternative
-    expect(plot).to_have_accessible_name(re.compile(r"^Distribution of the training scores .* The table below "
-                                                    r"lists the shares\.$"))
+    figure = plot.locator("xpath=..")  # role=img with the text alternative; the drawing inside it
+    expect(figure).to_have_accessible_name(re.compile(r"^Distribution of the training scores .* The table below "
+                                                      r"lists the shares\.$"))
     # The text alternative: the same distributions as a table, behind a disclosure.
     table = page.locator("details").filter(has_text="The distributions as a table").locator("table")
     expect(table).to_be_hidden()
@@ -274,7 +275,7 @@ def test_score_a_file_sort_page_explain_and_download(page: Page, axe, shot, cons
     expect(page.locator("#flagged-count")).to_have_text(str(flagged))
     histogram = page.locator('[data-plot="hist-spec"]')
     expect(histogram.locator("svg")).to_be_visible()
-    expect(histogram).to_have_accessible_name(
+    expect(histogram.locator("xpath=..")).to_have_accessible_name(
         f"Histogram of {SCORED_ROWS} anomaly scores in 40 bins; {flagged} rows over the threshold "
         f"{detected.threshold:.4g} (dashed line).")
     bins = page.locator("details").filter(has_text="The histogram as a table").locator("tbody tr td:nth-child(3)")

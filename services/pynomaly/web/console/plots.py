@@ -105,10 +105,11 @@ def drift(buckets: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
                   "legend": {"orient": "top"}},
         "tooltip": [{"field": "series"}, {"field": "from", "format": ".4g"}, {"field": "to", "format": ".4g"},
                     {"field": "share", "format": ".1%"}]}
+    served = [v for v in values if v["series"] == "served scores"]
     spec["layer"] = [
-        # served: filled bars; training: outlines over them, so both show where they agree
-        {"data": {"values": [v for v in values if v["series"] == "served scores"]},
-         "mark": {"type": "rect", "opacity": 0.6}, "encoding": encoding},
+        # served: filled bars (once scores were served); training: outlines over them, both seen where they agree
+        *([{"data": {"values": served}, "mark": {"type": "rect", "opacity": 0.6}, "encoding": encoding}]
+          if served else []),
         {"data": {"values": [v for v in values if v["series"] == "training scores"]},
          "mark": {"type": "rect", "fillOpacity": 0, "strokeWidth": 2, "stroke": "#374151"}, "encoding": encoding},
         _threshold_rule(threshold),

@@ -77,8 +77,12 @@ class Result:
         return self.order(key, descending)[(page - 1) * size: page * size], pages
 
     def histogram(self, bins: int = HISTOGRAM_BINS) -> tuple[np.ndarray, np.ndarray]:
-        """(edges, counts) of the scores."""
-        counts, edges = np.histogram(self.scores, bins=bins)
+        """(edges, counts) of the scores; the threshold is an edge where it falls inside their range, so that no bin
+        mixes flagged rows with others."""
+        edges = np.histogram_bin_edges(self.scores, bins=bins)
+        if bins > 1 and edges[0] < self.threshold < edges[-1]:  # the nearest inner edge moves onto it
+            edges[1 + int(np.argmin(np.abs(edges[1:-1] - self.threshold)))] = self.threshold
+        counts, edges = np.histogram(self.scores, bins=edges)
         return edges, counts
 
     def csv(self) -> Iterator[bytes]:

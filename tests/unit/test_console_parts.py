@@ -161,3 +161,12 @@ def test_results_are_per_session_and_bounded():
     small = Results(max_bytes=1)  # one result is always kept, however big
     only = small.add(_result())
     assert small.get(only.id, "me") is only
+
+
+def test_the_histogram_has_the_threshold_as_a_bin_edge():
+    r = _result(1000)
+    edges, counts = r.histogram()
+    assert len(counts) == 40 and counts.sum() == 1000
+    assert r.threshold in edges  # no bin holds flagged rows and others
+    over = edges[:-1] >= r.threshold
+    assert counts[over].sum() == int(r.flagged.sum())
