@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, BrowserType, Page, Playwright, sync_playwright
 
+from pynomaly import Client
 from pynomaly.server.app import Running, ServerConfig, start
+from tests.browser.console_pages import MODEL, NAMES, SCORED_ROWS, Files, write_csv
 
 from conftest import REPO
 
@@ -198,3 +201,52 @@ def another_console_server(tmp_path_factory: pytest.TempPathFactory
     """another_console_server(**options): a server of its own for a test that needs other settings (auth_tokens=
     a token file), as a context manager; embedded_server's."""
     return functools.partial(embedded_server, tmp_path_factory)
+
+
+# --- the console's flows (test_console_*.py) ---
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
+    tmp = tmp_path_factory.mktemp("console-files")
+    rng = np.random.default_rng(7)
+    X_train = np.vstack([rng.normal(size=(300, 4)), rng.normal(6, 0.5, size=(6, 4))])
+    X_readings = np.vstack([rng.normal(size=(SCORED_ROWS - 6, 4)), rng.normal(5, 0.5, size=(6, 4))])
+    rng.shuffle(X_readings)
+    notes = tmp / "notes.txt"
+    notes.write_text("a,b,c,d\n1,2,3,4\n")
+    return Files(write_csv(tmp / "train.csv", X_train, NAMES), X_train,
+                 write_csv(tmp / "readings.csv", X_readings, NAMES), X_readings,
+                 write_csv(tmp / "three.csv", X_readings[:, :3], NAMES[:3]), notes,
+                 write_csv(tmp / "slow.csv", rng.normal(size=(3000, 8)), [f"x{i}" for i in range(8)]))
+
+
+@pytest.fixture(scope="module")
+def client(console_server) -> Iterator[Client]:
+    with Client(console_server.address) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def model(client: Client, files: Files) -> str:
+    """MODEL version 1 (iforest), trained over gRPC: the model the scoring, bad-input and page checks use."""
+    client.train(MODEL, files.X_train, algorithm="iforest", params={"n_estimators": 50, "random_state": 0},
+                 feature_names=NAMES, description="four sensors")
+    return MODEL
+
+
+@pytest.fixture(autouse=True)
+def no_browser_errors(page: Page) -> Iterator[None]:
+    """Every page a test opens runs without an uncaught script error or a console error (a refused script, a
+    Content-Security-Policy violation) and loads every asset and fragment it asks for. A page's own 4xx (an error
+    page, a refused form) is what its test expects: Chromium's console line about it is not counted."""
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(f"uncaught {e.name}: {e.message}"))
+    page.on("console", lambda m: errors.append(f"console: {m.text} ({m.location['url']})")
+            if m.type == "error" and not m.text.startswith("Failed to load resource: ") else None)
+    page.on("response", lambda r: errors.append(f"{r.status} for {r.request.resource_type} {r.url}")
+            if r.status >= 400 and r.request.resource_type != "document" else None)
+    page.on("requestfailed", lambda r: errors.append(f"failed: {r.resource_type} {r.url}: {r.failure}")
+            if r.resource_type != "document" else None)
+    yield
+    assert errors == []
