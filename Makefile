@@ -86,9 +86,12 @@ test-interop: setup ## only the bring-your-own-model tests: Keras (tf2onnx) and 
 # graphs) run in TEST_WORKERS processes, one file per process at a time (pytest-xdist --dist loadfile: the export
 # cases' fits stay cached within a file); the server suites run after them in one process, each session's servers
 # (embedded and Ray) started once.
+# The largest files first (each 150-250 s of CPU), the unit tests' many small files after them: xdist hands the files
+# out in this order, so the small ones even out the two workers' ends (the other order left one worker idle for
+# minutes: 720 s against about 550).
 TEST_WORKERS ?= 2
-SERVERLESS := tests/unit tests/integration/test_parity.py tests/integration/test_every_detector.py \
-	tests/integration/test_automl_datasets.py
+SERVERLESS := tests/integration/test_every_detector.py tests/integration/test_parity.py \
+	tests/integration/test_automl_datasets.py tests/unit
 
 # A PYTEST_ARGS selection (-k, -m) may leave one part with no test: pytest's exit status 5 there is not a failure.
 test: setup test-clients ## run the test suite (both engines), inside a loopback-only network namespace
