@@ -13,13 +13,13 @@ from pynomaly.errors import InvalidArgument
 from pynomaly.refs import is_digits
 from pynomaly.web.console import plots
 from pynomaly.web.console.forms import text
-from pynomaly.web.console.pages import checked_form, page_errors, render
+from pynomaly.web.console.pages import checked_form, console_of, page_errors, render
 
 FORM_LIMIT = 64 * 1024
 
 
 def _dp(request: Request) -> Any:
-    return request.app.state.console.dataplane
+    return console_of(request).dataplane
 
 
 def _version(raw: str, field: str = "version") -> int:

@@ -76,6 +76,21 @@ async def checked_form(request: Request, limit: int) -> Any:
     return form
 
 
+def values_of(form: Any) -> dict[str, str]:
+    """A form's text fields as typed (trimmed), to show again with its errors; not the CSRF token."""
+    return {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != access.CSRF_FIELD}
+
+
+def console_of(request: Request) -> Any:
+    """What the console's routes share (pynomaly.web.console.Console)."""
+    return request.app.state.console
+
+
+def status_of(e: PynomalyError) -> int:
+    """The HTTP status of a refused form: the API's (web/status.py)."""
+    return to_status(e, "console")[0]
+
+
 def local_target(target: str) -> str:
     """Where to go after sign-in: a path on this site only (never another host)."""
     parts = urlsplit(target)

@@ -17,14 +17,11 @@ from pynomaly.batch.plan import BatchRequest
 from pynomaly.errors import InvalidArgument, PynomalyError
 from pynomaly.refs import is_digits
 from pynomaly.web.console import access, forms, plots
-from pynomaly.web.console.pages import checked_form, page_errors, render
+from pynomaly.web.console.pages import checked_form, console_of, page_errors, render, status_of, values_of
 from pynomaly.web.console.results import Result
 
 FIELDS = ("model", "file", "threshold", "input_uri", "output_uri")
 
-
-def _console(request: Request) -> Any:
-    return request.app.state.console
 
 
 def _models(dp: Any) -> list[dict[str, Any]]:
@@ -33,13 +30,13 @@ def _models(dp: Any) -> list[dict[str, Any]]:
 
 
 async def _form(request: Request, values: dict[str, str], errors: dict[str, str], status: int = 200) -> Response:
-    dp = _console(request).dataplane
+    dp = console_of(request).dataplane
     models = await asyncio.to_thread(_models, dp)
     files = await asyncio.to_thread(forms.data_files, dp.data_root)
     return render(request, "score.html", {
         "title": "Score a file", "models": models, "values": values, "errors": errors, "files": files,
         "batch_on": dp.batch is not None and dp.data_root is not None,
-        "max_mb": _console(request).max_body_bytes / 2**20,
+        "max_mb": console_of(request).max_body_bytes / 2**20,
     }, status)
 
 
@@ -60,17 +57,12 @@ def _threshold(raw: str) -> float | None:
     return value
 
 
-def _status(e: PynomalyError) -> int:
-    from pynomaly.web.status import to_status
-
-    return to_status(e, "console.score")[0]
-
 
 @page_errors
 async def score(request: Request) -> Response:
-    console = _console(request)
+    console = console_of(request)
     form = await checked_form(request, console.max_body_bytes)
-    values = {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != access.CSRF_FIELD}
+    values = values_of(form)
     try:
         model = values.get("model", "")
         if not model:
@@ -85,7 +77,7 @@ async def score(request: Request) -> Response:
         where = forms.field_error(e, FIELDS)
         if where.field == "" and str(e).startswith("rows"):
             where.field = "file"  # the rows do not fit the model: about the file
-        return await _form(request, values, {where.field: where.message}, _status(e))
+        return await _form(request, values, {where.field: where.message}, status_of(e))
     card = console.dataplane.store.manifest(result.model_name, result.model_version)
     kept = console.results.add(Result(
         owner=access.session_id(request)[0], name=result.model_name, version=result.model_version,
@@ -97,9 +89,9 @@ async def score(request: Request) -> Response:
 
 @page_errors
 async def batch(request: Request) -> Response:
-    console = _console(request)
+    console = console_of(request)
     form = await checked_form(request, 64 * 1024)
-    values = {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != access.CSRF_FIELD}
+    values = values_of(form)
     try:
         job = await console.dataplane.create_batch_detect_job(BatchRequest(
             model=values.get("model", ""), input_uri=values.get("input_uri", ""),
@@ -108,12 +100,12 @@ async def batch(request: Request) -> Response:
     except PynomalyError as e:
         where = forms.field_error(e, FIELDS)
         field = "batch-model" if where.field == "model" else where.field
-        return await _form(request, values, {field: where.message}, _status(e))
+        return await _form(request, values, {field: where.message}, status_of(e))
     return RedirectResponse(f"/jobs/batch/{job['id']}", 303)
 
 
 def _result(request: Request) -> Result:
-    return _console(request).results.get(request.path_params["id"], access.session_id(request)[0])
+    return console_of(request).results.get(request.path_params["id"], access.session_id(request)[0])
 
 
 def _int(raw: str, field: str, default: int) -> int:
@@ -161,7 +153,7 @@ async def explain(request: Request) -> Response:
     row = _int(request.path_params["row"], "row", 0)
     if row >= r.rows:
         raise InvalidArgument(f"row: must be in [0, {r.rows - 1}], got {row}", field="row")
-    explanation, names, name, version = await _console(request).dataplane.explain(f"{r.name}@{r.version}",
+    explanation, names, name, version = await console_of(request).dataplane.explain(f"{r.name}@{r.version}",
                                                                                   r.X[row: row + 1])
     values = r.X[row].tolist()
     contributions = explanation.contributions[0].tolist()

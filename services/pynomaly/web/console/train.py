@@ -16,7 +16,7 @@ from pynomaly.errors import InvalidArgument, PynomalyError
 from pynomaly.jobs import TERMINAL
 from pynomaly.training import EXPORT, FIT, VERIFY
 from pynomaly.web.console import access, forms
-from pynomaly.web.console.pages import checked_form, page_errors, render
+from pynomaly.web.console.pages import checked_form, console_of, page_errors, render, status_of, values_of
 
 DEFAULT_ALGORITHM = "iforest"
 FIELDS = ("name", "algorithm", "contamination", "description", "file", "data_uri", "label_column",
@@ -24,9 +24,6 @@ FIELDS = ("name", "algorithm", "contamination", "description", "file", "data_uri
 STAGES = ((FIT, "fit the detector"), (EXPORT, "export to ONNX"), (VERIFY, "check the ONNX scores against the "
                                                                           "library's"))
 
-
-def _console(request: Request) -> Any:
-    return request.app.state.console
 
 
 def _choices() -> list[dict[str, Any]]:
@@ -52,11 +49,11 @@ async def _form(request: Request, values: dict[str, str], errors: dict[str, str]
     except InvalidArgument as e:
         errors = {"algorithm": str(e), **errors}
         algo = algorithms.get(DEFAULT_ALGORITHM)
-    files = await asyncio.to_thread(forms.data_files, _console(request).dataplane.data_root)
+    files = await asyncio.to_thread(forms.data_files, console_of(request).dataplane.data_root)
     return render(request, "train.html", {
         "title": "Train a model", "algorithms": _choices(), "algo": algo, "params": _params(algo, values),
-        "values": values, "errors": errors, "files": files, "has_root": _console(request).dataplane.data_root
-        is not None, "max_mb": _console(request).max_body_bytes / 2**20,
+        "values": values, "errors": errors, "files": files, "has_root": console_of(request).dataplane.data_root
+        is not None, "max_mb": console_of(request).max_body_bytes / 2**20,
     }, status)
 
 
@@ -86,9 +83,9 @@ def _contamination(raw: str) -> float:
 
 @page_errors
 async def train(request: Request) -> Response:
-    console = _console(request)
+    console = console_of(request)
     form = await checked_form(request, console.max_body_bytes)
-    values = {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != access.CSRF_FIELD}
+    values = values_of(form)
     try:
         algo = _algorithm(values.get("algorithm", ""))
         contamination = _contamination(values.get("contamination", ""))
@@ -113,14 +110,9 @@ async def train(request: Request) -> Response:
             labels=y, threshold_method=values.get("threshold_method", ""))
     except PynomalyError as e:
         where = forms.field_error(e, FIELDS)
-        return await _form(request, values, {where.field: where.message}, _status(e))
+        return await _form(request, values, {where.field: where.message}, status_of(e))
     return RedirectResponse(f"/jobs/{job['id']}", 303)
 
-
-def _status(e: PynomalyError) -> int:
-    from pynomaly.web.status import to_status
-
-    return to_status(e, "console.train")[0]
 
 
 # --- jobs ---
@@ -135,7 +127,7 @@ def _job_view(job: dict[str, Any]) -> dict[str, Any]:
 
 @page_errors
 async def jobs(request: Request) -> Response:
-    dp = _console(request).dataplane
+    dp = console_of(request).dataplane
     training = [_job_view(j) for j in dp.list_training_jobs("", 100)]
     batch = None
     if dp.batch is not None and access.allowed(request, "/pynomaly.v1.DetectService/ListBatchDetectJobs"):
@@ -145,7 +137,7 @@ async def jobs(request: Request) -> Response:
 
 @page_errors
 async def job(request: Request) -> Response:
-    view = _job_view(_console(request).dataplane.get_training_job(request.path_params["id"]))
+    view = _job_view(console_of(request).dataplane.get_training_job(request.path_params["id"]))
     template = "_job_status.html" if request.headers.get("hx-request") else "job.html"
     return render(request, template, {"title": f"Training job {view['id']}", "job": view, "stages": STAGES})
 
@@ -154,13 +146,13 @@ async def job(request: Request) -> Response:
 async def cancel_job(request: Request) -> Response:
     job_id = request.path_params["id"]
     await checked_form(request, 64 * 1024)
-    _console(request).dataplane.cancel_training_job(job_id)
+    console_of(request).dataplane.cancel_training_job(job_id)
     return RedirectResponse(f"/jobs/{job_id}", 303)
 
 
 @page_errors
 async def batch_job(request: Request) -> Response:
-    view = _job_view(_console(request).dataplane.get_batch_detect_job(request.path_params["id"]))
+    view = _job_view(console_of(request).dataplane.get_batch_detect_job(request.path_params["id"]))
     template = "_batch_status.html" if request.headers.get("hx-request") else "batch_job.html"
     return render(request, template, {"title": f"Batch job {view['id']}", "job": view})
 
@@ -169,5 +161,5 @@ async def batch_job(request: Request) -> Response:
 async def cancel_batch_job(request: Request) -> Response:
     job_id = request.path_params["id"]
     await checked_form(request, 64 * 1024)
-    await _console(request).dataplane.cancel_batch_detect_job(job_id)
+    await console_of(request).dataplane.cancel_batch_detect_job(job_id)
     return RedirectResponse(f"/jobs/batch/{job_id}", 303)
