@@ -5,6 +5,7 @@ field they name."""
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,17 @@ async def read_upload(file: UploadFile, label_column: str = "") -> tuple[np.ndar
             raise InvalidArgument(str(e).replace(path.name, name), reason=e.reason,
                                   field=e.field if e.field == "label_column" else "file") from None
     return X, names, y
+
+
+def finite(raw: str, field: str, expected: str) -> float:
+    """A number typed in a form: finite, else InvalidArgument "FIELD: must be EXPECTED, got 'RAW'"."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{field}: must be {expected}, got {raw!r}", field=field)
+    return value
 
 
 def param_value(raw: str) -> Any:

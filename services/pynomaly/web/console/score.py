@@ -5,7 +5,6 @@ file."""
 from __future__ import annotations
 
 import asyncio
-import math
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +45,7 @@ async def score_form(request: Request) -> Response:
 
 
 def _threshold(raw: str) -> float | None:
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise InvalidArgument(f"threshold: must be a finite number, got {raw!r}", field="threshold")
-    return value
+    return forms.finite(raw, "threshold", "a finite number") if raw else None
 
 
 

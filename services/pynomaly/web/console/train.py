@@ -4,7 +4,6 @@ as CreateTrainingJob, so its messages are the API's) and the Jobs pages: live pr
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from typing import Any
 
@@ -69,16 +68,8 @@ async def params_fragment(request: Request) -> Response:
 
 
 def _contamination(raw: str) -> float:
-    if not raw:
-        return 0.0  # the server's default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidArgument(f"contamination: must be a number in (0, 0.5], got {raw!r}",
-                              field="contamination") from None
-    if not math.isfinite(value):
-        raise InvalidArgument(f"contamination: must be a number in (0, 0.5], got {raw!r}", field="contamination")
-    return value
+    # empty: 0, the server's default
+    return forms.finite(raw, "contamination", "a number in (0, 0.5]") if raw else 0.0
 
 
 @page_errors
