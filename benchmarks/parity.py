@@ -208,6 +208,17 @@ def write(out: Path, rows: list[ParityRow]) -> None:
             writer.writerow({**asdict(r), "ok": r.ok})
 
 
+def read(out: Path) -> list[ParityRow]:
+    """The rows of an earlier run's parity.csv (none if there is none): `--resume` goes on from them."""
+    path = out / "parity.csv"
+    if not path.exists():
+        return []
+    types = {fl.name: fl.type for fl in fields(ParityRow)}
+    parse = {"int": int, "float": float, "bool": lambda v: v == "True", "str": str}
+    with open(path, newline="") as f:
+        return [ParityRow(**{k: parse[types[k]](v) for k, v in rec.items() if k in types}) for rec in csv.DictReader(f)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="../shared/datasets", help="directory of the ADBench .npz files")
@@ -222,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="train the deep detectors for the test suites' few epochs (parity.QUICK) rather than "
                              "PyOD's defaults: parity needs a fitted network, not a converged one (AnoGAN's defaults "
                              "take minutes a set)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the cases already in OUT/parity.csv and run only the others (a run of every "
+                             "detector on the 12 sets takes hours: it can be stopped and resumed)")
     args = parser.parse_args(argv)
     datasets = Path(args.datasets)
     if not datasets.is_dir():
@@ -229,10 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[ParityRow] = []
+    rows = read(out) if args.resume else []
+    done = {(r.dataset, r.algorithm) for r in rows}
     for dataset in args.dataset or DATASETS:
+        todo = [a for a in args.algorithm or exportable() if (dataset, a) not in done]
+        if not todo:
+            continue
         X, y = load(datasets, dataset)
-        for algorithm in args.algorithm or exportable():
+        for algorithm in todo:
             row = run_case(algorithm, dataset, X, y, quick=args.quick, check_rows=args.check_rows)
             rows.append(row)
             print(f"{dataset:12} {algorithm:28} rel {row.max_rel_error:.1e}  auc {row.auc_native:.4f}/"

@@ -168,3 +168,25 @@ def to_onnx_free(graph: _Net, score: str) -> Any:
     from pynomaly.export._graph import double_io
 
     return double_io(graph.model(score, N_FEATURES, "test"))
+
+
+def test_a_saturated_discriminator_fails_the_job_saying_what_to_change() -> None:
+    """MO_GAAL on unscaled features far from the origin (2,000 rows around 2,000; ADBench satellite likewise with
+    2 epochs): the discriminator scores every training row below float32's smallest normal number, PyOD's own
+    scores are all 0.0, so no threshold exists among them and training refuses the model. (PyOD's GAALs take no
+    seed: torch's is set; 7 of 8 seeds saturate.)"""
+    from pynomaly import training
+
+    x = np.random.default_rng(0).normal(2000.0, 18.0, size=(2000, 36))
+    params = algorithms.get("mo_gaal").resolve_params({"stop_epochs": 2})
+    torch.manual_seed(0)
+    det = algorithms.get("mo_gaal").build(params, 0.1).fit(x)
+    assert np.all(det.decision_scores_ == 0.0)
+    checks.assert_refused(det, 36, r"the discriminator has saturated: it scores 100% of the training rows below "
+                          r"float32's smallest normal number \(1\.2e-38; PyOD's own scores are 0\.0 there\)")
+    spec = training.TrainSpec(model_name="m", algorithm="mo_gaal", params=params, contamination=0.1,
+                              feature_names=[f"f{i}" for i in range(36)])
+    torch.manual_seed(0)
+    with pytest.raises(training.TrainingFailed, match="export to ONNX failed: cannot export MO_GAAL: the "
+                       "discriminator has saturated: .* train more epochs \\(stop_epochs\\), or scale the features"):
+        training.train(spec, x)

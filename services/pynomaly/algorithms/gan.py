@@ -149,6 +149,13 @@ def _rows32(det: Any, X: np.ndarray) -> np.ndarray:
     return X.astype(np.float32).astype(np.float64)
 
 
+_GAAL_SATURATED = (
+    "a discriminator that has saturated, refused at export saying so: over 5 % of the training rows scored below "
+    "float32's smallest normal number (PyOD's own scores 0.0), so they tie and no threshold exists among them "
+    "(ADBench satellite with 2 epochs: every row)."
+)
+
+
 def gaal_score(det: Any, X: np.ndarray) -> np.ndarray:
     """SO_GAAL's and MO_GAAL's decision_function, the discriminator's output, computed in float64."""
     import torch
@@ -216,6 +223,7 @@ ALGORITHMS = [
         export_note="Graph of the discriminator, sigmoid(W2 relu(W1 x + b1) + b2), in float64 on the row rounded "
         "to float32 (PyOD's tensor); checked against PyOD's decision_function run in float64. PyOD's own float32 "
         "scores differ from it by their rounding (about 1e-6 relative).",
+        export_limit=_GAAL_SATURATED,
     ),
     Algorithm(
         name="mo_gaal",
@@ -231,6 +239,7 @@ ALGORITHMS = [
         max_training_rows=50_000,
         export_note="Graph of the one discriminator (the generators only train it), as for so_gaal: float64 on "
         "the row rounded to float32, checked against PyOD's decision_function run in float64.",
+        export_limit=_GAAL_SATURATED,
     ),
     Algorithm(
         name="alad",

@@ -39,6 +39,9 @@ _DOUBLE = TensorProto.DOUBLE
 _FLOAT = TensorProto.FLOAT
 # Doubles per vector in onnxruntime's elementwise loops: 8 covers AVX-512 (AVX2 packs 4).
 _LANES = 8
+# A GAAL discriminator that scores more than this share of its training rows below float32's smallest normal
+# number has saturated (ADBench satellite, 2 epochs: every training score 0.0 in PyOD's float32).
+SATURATED_SHARE = 0.05
 
 
 class _Net:
@@ -191,8 +194,22 @@ def gaal_to_onnx(det: Any, n_features: int) -> onnx.ModelProto:
     if disc is None or getattr(det, "decision_scores_", None) is None:
         raise ValueError(f"{type(det).__name__} is not fitted")
     _check_width(det, n_features, disc.layer1.in_features)
+    _check_unsaturated(det)
     net = _Net()
     return net.model(net.mlp(net.rows64(), _gaal_discriminator(disc)), n_features, type(det).__name__.lower())
+
+
+def _check_unsaturated(det: Any) -> None:
+    """Refuse a discriminator whose sigmoid underflows on the training rows: PyOD's float32 training scores tie
+    them at 0, so neither their order nor a threshold among them exists (float64 scores of 1e-230 and below are
+    ordered by the rounding of exp, and the served float32 score is 0)."""
+    scores = np.abs(np.asarray(det.decision_scores_, np.float64))
+    share = float(np.mean(scores < np.finfo(np.float32).tiny))
+    if share > SATURATED_SHARE:
+        raise ValueError(
+            f"the discriminator has saturated: it scores {share:.0%} of the training rows below float32's smallest "
+            f"normal number ({np.finfo(np.float32).tiny:.1e}; PyOD's own scores are 0.0 there), so they tie and no "
+            "threshold can be set among them; train more epochs (stop_epochs), or scale the features")
 
 
 def _scaler(det: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
