@@ -81,6 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         data_root=Path(args.data_root) if args.data_root else None,
         output_root=Path(args.output_root) if args.output_root else None,
         train_workers=args.train_workers,
+        train_idle_s=args.train_idle_s,
         threads=args.threads,
         max_message_bytes=int(args.max_message_mb * 1024 * 1024),
         metrics_port=args.metrics_port,
@@ -135,6 +136,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--data-root", help="directory that training data_uri and batch input_uri may read (default: none)")
     p.add_argument("--output-root", help="directory that batch jobs may write their outputs under (default: none)")
     p.add_argument("--train-workers", type=int, default=1, help="training worker processes (default 1)")
+    p.add_argument("--train-idle-s", type=_seconds, default=60.0, metavar="SECONDS",
+                   help="training workers (each holds the training stack, ~400 MB) exit after this many seconds "
+                        "without a job, and the next job starts them again (~3 s more for it); 0 keeps them "
+                        "running (default 60)")
     p.add_argument("--threads", type=int, default=2, help="threads scoring one large batch in parallel (default 2)")
     p.add_argument("--max-message-mb", type=float, default=64, help="largest request in MiB (default 64)")
     p.add_argument("--metrics-port", type=int, metavar="PORT",

@@ -13,164 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from pynomaly import lifeline, training
+from pynomaly import training
 from pynomaly.errors import ResourceExhausted, unknown_job
 from pynomaly.limits import Limits, check_new_version, check_queue, expired
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
 from pynomaly.store import JobStore, ModelStore
 from pynomaly.watch import Watchers
+from pynomaly.workers import Stages, TrainingPool
 
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
-
-_progress: Any = None  # the worker's end of the progress queue
-_cancelled: Any = None  # the worker's view of ProcessPool's cancelled job ids (shared memory), or None
-# ProcessPool's shared record of the jobs cancelled while running: a ring of this many job ids, each NUL-padded.
-CANCEL_SLOTS, CANCEL_ID_BYTES = 64, 32
-
-
-def init_worker(queue: Any, server_pid: int | None = None, cancelled: Any = None) -> None:
-    """Where this worker's progress goes (`queue.put((job_id, stage[, detail]))`); with `server_pid` (a pool's worker
-    process), the worker ends when that server process does, even mid-fit (pynomaly.lifeline); `cancelled`: the
-    ids of jobs cancelled while running, which stop at their next progress report (training.Cancelled)."""
-    global _progress, _cancelled
-    _progress = queue
-    _cancelled = cancelled
-    if server_pid is not None:
-        lifeline.die_with_parent(server_pid)
-
-
-def _check_cancelled(job_id: str) -> None:
-    if _cancelled is not None and job_id.encode() in _cancelled.raw:
-        raise training.Cancelled(job_id)
-
-
-Stages = list[tuple[str, int, int]]  # (stage, start, end) in time.time_ns()
-
-
-def run_job(job_id: str, spec: training.TrainSpec, X: np.ndarray) -> tuple[training.TrainedModel, Stages]:
-    stages: list[list[Any]] = []
-
-    def progress(stage: str, detail: Any = None) -> None:
-        _check_cancelled(job_id)
-        if stage == training.CANDIDATE:  # a candidate of algorithm "auto" decided: news, not a stage
-            _progress.put((job_id, stage, detail))
-            return
-        now = time.time_ns()
-        if stages:
-            stages[-1][2] = now
-        stages.append([stage, now, now])
-        _progress.put((job_id, stage))
-
-    def timed() -> Stages:
-        if stages:
-            stages[-1][2] = time.time_ns()
-        return [(str(a), int(b), int(c)) for a, b, c in stages]
-
-    _progress.put((job_id, "start"))
-    try:
-        model = training.train(spec, X, progress=progress)
-    except Exception as e:
-        e.stages = timed()  # type: ignore[attr-defined]  # pickled with the exception (its __dict__)
-        raise
-    return model, timed()
-
-
-def _warm_up() -> None:
-    """A worker's first task, submitted as soon as the server's ports are bound: the default algorithm's stack
-    now, the slower rest on a thread (a job queued meanwhile waits seconds, not for numba and torch)."""
-    training.warm_up()
-    threading.Thread(target=_warm_up_more, name="pynomaly-warm-up", daemon=True).start()
-
-
-def _warm_up_more() -> None:
-    """training.warm_up_more at the lowest CPU priority (Linux: a thread's own nice value): the first Detect and
-    the first job, often arriving in the same seconds, get the cores first."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):  # not Linux
-        pass
-    training.warm_up_more()
-
-
-class TrainingPool(Protocol):
-    """Where training runs: `ProcessPool` (the embedded engine) or `pynomaly.ray_engine.jobs.RayPool` (Ray tasks).
-    A submitted job runs `run_job`; its progress arrives on `events` as (job_id, stage), None when the pool stops."""
-
-    events: Any  # .get() blocks for the next event
-
-    def submit(self, job_id: str, spec: training.TrainSpec, X: np.ndarray) -> Future[Any]: ...
-    def warm_up(self) -> None: ...
-    def cancel(self, future: Future[Any]) -> None: ...
-    def renew(self) -> None: ...
-    def shutdown(self) -> None: ...
-
-
-class ProcessPool:
-    """Where the embedded engine trains: spawned worker processes, progress through a multiprocessing queue."""
-
-    def __init__(self, workers: int = 1):
-        self._workers = workers
-        self._ctx = multiprocessing.get_context("spawn")
-        self.events = self._ctx.Queue()  # (job_id, stage) from the workers; None stops the reader
-        self._cancelled = self._ctx.Array("c", CANCEL_SLOTS * CANCEL_ID_BYTES)  # see init_worker
-        self._next_slot = 0
-        self._job_ids: dict[int, str] = {}  # id(future) -> job id, while the job is queued or running
-        self._pool = self._new()
-
-    def _new(self) -> ProcessPoolExecutor:
-        # Workers are spawned by submit() on the event-loop thread, which lives as long as the server: the
-        # parent-death signal (which follows the forking thread) is safe to set.
-        return ProcessPoolExecutor(self._workers, mp_context=self._ctx, initializer=init_worker,
-                                   initargs=(self.events, os.getpid(), self._cancelled))
-
-    def submit(self, job_id: str, spec: training.TrainSpec, X: np.ndarray) -> Future[Any]:
-        future = self._pool.submit(run_job, job_id, spec, X)
-        self._job_ids[id(future)] = job_id
-        future.add_done_callback(lambda f: self._job_ids.pop(id(f), None))
-        return future
-
-    def warm_up(self) -> None:
-        for _ in range(self._workers):
-            self._pool.submit(_warm_up)
-
-    def cancel(self, future: Future[Any]) -> None:
-        """A queued job never starts; a running one stops at its next stage or candidate (training.Cancelled)."""
-        job_id = self._job_ids.get(id(future))
-        if future.cancel() or job_id is None:
-            return
-        start = self._next_slot * CANCEL_ID_BYTES
-        self._cancelled[start : start + CANCEL_ID_BYTES] = job_id.encode().ljust(CANCEL_ID_BYTES, b"\0")
-        self._next_slot = (self._next_slot + 1) % CANCEL_SLOTS
-
-    def renew(self) -> None:
-        """A worker died (BrokenProcessPool): the executor is unusable, start a new one."""
-        self._pool = self._new()
-
-    def shutdown(self) -> None:
-        """Stop now: queued jobs are dropped and running ones killed (the server is going; nothing would take
-        their results, and the interpreter's exit would otherwise wait for the fit)."""
-        processes = list(getattr(self._pool, "_processes", {}).values())  # no public handle before Python 3.14
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.kill()
-        self.events.put(None)
-
 
 class JobManager:
     """Training jobs: submitted to `pool`, their records in `records`, their results written to `models`."""

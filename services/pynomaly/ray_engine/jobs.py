@@ -1,6 +1,6 @@
-"""Training as Ray tasks: the pool the Ray engine's JobManager submits to (same members as jobs.ProcessPool).
+"""Training as Ray tasks: the pool the Ray engine's JobManager submits to (same members as workers.ProcessPool).
 
-The task runs the same `jobs._run` as an embedded worker process and reports its stages through a Ray queue; the
+The task runs the same `workers.run_job` as an embedded worker process and reports its stages through a Ray queue; the
 gateway's JobManager writes the job records and the version, so job state lives in the model store.
 """
 
@@ -16,7 +16,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError, TaskCancelledError, WorkerCrashedError
 from ray.util.queue import Queue
 
-from pynomaly import jobs, training
+from pynomaly import training, workers
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ class _Progress:
 
 @ray.remote(max_retries=0)
 def _train(events: Queue, job_id: str, spec: training.TrainSpec, X: np.ndarray) -> Any:
-    jobs.init_worker(_Progress(events))
-    return jobs.run_job(job_id, spec, X)
+    workers.init_worker(_Progress(events))
+    return workers.run_job(job_id, spec, X)
 
 
 class _Events:

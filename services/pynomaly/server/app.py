@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pynomaly.batch import BatchJobs, Roots
 from pynomaly.batch.embedded import ThreadEngine
 from pynomaly.dataplane import DataPlane
-from pynomaly.jobs import JobManager, ProcessPool
+from pynomaly.jobs import JobManager
 from pynomaly.limits import DAY_S, Limits
 from pynomaly.observability import tracing
 from pynomaly.observability.metrics import NO_METRICS
@@ -43,6 +43,7 @@ from pynomaly.v1 import (
     train_pb2,
     train_pb2_grpc,
 )
+from pynomaly.workers import ProcessPool
 
 if TYPE_CHECKING:
     from pynomaly.web.server import HttpServer
@@ -72,6 +73,8 @@ class ServerConfig:
     # Directory batch jobs' output_uri may write under; None: batch jobs write to object storage only.
     output_root: Path | None = None
     train_workers: int = 1
+    # Seconds without a job after which the training workers exit (the next job starts them); 0: never.
+    train_idle_s: float = 60.0
     # Threads scoring one large batch in parallel chunks (onnxruntime sessions themselves are single-threaded).
     threads: int = min(2, os.cpu_count() or 1)
     max_models: int = 64
@@ -189,7 +192,8 @@ async def start(config: ServerConfig, extra_handlers: Iterable[grpc.GenericRpcHa
     tracer, metrics, interceptors = observability(config, tracer)
     store = open_store(config.store)
     store.sweep_staging()
-    jobs = JobManager(store, store, ProcessPool(config.train_workers), tracer=tracer, metrics=metrics,
+    pool = ProcessPool(config.train_workers, config.train_idle_s)
+    jobs = JobManager(store, store, pool, tracer=tracer, metrics=metrics,
                       limits=limits(config))
     _check_free(config.listen)  # a port in use fails at once, before a worker is started
     await jobs.start(warm_up=config.warm_up)  # the worker imports the training stack while the rest comes up
