@@ -22,6 +22,16 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"must be 1 to 256 processes, got {value}")
+    return value
+
+
 def _seconds(text: str) -> float:
     """A number of seconds ≥ 0 (0: none)."""
     try:
@@ -73,6 +83,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: --shutdown-delay-s {args.shutdown_delay_s:g} must be less than --grace-s {args.grace_s:g}",
               file=sys.stderr)
         return 1
+    if args.engine == "ray" and args.workers != 1:
+        print("error: --workers is the embedded engine's: the Ray engine scales with replicas (--min-replicas, "
+              "--max-replicas)", file=sys.stderr)
+        return 1
     if args.engine == "ray":
         return _serve_ray(args)
     config = ServerConfig(
@@ -82,6 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         output_root=Path(args.output_root) if args.output_root else None,
         train_workers=args.train_workers,
         train_idle_s=args.train_idle_s,
+        workers=args.workers,
         threads=args.threads,
         max_message_bytes=int(args.max_message_mb * 1024 * 1024),
         metrics_port=args.metrics_port,
@@ -92,7 +107,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         **_security_settings(args),
     )
     try:
-        asyncio.run(serve(config))
+        if config.workers > 1:
+            from pynomaly.server import processes
+
+            asyncio.run(processes.serve(config))
+        else:
+            asyncio.run(serve(config))
     except (OSError, ValueError) as e:  # ValueError: an OTEL_* variable we cannot honour
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -136,6 +156,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--data-root", help="directory that training data_uri and batch input_uri may read (default: none)")
     p.add_argument("--output-root", help="directory that batch jobs may write their outputs under (default: none)")
     p.add_argument("--train-workers", type=int, default=1, help="training worker processes (default 1)")
+    p.add_argument("--workers", type=_workers, default=1, metavar="N",
+                   help="processes serving --listen (SO_REUSEPORT; the kernel spreads connections over them), for "
+                        "machines with more cores: the first also trains, runs batch jobs and serves --http-listen "
+                        "and metrics, the others score (Detect, Explain, OIP) and forward the rest to it (default 1)")
     p.add_argument("--train-idle-s", type=_seconds, default=60.0, metavar="SECONDS",
                    help="training workers (each holds the training stack, ~400 MB) exit after this many seconds "
                         "without a job, and the next job starts them again (~3 s more for it); 0 keeps them "

@@ -8,10 +8,10 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -115,6 +115,11 @@ class ServerConfig:
     # Bearer tokens and their scopes (pynomaly.auth); None: no auth. auth_reflection: "open" or "token".
     auth_tokens: str | None = None
     auth_reflection: str = "open"
+    # --workers: processes serving --listen (SO_REUSEPORT), the first the primary (pynomaly.server.processes).
+    # private_socket: where the primary takes the others' forwarded calls; primary_socket: a serving process's.
+    workers: int = 1
+    private_socket: str | None = None
+    primary_socket: str | None = None
 
 
 def limits(config: ServerConfig) -> Limits:
@@ -225,12 +230,14 @@ def _warm_up_scoring() -> None:
 
 async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
                           interceptors: list[grpc.aio.ServerInterceptor],
-                          extra_handlers: Iterable[grpc.GenericRpcHandler] = ()) -> Running:
+                          extra_handlers: Iterable[grpc.GenericRpcHandler] = (),
+                          inner: Iterable[grpc.aio.ServerInterceptor] = ()) -> Running:
     """The front of any engine: the four services, the Open Inference Protocol, health, reflection, metrics, and
-    the HTTP app on config.http_listen; bound and started."""
+    the HTTP app on config.http_listen; bound and started. `inner`: interceptors after the token check."""
     metrics = dataplane.metrics
     try:
-        _check_free(config.listen)
+        if config.primary_socket is None:  # a serving process shares the primary's port
+            _check_free(config.listen)
         security = Security.load(config.tls_cert, config.tls_key, config.tls_client_ca, config.auth_tokens,
                                  config.auth_reflection)
     except (OSError, ValueError):
@@ -238,11 +245,11 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
         raise
     server = grpc.aio.server(
         # Tokens are checked first; innermost, undecodable requests become INVALID_ARGUMENT.
-        interceptors=[*interceptors, *security.interceptors(), DecodeErrors()],
+        interceptors=[*interceptors, *security.interceptors(), DecodeErrors(), *inner],
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(config.workers > 1 or config.primary_socket is not None)),
         ],
         handlers=list(extra_handlers),
     )
@@ -258,6 +265,8 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
     reflection.enable((*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     try:
         port = security.add_port(server, config.listen)
+        if config.private_socket is not None:
+            server.add_insecure_port(f"unix:{config.private_socket}")
     except RuntimeError as e:
         await dataplane.jobs.stop()
         raise OSError(f"cannot listen on {config.listen}: {e}") from None
@@ -322,18 +331,38 @@ def _http_server(config: ServerConfig, inference: Inference, security: Security)
                       security.certs.http_context() if security.certs is not None else None)
 
 
-async def serve(config: ServerConfig) -> None:
-    """Run until SIGINT/SIGTERM, then shut down gracefully (ServerConfig.grace_s)."""
-    running = await start(config)
+class Companions(Protocol):
+    """Processes that live as long as the server (pynomaly.server.processes.ServingProcesses)."""
+
+    async def start(self, port: int) -> str: ...  # the banner's line about them
+    async def stop(self, grace: float) -> None: ...
+
+
+async def serve(config: ServerConfig, starter: Callable[[ServerConfig], Awaitable[Running]] = start,
+                companions: Companions | None = None, banner: bool = True) -> None:
+    """Run until SIGINT/SIGTERM, then shut down gracefully (ServerConfig.grace_s). `starter` builds and starts the
+    server (pynomaly.server.processes' serving processes start a scoring one); `companions` start once it
+    listens and stop with it."""
+    running = await starter(config)
     host = config.listen.rsplit(":", 1)[0]
     log.info("pynomaly listening on %s:%d (store %s)", host, running.port, config.store)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        processes = await companions.start(running.port) if companions is not None else ""
+    except BaseException:
+        await running.stop(0)
+        raise
+    if not banner:
+        await stop.wait()
+        await running.stop(config.grace_s, config.shutdown_delay_s)
+        return
     tls = "-cacert CA.crt" if config.tls_cert else "-plaintext"
     print(
         f"Pynomaly is serving on {host}:{running.port} (model store: {config.store})\n"
+        + processes +
         f"  health:  grpcurl {tls} {host}:{running.port} grpc.health.v1.Health/Check\n"
         f"  list:    grpcurl {tls} {host}:{running.port} list\n"
         f"  train:   pynomaly train --server {host}:{running.port} --name demo --algorithm iforest --data FILE.csv\n"
@@ -359,5 +388,6 @@ async def serve(config: ServerConfig) -> None:
     await stop.wait()
     log.info("shutting down: not serving; new calls taken for %g s, calls in flight get %g s in all",
              config.shutdown_delay_s, config.grace_s)
-    await running.stop(config.grace_s, config.shutdown_delay_s)
+    await asyncio.gather(running.stop(config.grace_s, config.shutdown_delay_s),
+                         *([companions.stop(config.grace_s)] if companions is not None else []))
     log.info("stopped")
