@@ -66,6 +66,7 @@ def test_default_server_arguments_parse_with_the_cli(rendered: dict[str, list[di
                                                                   "/var/lib/pynomaly/store")
     assert (args.train_workers, args.threads, args.max_message_mb, args.log_level) == (1, 2, 64.0, "info")
     assert args.store_check_seconds == 10.0
+    assert (args.train_idle_s, args.workers) == (60.0, 1)
     assert (args.max_queued_jobs, args.max_versions_per_model, args.max_cache_mb, args.explain_timeout_s) == (
         16, 100, 512.0, 30.0)
     assert args.grace_s == 25.0 < kube.one(rendered["embedded-default"], "Deployment")["spec"]["template"]["spec"][
@@ -79,6 +80,7 @@ def test_observed_server_arguments(rendered: dict[str, list[dict[str, Any]]]) ->
     args = serve_args(rendered["embedded-observed"])
     assert (args.http_listen, args.metrics_port) == ("0.0.0.0:8000", 9090)
     assert (args.data_root, args.output_root, args.log_level, args.threads) == ("/data", "/outputs", "debug", 4)
+    assert (args.train_idle_s, args.workers) == (300.0, 4)
 
 
 def test_tls_and_tokens_server_arguments(rendered: dict[str, list[dict[str, Any]]]) -> None:

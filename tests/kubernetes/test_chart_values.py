@@ -37,6 +37,10 @@ SCHEMA_CASES = [
     ({"metrics": {"prometheusRule": {"scoreDrift": {"window": "1 hour"}}}},
      "at '/metrics/prometheusRule/scoreDrift/window': '1 hour' does not match pattern"),
     ({"otel": {"protocol": "thrift"}}, "at '/otel/protocol': value must be one of 'grpc', 'http/protobuf'"),
+    ({"server": {"workers": 0}}, "at '/server/workers': minimum: got 0, want 1"),
+    ({"server": {"workers": 2.5}}, "at '/server/workers': got number, want integer"),
+    ({"server": {"trainIdleSeconds": -1}}, "at '/server/trainIdleSeconds': minimum: got -1, want 0"),
+    ({"server": {"trainIdleSeconds": "1m"}}, "at '/server/trainIdleSeconds': got string, want number"),
 ]
 
 RULE_CASES = [
