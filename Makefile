@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-browser console-screenshots bench-console test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-ray parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
+.PHONY: help setup run run-ray test test-browser console-screenshots bench-console test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-peers bench-ray parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -177,6 +177,9 @@ bench-console: setup ## the web console with a 100k-row file: upload + score, fi
 
 bench-oip: setup ## OIP v2 via tritonclient (gRPC, REST) vs native Detect: 1-row p50, 8-thread calls/s, 1k-row rows/s
 	$(PY) -m benchmarks.oip_bench
+
+bench-peers: setup ## Pynomaly vs MLServer 1.7.1, one IsolationForest, tritonclient (OIP gRPC): p50, rows/s, calls/s, RSS
+	$(PY) -m benchmarks.peers $(PEERS_ARGS)
 
 bench-ray: setup ## Detect via the Ray engine vs a bare Ray Serve echo vs embedded; Ray memory
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m benchmarks.ray_bench
