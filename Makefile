@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-browser console-screenshots bench-console test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-oip bench-peers bench-ray parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
+.PHONY: help setup run run-ray test test-browser console-screenshots bench-console test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-memory bench-oip bench-peers bench-ray bench-workers parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -161,10 +161,17 @@ buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 	@test -x .tools/node_modules/.bin/buf || npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1.75.0
 	cd proto && ../.tools/node_modules/.bin/buf lint
 
-bench: setup ## ONNX vs native PyOD, Detect vs echo RPC, then bench-batch: ratios from one run
+bench: setup ## ONNX vs native PyOD, Detect vs echo RPC, then bench-batch, -console, -memory: ratios from one run
 	$(PY) -m benchmarks.bench
 	$(PY) -m benchmarks.batch_bench
 	$(PY) -m benchmarks.console_bench
+	$(PY) -m benchmarks.memory_bench
+
+bench-memory: setup ## the server's RSS (whole process tree): warmed, at rest (worker retired), 20 models loaded
+	$(PY) -m benchmarks.memory_bench
+
+bench-workers: setup ## serve --workers 1 vs 2: 1-row Detect calls/s under the same load of client processes
+	$(PY) -m benchmarks.workers_bench
 
 bench-batch: setup ## a batch job (1M rows x 20, IForest, Parquet) vs native PyOD; server peak RSS at 1M and 4M rows
 	$(PY) -m benchmarks.batch_bench
