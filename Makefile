@@ -16,7 +16,7 @@ PROTOS := $(wildcard proto/pynomaly/v1/*.proto) proto/pynomaly/oip/v2/grpc_servi
 STUBS := pynomaly/v1 pynomaly/oip/v2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-ray test test-browser console-screenshots bench-console test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-memory bench-oip bench-peers bench-ray bench-workers parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
+.PHONY: help setup run run-ray test test-browser console-screenshots bench-console test-clients test-interop lint proto proto-check stubs-check buf-lint bench bench-batch bench-first bench-memory bench-oip bench-peers bench-ray bench-workers perf-readme parity automl-labels load clean fuzz audit soak chart-docs detectors-doc
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -165,13 +165,16 @@ bench: setup ## ONNX vs native PyOD, Detect vs echo RPC, then bench-batch, -cons
 	$(PY) -m benchmarks.bench
 	$(PY) -m benchmarks.batch_bench
 	$(PY) -m benchmarks.console_bench
-	$(PY) -m benchmarks.memory_bench
+	$(PY) -m benchmarks.memory_bench --markdown benchmarks/results/memory.md
 
 bench-memory: setup ## the server's RSS (whole process tree): warmed, at rest (worker retired), 20 models loaded
-	$(PY) -m benchmarks.memory_bench
+	$(PY) -m benchmarks.memory_bench --markdown benchmarks/results/memory.md
 
 bench-workers: setup ## serve --workers 1 vs 2: 1-row Detect calls/s under the same load of client processes
-	$(PY) -m benchmarks.workers_bench
+	$(PY) -m benchmarks.workers_bench --markdown benchmarks/results/workers.md
+
+perf-readme: setup ## copy the tables the benchmarks wrote (benchmarks/results/) into the README's Performance section
+	$(PY) -m benchmarks.readme_results
 
 bench-batch: setup ## a batch job (1M rows x 20, IForest, Parquet) vs native PyOD; server peak RSS at 1M and 4M rows
 	$(PY) -m benchmarks.batch_bench
@@ -186,7 +189,7 @@ bench-oip: setup ## OIP v2 via tritonclient (gRPC, REST) vs native Detect: 1-row
 	$(PY) -m benchmarks.oip_bench
 
 bench-peers: setup ## Pynomaly vs MLServer 1.7.1, one IsolationForest, tritonclient (OIP gRPC): p50, rows/s, calls/s, RSS
-	$(PY) -m benchmarks.peers $(PEERS_ARGS)
+	$(PY) -m benchmarks.peers --markdown benchmarks/results/peers.md $(PEERS_ARGS)
 
 bench-ray: setup ## Detect via the Ray engine vs a bare Ray Serve echo vs embedded; Ray memory
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m benchmarks.ray_bench

@@ -13,6 +13,7 @@ Everything on 127.0.0.1; a few minutes on 2 cores (training the models).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -75,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=20, help="models to load (default 20)")
     parser.add_argument("--idle-s", type=float, default=5.0, help="the server's --train-idle-s (default 5)")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the figures as a Markdown table here")
     args = parser.parse_args()
     train, score = data()
     with tempfile.TemporaryDirectory() as store:
@@ -105,6 +107,14 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
     verdict = "met" if loaded <= TARGET_MB else "NOT met"
+    if args.markdown:
+        Path(args.markdown).write_text(
+            "| the embedded server's memory (RSS, whole process tree) | tree | server alone |\n|---|---:|---:|\n"
+            f"| started, the training worker warmed (peak) | {warmed:.0f} MB | |\n"
+            f"| at rest: the worker exited after --train-idle-s | {rest:.0f} MB | {rest_server:.0f} MB |\n"
+            f"| {args.models} IForest models loaded (100 trees × 20 features), worker exited | {loaded:.0f} MB | "
+            f"{loaded_server:.0f} MB |\n\n"
+            f"`make bench-memory`, {os.cpu_count()} cores; target ≤ {TARGET_MB} MB with 20 models: {verdict}.\n")
     print(f"\nServer memory (RSS of the whole process tree; server alone in brackets), --train-idle-s {args.idle_s:g}:")
     print(f"  started, training worker warmed (peak)           {warmed:6.0f} MB")
     print(f"  at rest, the worker retired                      {rest:6.0f} MB  ({rest_server:.0f} MB)")

@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load a round (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, the servers taking turns (default 3)")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the figures as a Markdown table here")
     args = parser.parse_args()
     from benchmarks.bench import data
     from pynomaly.client import Client
@@ -107,6 +108,12 @@ def main() -> None:
     print(f"  --workers 1   {one:8,.0f} calls/s   (rounds: {', '.join(f'{v:,.0f}' for v in results[1])})")
     print(f"  --workers 2   {two:8,.0f} calls/s   (rounds: {', '.join(f'{v:,.0f}' for v in results[2])})   "
           f"{two / one:.2f}×")
+    if args.markdown:
+        Path(args.markdown).write_text(
+            f"| `pynomaly serve` | 1-row Detect calls/s ({args.clients} client processes, {os.cpu_count()} cores "
+            "shared with them) | ratio |\n|---|---:|---:|\n"
+            f"| `--workers 1` | {one:,.0f} | 1× |\n| `--workers 2` | {two:,.0f} | {two / one:.2f}× |\n\n"
+            f"`make bench-workers`: median of {args.rounds} rounds of {args.seconds:g} s, the servers taking turns.\n")
 
 
 if __name__ == "__main__":
