@@ -1,6 +1,9 @@
 """`make bench`: ratios measured side by side in one run (this machine is shared and noisy; compare only ratios).
 
-1. ONNX (onnxruntime) vs native PyOD / scikit-learn scoring, 1 row and 10,000 rows × 20 features.
+1. ONNX (onnxruntime) for every exportable detector: 1 row against its floor (benchmarks/floor.py: an Identity
+   graph's run, or a numpy product of the row with the detector's reference set), and vs native PyOD /
+   scikit-learn scoring at 1 row and 10,000 rows × 20 features; then how many meet the targets (1 row within
+   2× of the floor, 10,000 rows at least 2× faster than native) and which miss, by how much.
 2. Detect over gRPC vs a bare echo RPC with the same request payload on the same server (p50 / p99).
 """
 
@@ -8,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import functools
+import os
 import re
 import signal
 import statistics
@@ -17,9 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -55,54 +62,128 @@ def _fmt(seconds: float) -> str:
     return f"{seconds * 1e6:,.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:,.2f} ms"
 
 
-def bench_export(names: list[str] | None = None) -> None:
+def _quiet() -> contextlib.ExitStack:
+    """Python-level stdout, stderr and warnings of the libraries, discarded."""
+    stack = contextlib.ExitStack()
+    sink = stack.enter_context(open(os.devnull, "w"))  # closed with the stack
+    stack.enter_context(contextlib.redirect_stdout(sink))
+    stack.enter_context(contextlib.redirect_stderr(sink))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    return stack
+
+
+def _native_one(native: Callable[[np.ndarray], object], one: np.ndarray) -> float:
+    """Median seconds of the native scoring of one row (timed apart: its threads and memory would slow the
+    others); NaN where the library cannot score one row (PyOD 3.6.7's AE1SVM fails on a batch of one)."""
+    try:
+        native(one)
+    except ValueError:
+        return float("nan")
+    return median_time(lambda: native(one), 200)
+
+
+def _params(algo: Any) -> dict[str, Any]:
+    """The library's defaults, seeded, with the networks trained for the test suites' epochs (parity.QUICK): the
+    graph does the same work however long a network trained, and AnoGAN's 500 default epochs on 10k rows take
+    hours. DIF's n_ensemble in QUICK is the ensemble's size, which the graph's work depends on: the default."""
+    from benchmarks.parity import QUICK, parity_params
+
+    return parity_params(algo) | {k: v for k, v in QUICK.get(algo.name, {}).items() if k != "n_ensemble"}
+
+
+def _fit_data(algo: Any, train: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The rows a detector is fitted on and scores, and its labels: as training takes them. Over an algorithm's
+    max_training_rows (COF, KPCA, SOS, LOCI, LMDD: quadratic fits) a seeded sample of that many rows, as
+    benchmarks.parity and users must; a fixed width (MAD: one feature) the first column(s); labels (XGBOD,
+    DevNet) 1 for the 5 % of training rows farthest from the mean (the graph's work does not depend on them)."""
+    if algo.n_features:
+        train, score = train[:, : algo.n_features], score[:, : algo.n_features]
+    if algo.max_training_rows and len(train) > algo.max_training_rows:
+        pick = np.random.default_rng(0).choice(len(train), size=algo.max_training_rows, replace=False)
+        train = train[np.sort(pick)]
+    labels = None
+    if algo.needs_labels:
+        norms = np.linalg.norm(train - train.mean(axis=0), axis=1)
+        labels = (norms > np.quantile(norms, 0.95)).astype(int)
+    return train, score, labels
+
+
+def bench_export(names: list[str] | None = None, profile: bool = False) -> None:
     import onnxruntime as ort
 
+    from benchmarks import floor
     from pynomaly import algorithms, export
     from pynomaly.runtime import score_only_session, session_options
 
-    train, score = data()
-    one = score[:1]  # float64 rows, as served
+    all_train, all_score = data()
     # As the server scores: single-threaded sessions; a large batch split in 2 chunks run on 2 threads.
     pool = ThreadPoolExecutor(2)
 
     def onnx_batch(session: ort.InferenceSession, X: np.ndarray) -> np.ndarray:
         return np.concatenate(list(pool.map(lambda c: session.run(None, {"X": c})[0], np.array_split(X, 2))))
 
-    print(f"ONNX vs native scoring ({N_TRAIN:,} training rows × {N_FEATURES} features; onnxruntime "
-          f"{ort.__version__}: 1 row on 1 thread, 10k rows in 2 chunks on 2 threads, as the server does)")
-    print(f"{'detector':26} {'native 1 row':>13} {'onnx 1 row':>12} {'ratio':>8}   "
-          f"{'native 10k':>11} {'onnx 10k':>10} {'ratio':>7}  max rel err")
-    from benchmarks.parity import exportable, parity_params
+    print(f"ONNX vs its floor and vs native scoring ({N_TRAIN:,} training rows × {N_FEATURES} features; onnxruntime "
+          f"{ort.__version__}: 1 row on 1 thread, 10k rows in 2 chunks on 2 threads, as the server does; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
+    print(floor.HEADER)
+    from benchmarks.parity import exportable
 
+    summary = floor.Summary()
     for name in names or exportable():
         algo = algorithms.get(name)
+        train, score, labels = _fit_data(algo, all_train, all_score)
+        one = score[:1]  # float64 rows, as served
         try:
-            det = algo.build(parity_params(algo), 0.1).fit(train)
-        except Exception as e:  # one detector that cannot fit here must not end the table
-            print(f"{name:26} fit failed: {type(e).__name__}: {e}")
+            with _quiet():
+                det = algo.build(_params(algo), 0.1)
+                det = det.fit(train) if labels is None else det.fit(train, labels)
+                model = export.to_onnx(det, train.shape[1])
+        except Exception as e:  # one detector that cannot fit or export here must not end the table
+            print(f"{name:26} fit/export failed: {type(e).__name__}: {e}")
+            summary.failed.append(f"{name}: {type(e).__name__}")
             continue
-        graph = export.to_onnx(det, N_FEATURES).SerializeToString()
+        graph = model.SerializeToString()
         full = ort.InferenceSession(graph, session_options(1), providers=["CPUExecutionProvider"])
         session = score_only_session(graph, full, session_options(1))  # what Detect runs
+        identity = ort.InferenceSession(floor.identity_graph(train.shape[1]), session_options(1),
+                                        providers=["CPUExecutionProvider"])
         if algo.slow_reference:
             # The reference scores one row at a time (batch-invariant); users call PyOD's batch decision_function,
             # which scores the batch together with the training data: time that one.
             native = copy.deepcopy(det).decision_function
         else:
             native = functools.partial(algo.score, det)
-        native_1 = median_time(lambda f=native: f(one), 200)
-        onnx_1 = median_time(lambda s=session: s.run(None, {"X": one}), 3000)
-        native_n = median_time(lambda f=native: f(score), 7)
-        onnx_n = median_time(lambda s=session: onnx_batch(s, score), 30)
-        check = np.arange(0, N_SCORE, 20 if algo.slow_reference else 1)  # 500 rows for one-at-a-time references
-        served = onnx_batch(session, score[check])
-        reference = algo.score(det, score[check])
+        kind = floor.classify(model, train.shape[1])
+        try:
+            onnx_1, identity_1, matmul_1 = floor.one_row(session, identity, one, kind)
+            with _quiet():  # the libraries' progress output (epochs, joblib) would break up the table
+                native_1 = _native_one(native, one)
+                batch = floor.interleaved({"native": lambda f=native, X=score: f(X),
+                                           "onnx": lambda s=session, X=score: onnx_batch(s, X)}, 10, block=3)
+                check = np.arange(0, N_SCORE, 20 if algo.slow_reference else 1)  # 500 rows: one-at-a-time references
+                served = onnx_batch(session, score[check])
+                reference = algo.score(det, score[check])
+        except Exception as e:  # nor one whose scoring fails
+            print(f"{name:26} measurement failed: {type(e).__name__}: {e}")
+            summary.failed.append(f"{name}: {type(e).__name__}")
+            continue
         rel = np.max(np.abs(served - reference) / np.maximum(np.abs(reference), 1e-6 * np.abs(reference).max()))
-        print(f"{name:26} {_fmt(native_1):>13} {_fmt(onnx_1):>12} {native_1 / onnx_1:>7.0f}×   "
-              f"{_fmt(native_n):>11} {_fmt(onnx_n):>10} {native_n / onnx_n:>6.1f}×  {rel:.1e}")
+        result = floor.Result(name, kind, onnx_1, identity_1, matmul_1, native_1, batch["native"], batch["onnx"], rel)
+        summary.results.append(result)
+        print(floor.line(result), flush=True)
+        if profile and not (result.near_floor and result.fast):
+            print(f"{'':26} profile, 1 row: {floor.profile(graph, one)}")
+            print(f"{'':26} profile, {N_SCORE // 2:,} rows: {floor.profile(graph, score[: N_SCORE // 2], 5)}",
+                  flush=True)
     print("native: the library's scoring as the export check calls it; ECOD/COPOD: PyOD's own batch "
           "decision_function (it rescores the training data with the batch); onnx: the score-only graph Detect runs")
+    print("floor (benchmarks/floor.py): an Identity graph's run; for a graph holding a reference set (the matrices "
+          f"with a side ≥ {floor.REFERENCE_ROWS} that a MatMul or Gemm reads: n_ref rows of F values together) the "
+          "numpy product row @ ref.T, ref [n_ref, F], on one BLAS thread, where that is slower")
+    for text in summary.lines():
+        print(text)
+    print(f"(load average at the end: {os.getloadavg()[0]:.1f})")
 
 
 # --- gRPC: Detect vs echo on one server ---
@@ -215,11 +296,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3000, help="Detect/echo calls per payload (default 3000)")
     parser.add_argument("--detector", action="append", help="only these detectors in the ONNX table (repeatable)")
     parser.add_argument("--no-grpc", action="store_true", help="skip the gRPC and Explain parts")
+    parser.add_argument("--profile", action="store_true",
+                        help="after each detector that misses a target, the node types onnxruntime spends its time in")
     args = parser.parse_args()
     if args.serve_echo:
         asyncio.run(_serve_with_echo(args.serve_echo))
         return
-    bench_export(args.detector)
+    bench_export(args.detector, args.profile)
     if not args.no_grpc:
         bench_grpc(args.calls)
 

@@ -1,0 +1,268 @@
+"""The floors `make bench` holds each exported detector's 1-row onnxruntime time to (benchmarks.bench.bench_export).
+
+A served graph cannot run faster than onnxruntime's fixed cost of a run, nor than touching once the points it
+scores a row against. So the floor of a row is:
+
+- for a detector without a reference set: an Identity graph's run (X double[1, F] -> the same) on the same
+  1-row input, with the same session options, in the same onnxruntime session type. (An Identity returns [N, F]
+  where the served graphs return anomaly_score double[N]; a Gather or a ReduceSum to double[N], the served
+  signature, measured the same within noise here: 8.1 and 8.3 vs 7.9 µs.)
+- for a neighbour or kernel detector (one whose graph holds a reference set: training rows, support vectors,
+  centres): a plain numpy product of the row with that set, `row @ ref.T`, ref float64 [n_ref, F], BLAS on one
+  thread as the sessions are; or the Identity run where that is slower (a graph never beats onnxruntime's
+  fixed cost of a run, and a small set costs less than it).
+
+Which detectors hold a reference set is read from the exported graph, not declared: the floating-point matrix
+constants a MatMul or Gemm reads (initializers and Constant nodes, directly or through a Cast; Loop bodies
+included) that have a side of REFERENCE_ROWS or more, the points the graph multiplies every row with. n_ref is
+the rows of F values they hold together: an OCSVM's [F + 2, n_SV] RBF weights and [n_SV, 1] dual coefficients
+count a little over n_SV, a FeatureBagging of 10 LOFs all its members' points (on their feature subsets). A copy
+of the points that the graph only Gathers from (the k nearest rows' exact distances) is not read whole per row,
+and not counted. Below REFERENCE_ROWS the product costs less than an onnxruntime run (measured: 2.2 µs for 256
+rows × 20, 3.9 µs for 1,000, 28 µs for 10,000, against 5-8 µs for the Identity run) and the matrices are a
+model's weights (PCA's [F, F], LODA's projections, the small networks' layers). A network with a layer of 256
+units or more (DevNet; DIF's 50 networks of 500) thus counts as holding a reference set: it multiplies every row
+with those layers as a neighbour detector does with its points; its floor is the larger of the two.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+REFERENCE_ROWS = 256
+WITHIN = 2.0  # 1 row: at most this many times the floor
+FASTER = 2.0  # 10,000 rows: at least this many times faster than native
+_FLOATS = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+
+
+def identity_graph(n_features: int) -> bytes:
+    """X double[N, F] -> anomaly_score double[N, F]: one Identity node, the served graphs' opset and IR."""
+    x = helper.make_tensor_value_info("X", TensorProto.DOUBLE, ["N", n_features])
+    y = helper.make_tensor_value_info("anomaly_score", TensorProto.DOUBLE, ["N", n_features])
+    graph = helper.make_graph([helper.make_node("Identity", ["X"], ["anomaly_score"])], "identity", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _walk(graph: onnx.GraphProto) -> Iterable[onnx.GraphProto]:
+    """A graph and its subgraphs (Loop, If, Scan bodies), at any depth."""
+    yield graph
+    for node in graph.node:
+        for a in node.attribute:
+            for sub in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
+                yield from _walk(sub)
+
+
+def _multiplied(model: onnx.ModelProto) -> list[tuple[int, int]]:
+    """Shapes of the 2-D floating-point constants (initializers, Constant nodes; through a Cast, Identity or
+    Transpose: DIF widens float32 weights) that a MatMul or Gemm reads, at any depth (a Loop body reads its outer
+    graph's constants by name)."""
+    constants: dict[str, tuple[int, int]] = {}
+    operands: set[str] = set()
+    for g in _walk(model.graph):
+        tensors = [(t.name, t) for t in g.initializer]
+        tensors += [(n.output[0], a.t) for n in g.node if n.op_type == "Constant" for a in n.attribute
+                    if a.type == onnx.AttributeProto.TENSOR]
+        constants.update({name: (t.dims[0], t.dims[1]) for name, t in tensors
+                          if len(t.dims) == 2 and t.data_type in _FLOATS})
+        for n in g.node:  # in topological order: a chain of them resolves
+            if n.op_type in ("Cast", "Identity", "Transpose") and n.input[0] in constants:
+                rows, cols = constants[n.input[0]]
+                constants[n.output[0]] = (cols, rows) if n.op_type == "Transpose" else (rows, cols)
+        operands.update(i for n in g.node if n.op_type in ("MatMul", "Gemm") for i in n.input)
+    return [shape for name, shape in constants.items() if name in operands]
+
+
+@dataclass(frozen=True)
+class Floor:
+    """How a detector's 1-row time is judged: the reference set its graph multiplies every row with, if any."""
+
+    n_ref: int  # rows of F values the reference matrices hold together (0: none)
+    matrices: int  # how many
+    reference: bool
+
+    @property
+    def label(self) -> str:
+        if not self.reference:
+            return "none"
+        return f"{self.n_ref:,} rows" + (f" in {self.matrices}" if self.matrices > 1 else "")
+
+
+def classify(model: onnx.ModelProto, n_features: int) -> Floor:
+    """The matrices a MatMul or Gemm reads of which one side is at least REFERENCE_ROWS long (a set of points:
+    training rows, support vectors, centres, or a network layer as wide), counted as rows of F values."""
+    held = [s for s in _multiplied(model) if max(s) >= REFERENCE_ROWS]
+    n_ref = sum(a * b for a, b in held) // max(n_features, 1)
+    return Floor(n_ref, len(held), bool(held))
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeat: int, budget_s: float = 3.0, block: int = 1,
+                min_rounds: int = 3) -> dict[str, float]:
+    """Median seconds of each function's calls, timed in rounds that call each `block` times in a row (the order
+    rotated every round, so drift and other processes hit all alike; blocks, so that each runs with its own data
+    in cache as in a loop of its own, not with what the other left there, nor after the other's worker threads
+    when they still spin): `repeat` rounds, or fewer once `budget_s` has passed and there are at least `min_rounds`
+    (where a function's warm-up call alone took longer than the budget: one round, that function called once)."""
+    names = list(fns)
+    slow = set()
+    for name, f in fns.items():
+        t = time.perf_counter()
+        f()  # warm-up
+        if time.perf_counter() - t > budget_s:
+            slow.add(name)
+    blocks = {n: 1 if n in slow else block for n in names}
+    if slow:
+        min_rounds = 1
+    times: dict[str, list[float]] = {n: [] for n in names}
+    deadline = time.perf_counter() + budget_s
+    for i in range(repeat):
+        if i >= min_rounds and time.perf_counter() > deadline:
+            break
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            fn, took = fns[name], times[name]
+            for _ in range(blocks[name]):
+                t = time.perf_counter()
+                fn()
+                took.append(time.perf_counter() - t)
+    return {n: statistics.median(v) for n, v in times.items()}
+
+
+@dataclass
+class Result:
+    name: str
+    floor: Floor
+    onnx_1: float
+    identity_1: float
+    matmul_1: float  # nan without a reference set
+    native_1: float
+    native_n: float
+    onnx_n: float
+    rel_error: float
+
+    @property
+    def floor_1(self) -> float:
+        return max(self.matmul_1, self.identity_1) if self.floor.reference else self.identity_1
+
+    @property
+    def near_floor(self) -> bool:
+        return self.onnx_1 <= WITHIN * self.floor_1
+
+    @property
+    def speedup(self) -> float:
+        return self.native_n / self.onnx_n
+
+    @property
+    def fast(self) -> bool:
+        return self.speedup >= FASTER
+
+
+def one_row(session: object, identity: object, one: np.ndarray, floor: Floor) -> tuple[float, float, float]:
+    """(onnx, identity, matmul) median seconds for one row, interleaved in blocks of 10 calls. The product runs
+    on one BLAS thread (as the single-threaded sessions do) over a random ref of the detector's n_ref rows × F."""
+    from threadpoolctl import threadpool_limits
+
+    fns: dict[str, Callable[[], object]] = {
+        "onnx": lambda: session.run(None, {"X": one}),  # type: ignore[attr-defined]
+        "identity": lambda: identity.run(None, {"X": one}),  # type: ignore[attr-defined]
+    }
+    if floor.reference:
+        ref = np.random.default_rng(0).normal(size=(floor.n_ref, one.shape[1]))
+        fns["matmul"] = lambda: one @ ref.T
+    with threadpool_limits(1, user_api="blas"):
+        t = interleaved(fns, 300, block=10)
+    return t["onnx"], t["identity"], t.get("matmul", float("nan"))
+
+
+def fmt(seconds: float) -> str:
+    if seconds != seconds:  # nan
+        return "-"
+    return f"{seconds * 1e6:,.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:,.2f} ms"
+
+
+def times(ratio: float) -> str:
+    return "-" if ratio != ratio else f"{ratio:.0f}×"  # nan: not measured
+
+
+HEADER = (f"{'detector':26} {'reference set':24} {'onnx 1 row':>11} {'identity':>9} {'matmul':>9} "
+          f"{'vs floor':>8} {'≤2×':>3}   {'native 1 row':>12} {'×':>6}   {'native 10k':>10} {'onnx 10k':>9} "
+          f"{'speed-up':>8} {'≥2×':>3}  max rel err")
+
+
+def line(r: Result) -> str:
+    return (f"{r.name:26} {r.floor.label:24} {fmt(r.onnx_1):>11} {fmt(r.identity_1):>9} {fmt(r.matmul_1):>9} "
+            f"{r.onnx_1 / r.floor_1:>7.2f}× {'yes' if r.near_floor else 'NO':>3}   {fmt(r.native_1):>12} "
+            f"{times(r.native_1 / r.onnx_1):>6}   {fmt(r.native_n):>10} {fmt(r.onnx_n):>9} {r.speedup:>7.2f}× "
+            f"{'yes' if r.fast else 'NO':>3}  {r.rel_error:.1e}")
+
+
+@dataclass
+class Summary:
+    results: list[Result] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "name: why" of detectors that could not be fitted/exported
+
+    def lines(self) -> list[str]:
+        rs = self.results
+        ref = [r for r in rs if r.floor.reference]
+        plain = [r for r in rs if not r.floor.reference]
+
+        def met(group: list[Result]) -> int:
+            return sum(r.near_floor for r in group)
+
+        far = [f"{r.name} {r.onnx_1 / r.floor_1:.1f}×" for r in rs if not r.near_floor]
+        slow = [f"{r.name} {r.speedup:.2f}×" for r in rs if not r.fast]
+        out = [
+            f"1 row within {WITHIN:g}× of the floor: {met(rs)} of {len(rs)} (identity floor {met(plain)} of "
+            f"{len(plain)}, reference-set floor {met(ref)} of {len(ref)}); misses: {', '.join(far) or 'none'}",
+            f"10,000 rows at least {FASTER:g}× faster than native: {sum(r.fast for r in rs)} of {len(rs)}; "
+            f"misses: {', '.join(slow) or 'none'}",
+        ]
+        if self.failed:
+            out.append(f"not measured ({len(self.failed)}): {'; '.join(self.failed)}")
+        return out
+
+
+def profile(graph: bytes, x: np.ndarray, runs: int = 200, top: int = 6) -> str:
+    """The node types that take the most kernel time in a run of the score-only graph on x, over `runs` runs
+    (onnxruntime's profiler, one thread): the profiled run's time (the profiler adds to it, most for small
+    inputs), the kernels run (a Loop's body counted in each iteration) and "Op time" per type (a Loop's time
+    includes its body's nodes, which are listed on their own too)."""
+    import json
+    import os
+
+    import onnxruntime as ort
+
+    from pynomaly.runtime import score_only_session, session_options
+
+    options = session_options(1)
+    options.enable_profiling = True
+    full = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    session = score_only_session(graph, full, options)
+    if session is not full:
+        os.remove(full.end_profiling())
+    for _ in range(runs):
+        session.run(None, {"X": x})
+    path = session.end_profiling()
+    try:
+        with open(path) as f:
+            events = json.load(f)
+    finally:
+        os.remove(path)
+    by_op: dict[str, float] = {}
+    total, kernels = 0.0, 0
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            by_op[e["args"]["op_name"]] = by_op.get(e["args"]["op_name"], 0.0) + e["dur"]
+            kernels += 1
+        elif e.get("cat") == "Session" and e["name"] == "model_run":
+            total += e["dur"]
+    ranked = sorted(by_op.items(), key=lambda kv: -kv[1])[:top]
+    spent = ", ".join(f"{op} {fmt(us / runs * 1e-6)}" for op, us in ranked)
+    return f"{fmt(total / runs * 1e-6)} a run profiled, {kernels / runs:.0f} kernels: {spent}"
