@@ -179,8 +179,8 @@ def bench_export(names: list[str] | None = None, profile: bool = False) -> None:
     print("native: the library's scoring as the export check calls it; ECOD/COPOD: PyOD's own batch "
           "decision_function (it rescores the training data with the batch); onnx: the score-only graph Detect runs")
     print("floor (benchmarks/floor.py): an Identity graph's run; for a graph holding a reference set (the matrices "
-          f"with a side ≥ {floor.REFERENCE_ROWS} that a MatMul or Gemm reads: n_ref rows of F values together) the "
-          "numpy product row @ ref.T, ref [n_ref, F], on one BLAS thread, where that is slower")
+          f"with a side ≥ {floor.REFERENCE_ROWS} that it reads whole for every row: n_ref rows of F values together) "
+          "the numpy product row @ ref.T, ref [n_ref, F], on one BLAS thread, where that is slower")
     for text in summary.lines():
         print(text)
     print(f"(load average at the end: {os.getloadavg()[0]:.1f})")

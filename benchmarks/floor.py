@@ -13,16 +13,19 @@ scores a row against. So the floor of a row is:
   fixed cost of a run, and a small set costs less than it).
 
 Which detectors hold a reference set is read from the exported graph, not declared: the floating-point matrix
-constants a MatMul or Gemm reads (initializers and Constant nodes, directly or through a Cast; Loop bodies
-included) that have a side of REFERENCE_ROWS or more, the points the graph multiplies every row with. n_ref is
-the rows of F values they hold together: an OCSVM's [F + 2, n_SV] RBF weights and [n_SV, 1] dual coefficients
-count a little over n_SV, a FeatureBagging of 10 LOFs all its members' points (on their feature subsets). A copy
-of the points that the graph only Gathers from (the k nearest rows' exact distances) is not read whole per row,
-and not counted. Below REFERENCE_ROWS the product costs less than an onnxruntime run (measured: 2.2 µs for 256
-rows × 20, 3.9 µs for 1,000, 28 µs for 10,000, against 5-8 µs for the Identity run) and the matrices are a
-model's weights (PCA's [F, F], LODA's projections, the small networks' layers). A network with a layer of 256
-units or more (DevNet; DIF's 50 networks of 500) thus counts as holding a reference set: it multiplies every row
-with those layers as a neighbour detector does with its points; its floor is the larger of the two.
+constants (initializers and Constant nodes, also through a Cast: DIF's float32 weights; Loop bodies included)
+with a side of REFERENCE_ROWS or more that the graph reads whole for every row: by a MatMul or Gemm (KNN's
+points, an OCSVM's support vectors), elementwise (QMCD's training rows), or by a Gather of fixed columns (LSCP's
+feature subsets). A copy of the points that the graph only Gathers a few rows from, at indices the row decides
+(the k nearest points' exact distances), is not read whole and not counted. n_ref is the rows of F values these
+matrices hold together: an OCSVM's [F + 2, n_SV] RBF weights and [n_SV, 1] dual coefficients count a little
+over n_SV, a FeatureBagging of 10 LOFs all its members' points (on their feature subsets). Below REFERENCE_ROWS
+the product costs less than an onnxruntime run (measured: 2.2 µs for 256 rows × 20, 3.9 µs for 1,000, 28 µs
+for 10,000, against 5-8 µs for the Identity run) and the matrices are a model's weights (PCA's [F, F], LODA's
+projections, the small networks' layers) or a small sample (Sampling's 20 rows, LMDD's 100). A network with
+layers of 256 units or more (DevNet; LUNAR; DIF's 50 networks of 500) thus counts as holding a reference set:
+it multiplies every row with them as a neighbour detector does with its points; its floor is the larger of the
+two.
 """
 
 from __future__ import annotations
@@ -61,24 +64,35 @@ def _walk(graph: onnx.GraphProto) -> Iterable[onnx.GraphProto]:
                 yield from _walk(sub)
 
 
-def _multiplied(model: onnx.ModelProto) -> list[tuple[int, int]]:
-    """Shapes of the 2-D floating-point constants (initializers, Constant nodes; through a Cast, Identity or
-    Transpose: DIF widens float32 weights) that a MatMul or Gemm reads, at any depth (a Loop body reads its outer
-    graph's constants by name)."""
-    constants: dict[str, tuple[int, int]] = {}
-    operands: set[str] = set()
-    for g in _walk(model.graph):
+_ALIASES = ("Cast", "Identity", "Transpose")  # a constant through these is the same constant (DIF: float32 weights)
+_PICKS = ("Gather", "GatherElements", "GatherND")  # with indices computed per row: a few of the points, not all
+
+
+def _read_whole(model: onnx.ModelProto) -> list[tuple[int, int]]:
+    """Shapes of the 2-D floating-point constants (initializers, Constant nodes) that some node reads whole for
+    every row, at any depth (a Loop body reads its outer graph's constants by name): any reader but a Gather
+    whose indices the row decides (the k nearest points' exact distances) and Shape."""
+    shapes: dict[str, tuple[int, int]] = {}
+    root: dict[str, str] = {}  # a constant's name, or an alias's, -> the constant
+    whole: set[str] = set()
+    graphs = list(_walk(model.graph))
+    for g in graphs:
         tensors = [(t.name, t) for t in g.initializer]
         tensors += [(n.output[0], a.t) for n in g.node if n.op_type == "Constant" for a in n.attribute
                     if a.type == onnx.AttributeProto.TENSOR]
-        constants.update({name: (t.dims[0], t.dims[1]) for name, t in tensors
-                          if len(t.dims) == 2 and t.data_type in _FLOATS})
-        for n in g.node:  # in topological order: a chain of them resolves
-            if n.op_type in ("Cast", "Identity", "Transpose") and n.input[0] in constants:
-                rows, cols = constants[n.input[0]]
-                constants[n.output[0]] = (cols, rows) if n.op_type == "Transpose" else (rows, cols)
-        operands.update(i for n in g.node if n.op_type in ("MatMul", "Gemm") for i in n.input)
-    return [shape for name, shape in constants.items() if name in operands]
+        for name, t in tensors:
+            root[name] = name
+            if len(t.dims) == 2 and t.data_type in _FLOATS:
+                shapes[name] = (t.dims[0], t.dims[1])
+    for g in graphs:
+        for n in g.node:  # in topological order: a chain of aliases resolves
+            if n.op_type in _ALIASES and n.input[0] in root:
+                root[n.output[0]] = root[n.input[0]]
+                continue
+            if n.op_type == "Shape" or (n.op_type in _PICKS and n.input[1] not in root):
+                continue
+            whole.update(root[i] for i in n.input if i in root)
+    return [shape for name, shape in shapes.items() if name in whole]
 
 
 @dataclass(frozen=True)
@@ -97,9 +111,9 @@ class Floor:
 
 
 def classify(model: onnx.ModelProto, n_features: int) -> Floor:
-    """The matrices a MatMul or Gemm reads of which one side is at least REFERENCE_ROWS long (a set of points:
-    training rows, support vectors, centres, or a network layer as wide), counted as rows of F values."""
-    held = [s for s in _multiplied(model) if max(s) >= REFERENCE_ROWS]
+    """The matrices the graph reads whole for every row of which one side is at least REFERENCE_ROWS long (a set
+    of points: training rows, support vectors, centres; or a network layer as wide), counted as rows of F values."""
+    held = [s for s in _read_whole(model) if max(s) >= REFERENCE_ROWS]
     n_ref = sum(a * b for a, b in held) // max(n_features, 1)
     return Floor(n_ref, len(held), bool(held))
 
