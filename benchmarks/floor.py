@@ -160,6 +160,7 @@ class Result:
     native_n: float
     onnx_n: float
     rel_error: float
+    rows_timed: int  # the batch times: measured on this many rows, scaled to the batch's
 
     @property
     def floor_1(self) -> float:
@@ -210,11 +211,13 @@ HEADER = (f"{'detector':26} {'reference set':24} {'onnx 1 row':>11} {'identity':
           f"{'speed-up':>8} {'≥2×':>3}  max rel err")
 
 
-def line(r: Result) -> str:
+def line(r: Result, rows: int = 10_000) -> str:
+    """The table's line for r; `rows`: the rows its batch times stand for (marked * where timed on fewer)."""
+    timed = f"  * timed on {r.rows_timed:,} rows" if r.rows_timed < rows else ""
     return (f"{r.name:26} {r.floor.label:24} {fmt(r.onnx_1):>11} {fmt(r.identity_1):>9} {fmt(r.matmul_1):>9} "
             f"{r.onnx_1 / r.floor_1:>7.2f}× {'yes' if r.near_floor else 'NO':>3}   {fmt(r.native_1):>12} "
             f"{times(r.native_1 / r.onnx_1):>6}   {fmt(r.native_n):>10} {fmt(r.onnx_n):>9} {r.speedup:>7.2f}× "
-            f"{'yes' if r.fast else 'NO':>3}  {r.rel_error:.1e}")
+            f"{'yes' if r.fast else 'NO':>3}  {r.rel_error:.1e}{timed}")
 
 
 @dataclass
