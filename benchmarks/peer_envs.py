@@ -45,6 +45,7 @@ from benchmarks import tritonclient_env
 
 ROOT = Path(__file__).resolve().parents[1]
 MLSERVER = "1.7.1"
+ECHO = "bare OIP echo"  # benchmarks/oip_echo.py: the same gRPC stack as Pynomaly, no model
 STAMP = "pynomaly-requirements.txt"
 # pip's resolution (2026-12) of mlserver==1.7.1 mlserver-sklearn==1.7.1 'uvloop<0.22' scikit-learn==<pyproject's>
 # on CPython 3.11, Linux x86-64: every package of the environment, scikit-learn's pin added from pyproject.toml.
@@ -240,6 +241,17 @@ def start_pynomaly(work: Path, extra: list[str]) -> Server:
         return bool(server.grpc)
 
     _wait_ready(server, ready)
+    return server
+
+
+def start_echo(work: Path) -> Server:
+    """benchmarks/oip_echo.py on a free port of 127.0.0.1: zeros shaped like Pynomaly's response, no model."""
+    work.mkdir(parents=True)
+    log, (port,) = work / "echo.log", _free_ports(1)
+    proc = _spawn([sys.executable, "-m", "benchmarks.oip_echo", str(port)], ROOT, log,
+                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    server = Server(ECHO, proc, f"127.0.0.1:{port}", "anomaly_score", 0, log)
+    _wait_ready(server, lambda: "serving on" in log.read_text(errors="replace"))
     return server
 
 

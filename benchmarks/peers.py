@@ -24,8 +24,13 @@ RSS of each one's whole process tree (the server and all its descendants, from /
 process started here is stopped on exit, on Ctrl-C, on SIGTERM and on error (each server runs in a process group of
 its own; the table is printed after they have stopped).
 
+The ceiling: a third server takes its turns too, a bare OIP echo (benchmarks/oip_echo.py; --no-echo leaves it out):
+grpc.aio in one Python process, as Pynomaly serves, answering ModelInfer with zeros shaped like Pynomaly's response.
+MLServer's figures against the echo's are the most any server on this gRPC stack could show on this machine; the
+table prints them beside Pynomaly's ratios.
+
     python -m benchmarks.peers [--passes 2] [--calls 2000] [--batch-calls 200] [--seconds 20] [--markdown F]
-        [--json F] [--env-dir DIR]
+        [--json F] [--env-dir DIR] [--no-echo]
     smoke run: --passes 1 --calls 200 --batch-calls 20 --seconds 2 --idle-wait-s 3 --train-idle-s 5
 """
 
@@ -49,7 +54,16 @@ from sklearn.ensemble import IsolationForest
 
 from benchmarks import peer_envs
 from benchmarks.bench import data
-from benchmarks.peer_envs import Server, idle_tree, loopback_only, start_mlserver, start_pynomaly, stop
+from benchmarks.peer_envs import (
+    ECHO,
+    Server,
+    idle_tree,
+    loopback_only,
+    start_echo,
+    start_mlserver,
+    start_pynomaly,
+    stop,
+)
 from pynomaly.client import Client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,16 +127,28 @@ FIGURES = [  # label, unit, lower is better, the figure from one pass's client J
 ]
 
 
+def _ratios(ml: list[float], other: list[float], lower: bool) -> str:
+    """How many times `other` is better than MLServer: its latency or memory ÷ other's, other's throughput ÷ its."""
+    lo, hi = (min(ml) / max(other), max(ml) / min(other)) if lower else (min(other) / max(ml), max(other) / min(ml))
+    return _ratio(lo, hi)
+
+
 def table(passes: dict[str, list[dict]], rss: dict[str, float], threads: int) -> list[str]:
-    """The Markdown table: each figure's range over the passes, and how many times Pynomaly is better."""
-    lines = [f"| | {ML} | {PY} | ratio |", "|---|---:|---:|---:|"]
-    rows = [(label.format(threads=threads), unit, lower, [get(r) for r in passes[ML]], [get(r) for r in passes[PY]])
-            for label, unit, lower, get in FIGURES]
-    rows.append(("idle RSS, whole process tree", "MB", True, [rss[ML]], [rss[PY]]))
-    for label, unit, lower, ml, py in rows:
-        # ratio > 1: Pynomaly better (MLServer's latency or memory ÷ Pynomaly's, Pynomaly's throughput ÷ MLServer's)
-        lo, hi = (min(ml) / max(py), max(ml) / min(py)) if lower else (min(py) / max(ml), max(py) / min(ml))
-        lines.append(f"| {label} | {_range(ml, unit)} | {_range(py, unit)} | {_ratio(lo, hi)} |")
+    """The Markdown table: each figure's range over the passes, how many times Pynomaly is better, and (with the
+    echo run) the same for the bare OIP echo: the ceiling of that ratio on this gRPC stack and machine."""
+    echo = bool(passes.get(ECHO))
+    lines = [f"| | {ML} | {PY} | ratio |" + (f" {ECHO} | ceiling ratio |" if echo else ""),
+             "|---|---:|---:|---:|" + ("---:|---:|" if echo else "")]
+    for label, unit, lower, get in FIGURES:
+        ml, py = [get(r) for r in passes[ML]], [get(r) for r in passes[PY]]
+        line = f"| {label.format(threads=threads)} | {_range(ml, unit)} | {_range(py, unit)} | "
+        line += f"{_ratios(ml, py, lower)} |"
+        if echo:
+            bare = [get(r) for r in passes[ECHO]]
+            line += f" {_range(bare, unit)} | {_ratios(ml, bare, lower)} |"
+        lines.append(line)
+    lines.append(f"| idle RSS, whole process tree | {_range([rss[ML]], 'MB')} | {_range([rss[PY]], 'MB')} | "
+                 f"{_ratios([rss[ML]], [rss[PY]], True)} |" + (" – | – |" if echo else ""))
     return lines
 
 
@@ -180,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
             servers.append(start_mlserver(ml_python, work / "mlserver", work / "model.joblib", MODEL))
             extra = ["--train-idle-s", f"{args.train_idle_s:g}"] if train_idle and args.train_idle_s else []
             servers.append(start_pynomaly(work / "pynomaly", extra))
+            if args.echo:
+                servers.append(start_echo(work / "echo"))
             with Client(servers[1].grpc, timeout=600) as sdk:
                 card = sdk.train(MODEL, train, algorithm="sklearn.isolation_forest", params=PARAMS,
                                  contamination=CONTAMINATION, wait_timeout=600)
@@ -187,8 +215,8 @@ def run(args: argparse.Namespace) -> int:
             listening = {s.name: loopback_only(s) for s in servers}
             for name, addresses in listening.items():
                 print(f"{name} listens on {', '.join(addresses)} only")
-            checks = check_scores(client_python, servers, rows, estimator, work)
-            passes: dict[str, list[dict]] = {ML: [], PY: []}
+            checks = check_scores(client_python, servers[:2], rows, estimator, work)  # the echo serves no model
+            passes: dict[str, list[dict]] = {s.name: [] for s in servers}
             pattern = ["--calls", str(args.calls), "--batch-calls", str(args.batch_calls), "--seconds",
                        str(args.seconds), "--threads", str(args.threads)]
             for i in range(args.passes):
@@ -207,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 worker = f"{PY}'s training worker up (this pynomaly serve has no --train-idle-s)"
             print(worker + (f", {waited:.0f} s more" if train_idle and waited and waited >= 1 else ""))
-            trees = {s.name: idle_tree(s) for s in servers}
+            trees = {s.name: idle_tree(s) for s in servers[:2]}
         finally:
             for server in servers:
                 stop(server)
@@ -234,6 +262,11 @@ def run(args: argparse.Namespace) -> int:
         f"server and all its descendants after {args.idle_wait_s:g} s idle; {worker}. Ratio > 1×: Pynomaly "
         "better (lower latency or memory, higher throughput).",
     ]
+    if args.echo:
+        notes.append(f"{ECHO}: benchmarks/oip_echo.py, a grpc.aio server in one Python process (as Pynomaly serves) "
+                     "answering ModelInfer with zeros shaped like Pynomaly's response: no model, no checks. Its "
+                     "ceiling ratio (MLServer's figure against the echo's) bounds what any server on this gRPC stack "
+                     "could show against MLServer on this machine; it takes its turn in each pass like the others.")
     lines = table(passes, rss, args.threads)
     print("\n" + "\n".join(lines) + "\n\n" + "\n".join(notes))
     if args.markdown:
@@ -263,6 +296,8 @@ def main() -> None:
                         "${XDG_CACHE_HOME:-~/.cache}/pynomaly/bench-peers)")
     parser.add_argument("--python", default=sys.executable, help="Python 3.9-3.12 for MLServer's environment "
                         "(default this one)")
+    parser.add_argument("--no-echo", dest="echo", action="store_false", help="leave out the bare OIP echo server "
+                        "(benchmarks/oip_echo.py) whose figures give the ceiling ratio")
     parser.add_argument("--markdown", metavar="PATH", help="also write the table (and notes) as Markdown here")
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures as JSON here")
     args = parser.parse_args()
