@@ -318,3 +318,50 @@ def test_storage_options_override_the_environment(s3_url, s3_endpoint, monkeypat
     store = open_store(s3_url, storage_options={"endpoint_url": s3_endpoint})
     assert store.create_version("m", b"g", _manifest()) == 1
     assert store.onnx_bytes("m", 1) == b"g"
+
+
+def _age(root, name: str, seconds: float) -> None:
+    """Date the versions directory `seconds` back, as if its last change were that old."""
+    import os
+    import time
+
+    path = root / "models" / name / "versions"
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_local_versions_listing_is_reused_until_the_directory_changes(tmp_path, monkeypatch):
+    """Detect resolves the latest version on every call: a settled listing costs a stat, not a listdir, and every
+    change, by this store or another process's, is seen on the next call."""
+    import os
+
+    from pynomaly.store import local
+
+    root = tmp_path / "store"
+    here, other = LocalStore(root), LocalStore(root)  # `other`: another process on the same directory
+    listed = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(local.os, "listdir", lambda p: listed.append(p) or real_listdir(p))
+    here.create_version("m", b"g", _manifest())
+    listed.clear()  # create_version lists the directory itself
+    assert [here.versions("m"), here.versions("m")] == [[1], [1]]
+    assert len(listed) == 2  # changed just now (within SETTLED_S): listed each time
+    _age(root, "m", 60)
+    listed.clear()
+    assert [here.versions("m"), here.versions("m"), here.versions("m")] == [[1], [1], [1]]
+    assert len(listed) == 1  # settled: listed once, then reused
+    here.versions("m").append(99)  # a caller's change to the list it got does not reach the kept one
+    assert here.versions("m") == [1]
+
+    other.create_version("m", b"g", _manifest())
+    assert here.versions("m") == [1, 2] and resolve(here, ModelRef("m")) == ("m", 2)
+    _age(root, "m", 60)
+    here.versions("m")
+    other.delete_version("m", 2)
+    assert here.versions("m") == [1] and resolve(here, ModelRef("m")) == ("m", 1)
+    _age(root, "m", 60)
+    here.versions("m")
+    other.delete_version("m", 1)
+    assert here.versions("m") == [] and here.model_names() == []
+    with pytest.raises(NotFound, match="^model 'm' not found$"):
+        resolve(here, ModelRef("m"))

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     _write_file(tmp, base.dumps(obj))
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+# versions(): a listing of a directory that changed less than this long ago is read again on the next call.
+SETTLED_S = 2.0
 
 
 class LocalRecords:
@@ -88,6 +92,7 @@ class LocalStore(base.VersionFiles):
         self._jobs = LocalRecords(self.root / base.TRAINING_JOBS)
         self.batch_jobs = LocalRecords(self.root / base.BATCH_JOBS)
         self._manifests: dict[tuple[str, int], dict[str, Any]] = {}
+        self._listings: dict[str, tuple[tuple[int, int, int], list[int]]] = {}  # versions(): name -> (stat, list)
         self._lock = threading.Lock()
 
     def sweep_staging(self) -> None:
@@ -112,11 +117,26 @@ class LocalStore(base.VersionFiles):
         return sorted(p.name for p in self._models.iterdir() if self.versions(p.name))
 
     def versions(self, name: str) -> list[int]:
+        """The version numbers, ascending. Detect without a version resolves the latest on every call: a listing
+        is reused while the directory's (mtime, inode, link count) stays the same, since a version's directory is
+        renamed in or out (a stat, not a listdir and a sort). A listing read within SETTLED_S of the directory's last
+        change is not kept: with coarse timestamps a second change could fall in the same tick. Other processes'
+        changes (serve --workers) are seen on the next call, as before."""
+        path = f"{self._models}/{name}/versions"
         try:
-            entries = os.listdir(f"{self._models}/{name}/versions")
+            st = os.stat(path)
+            key = (st.st_mtime_ns, st.st_ino, st.st_nlink)
+            kept = self._listings.get(name)
+            if kept is not None and kept[0] == key:
+                return list(kept[1])
+            entries = os.listdir(path)
         except FileNotFoundError:
+            self._listings.pop(name, None)
             return []
-        return sorted(int(e) for e in entries if is_digits(e))
+        found = sorted(int(e) for e in entries if is_digits(e))
+        if time.time() - st.st_mtime > SETTLED_S:  # the listing is at least as new as the stat: never stale
+            self._listings[name] = (key, found)
+        return list(found)
 
     def create_version(self, name: str, onnx_model: bytes, manifest: dict[str, Any],
                        arrays: dict[str, np.ndarray] | None = None) -> int:
