@@ -162,7 +162,7 @@ buf-lint: ## buf lint (STANDARD) over proto/, with buf from npm
 	cd proto && ../.tools/node_modules/.bin/buf lint
 
 bench: setup ## ONNX vs native PyOD, Detect vs echo RPC, then bench-batch, -console, -memory: ratios from one run
-	$(PY) -m benchmarks.bench
+	$(PY) -m benchmarks.bench --markdown benchmarks/results/bench.md
 	$(PY) -m benchmarks.batch_bench
 	$(PY) -m benchmarks.console_bench
 	$(PY) -m benchmarks.memory_bench --markdown benchmarks/results/memory.md

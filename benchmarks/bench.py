@@ -126,7 +126,8 @@ def _fit_data(algo: Any, train: np.ndarray, score: np.ndarray) -> tuple[np.ndarr
     return train, score, labels
 
 
-def bench_export(names: list[str] | None = None, profile: bool = False) -> None:
+def bench_export(names: list[str] | None = None, profile: bool = False) -> tuple[Any, list[str]]:
+    """Print the table; return its summary (floor.Summary) and its lines, for --markdown."""
     import onnxruntime as ort
 
     from benchmarks import floor
@@ -146,6 +147,8 @@ def bench_export(names: list[str] | None = None, profile: bool = False) -> None:
     print(floor.HEADER)
     from benchmarks.parity import exportable
 
+    lines = [floor.HEADER]
+
     summary = floor.Summary()
     for name in names or exportable():
         algo = algorithms.get(name)
@@ -157,7 +160,8 @@ def bench_export(names: list[str] | None = None, profile: bool = False) -> None:
                 det = det.fit(train) if labels is None else det.fit(train, labels)
                 model = export.to_onnx(det, train.shape[1])
         except Exception as e:  # one detector that cannot fit or export here must not end the table
-            print(f"{name:26} fit/export failed: {type(e).__name__}: {e}")
+            lines.append(f"{name:26} fit/export failed: {type(e).__name__}: {e}")
+            print(lines[-1])
             summary.failed.append(f"{name}: {type(e).__name__}")
             continue
         graph = model.SerializeToString()
@@ -184,7 +188,8 @@ def bench_export(names: list[str] | None = None, profile: bool = False) -> None:
                 checked, reference = _reference(algo, det, score)
                 served = onnx_batch(session, checked)
         except Exception as e:  # nor one whose scoring fails
-            print(f"{name:26} measurement failed: {type(e).__name__}: {e}")
+            lines.append(f"{name:26} measurement failed: {type(e).__name__}: {e}")
+            print(lines[-1])
             summary.failed.append(f"{name}: {type(e).__name__}")
             continue
         rel = np.max(np.abs(served - reference) / np.maximum(np.abs(reference), 1e-6 * np.abs(reference).max()))
@@ -192,7 +197,8 @@ def bench_export(names: list[str] | None = None, profile: bool = False) -> None:
         result = floor.Result(name, kind, onnx_1, identity_1, matmul_1, native_1, batch["native"] * scale,
                               batch["onnx"] * scale, rel, len(timed))
         summary.results.append(result)
-        print(floor.line(result, N_SCORE), flush=True)
+        lines.append(floor.line(result, N_SCORE))
+        print(lines[-1], flush=True)
         if profile and not (result.near_floor and result.fast):
             print(f"{'':26} profile, 1 row: {floor.profile(graph, one)}")
             part = timed[: max(1, min(len(timed) // 2, int(5.0 / onnx_1)))]  # one thread's chunk, at most ~5 s
@@ -207,6 +213,7 @@ def bench_export(names: list[str] | None = None, profile: bool = False) -> None:
     for text in summary.lines():
         print(text)
     print(f"(load average at the end: {os.getloadavg()[0]:.1f})")
+    return summary, lines
 
 
 # --- gRPC: Detect vs echo on one server ---
@@ -246,7 +253,8 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.99)]
 
 
-def bench_grpc(calls: int = 3000) -> None:
+def bench_grpc(calls: int = 3000) -> list[str]:
+    """Print Detect vs echo; return the same as Markdown table rows, for --markdown."""
     from pynomaly.client import to_matrix
     from pynomaly.v1 import detect_pb2
 
@@ -269,6 +277,8 @@ def bench_grpc(calls: int = 3000) -> None:
                 print(f"\nDetect vs a bare echo RPC (same request, same server; {calls} calls each, interleaved)")
                 print(f"{'rows':>6} {'echo p50':>10} {'detect p50':>11} {'ratio':>6}   {'echo p99':>10} "
                       f"{'detect p99':>11} {'ratio':>6}")
+                table = ["| rows | echo p50 | Detect p50 | ratio | echo p99 | Detect p99 | ratio |",
+                         "|---:|---:|---:|---:|---:|---:|---:|"]
                 for rows in (1, 1000):
                     request = detect_pb2.DetectRequest(model="bench@1", rows=to_matrix(score[:rows])[0])
                     n = calls if rows == 1 else calls // 10
@@ -287,11 +297,14 @@ def bench_grpc(calls: int = 3000) -> None:
                     (e50, e99), (d50, d99) = _percentiles(t_echo), _percentiles(t_detect)
                     print(f"{rows:>6} {_fmt(e50):>10} {_fmt(d50):>11} {d50 / e50:>5.2f}×   {_fmt(e99):>10} "
                           f"{_fmt(d99):>11} {d99 / e99:>5.2f}×")
+                    table.append(f"| {rows:,} | {_fmt(e50)} | {_fmt(d50)} | {d50 / e50:.2f}× | {_fmt(e99)} | "
+                                 f"{_fmt(d99)} | {d99 / e99:.2f}× |")
                 bench_explain(client, train, score)
                 channel.close()
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+    return table
 
 
 def bench_explain(client: Client, train: np.ndarray, score: np.ndarray) -> None:
@@ -321,13 +334,33 @@ def main() -> None:
     parser.add_argument("--no-grpc", action="store_true", help="skip the gRPC and Explain parts")
     parser.add_argument("--profile", action="store_true",
                         help="after each detector that misses a target, the node types onnxruntime spends its time in")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the Detect-vs-echo table and the floor's "
+                        "summary here (the README's block), and the per-detector table beside it in floor.md")
     args = parser.parse_args()
     if args.serve_echo:
         asyncio.run(_serve_with_echo(args.serve_echo))
         return
-    bench_export(args.detector, args.profile)
-    if not args.no_grpc:
-        bench_grpc(args.calls)
+    summary, lines = bench_export(args.detector, args.profile)
+    echo = [] if args.no_grpc else bench_grpc(args.calls)
+    if args.markdown:
+        write_markdown(Path(args.markdown), summary, lines, echo, args.calls)
+
+
+def write_markdown(path: Path, summary: Any, lines: list[str], echo: list[str], calls: int) -> None:
+    """The README's block (Detect vs echo, the floor's summary) at `path`; the per-detector table beside it in
+    floor.md."""
+    machine = f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"
+    floor_md = path.with_name("floor.md")
+    floor_md.write_text(f"# `make bench`: each detector's ONNX graph against its floor and against native\n\n"
+                        f"{N_TRAIN:,} training rows × {N_FEATURES} features; {machine}. Written by "
+                        "`python -m benchmarks.bench --markdown …`: edit the benchmark, not this.\n\n```text\n"
+                        + "\n".join([*lines, *summary.lines()]) + "\n```\n")
+    text = []
+    if echo:
+        text += [*echo, "", f"Detect over gRPC against a bare echo RPC (same request, same server), {calls:,} calls "
+                 f"each (1,000 rows: {calls // 10:,}), interleaved; {machine}.", ""]
+    text += [f"Per detector ([{floor_md.name}]({floor_md.name})): " + "; ".join(summary.lines()) + "."]
+    path.write_text("\n".join(text) + "\n")
 
 
 if __name__ == "__main__":
