@@ -7,7 +7,7 @@ ${XDG_CACHE_HOME:-~/.cache}/pynomaly/bench-peers/ unless --env-dir names another
   release. uvloop stays below 0.22: with uvloop 0.22 MLServer 1.7.1's parallel inference worker (on by default) dies
   at start (MLServer issue 2286). MLServer 1.7.1 wants Python 3.9-3.12 (--python picks the interpreter).
 - tritonclient-2.73.0/: the load generator, the same for both servers, built by benchmarks/tritonclient_env.py
-  (tritonclient pins protobuf < 7, Pynomaly runs 7). That module pins tritonclient itself; pip resolves the rest.
+  (tritonclient pins protobuf < 7, Pynomaly runs 7), every package pinned exactly there.
 
 Each is built under a temporary name and renamed when complete, so a half-built environment is never taken for a
 ready one, and rebuilt when its pins change (a stamp file in it holds them). The #! lines of its console scripts keep
