@@ -194,14 +194,17 @@ class Metrics(_KeepsScores):
                                           ["algorithm", "stage"], buckets=TRAINING_BUCKETS, registry=r)
         self._scores: dict[tuple[str, int], _ScoreStats] = {}
         self._http: Any = None
+        self._unix: Any = None  # a serving process's socket for the primary's /metrics (--workers)
         r.register(_ScoreCollector(self._scores))
 
     def bind(self, sessions: Any, jobs: Any) -> None:
         """Expose the model cache's and the job manager's own counters, read at scrape time (no hot-path cost).
-        `sessions` is None where models are loaded elsewhere (the Ray engine's replicas)."""
+        `sessions` is None where models are loaded elsewhere (the Ray engine's replicas); `jobs` None where the
+        job records are another process's to count (a serving process of --workers)."""
         if sessions is not None:
             self.registry.register(_CacheCollector(sessions))
-        self.registry.register(_JobCollector(jobs))
+        if jobs is not None:
+            self.registry.register(_JobCollector(jobs))
 
     def rpc(self, grpc_type: str, method: str) -> RpcRecorder:
         return RpcRecorder(self, grpc_type, method)
@@ -210,14 +213,30 @@ class Metrics(_KeepsScores):
         for stage, start_ns, end_ns in stages:
             self.training_seconds.labels(algorithm, stage).observe(max(end_ns - start_ns, 0) / 1e9)
 
-    def serve(self, host: str, port: int) -> int:
-        """Serve /metrics over HTTP on host:port (0 picks a free port); return the port."""
+    def serve(self, host: str, port: int, others: list[tuple[str, str]] | None = None) -> int:
+        """Serve /metrics over HTTP on host:port (0 picks a free port); return the port. `others`: the serving
+        processes' (worker label, metrics socket) under --workers, gathered with this process's own
+        (pynomaly.observability.gathered)."""
         from prometheus_client import start_http_server
 
-        self._http, _ = start_http_server(port, addr=host.strip("[]"), registry=self.registry)
+        registry: Any = self.registry
+        if others:
+            from pynomaly.observability.gathered import Gathered
+
+            registry = Gathered(self.registry, others)
+        self._http, _ = start_http_server(port, addr=host.strip("[]"), registry=registry)
         return int(self._http.server_port)
 
+    async def serve_unix(self, path: str) -> None:
+        """A serving process of --workers: hand this registry to the primary's /metrics on the Unix socket path."""
+        from pynomaly.observability.gathered import serve_unix
+
+        self._unix = await serve_unix(self.registry, path)
+
     def close(self) -> None:
+        if self._unix is not None:
+            self._unix.close()
+            self._unix = None
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()

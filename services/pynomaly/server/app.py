@@ -84,6 +84,10 @@ class ServerConfig:
     # Prometheus metrics over HTTP on this port of the --listen host (0 picks one); None: off. Tracing has no field:
     # it is configured by the standard OTEL_* environment variables only (pynomaly.observability.tracing).
     metrics_port: int | None = None
+    # --workers: a serving process's metrics on this Unix socket; the primary's /metrics reads the sockets listed in
+    # metrics_sources, (worker label, path) (pynomaly.observability.gathered).
+    metrics_socket: str | None = None
+    metrics_sources: tuple[tuple[str, str], ...] = ()
     # The REST API (the Open Inference Protocol's HTTP/JSON binding; pynomaly.web) on this host:port, in the same
     # process and event loop as gRPC (port 0 picks one); None: off.
     http_listen: str | None = None
@@ -172,7 +176,7 @@ def observability(config: ServerConfig, tracer: Any) -> tuple[Any, Any, list[grp
     """Tracer, metrics and the interceptors serving them; no-op objects and no interceptor for what is off."""
     tracer = tracing.from_env() if tracer is None else tracer
     metrics: Any = NO_METRICS
-    if config.metrics_port is not None:
+    if config.metrics_port is not None or config.metrics_socket is not None:
         from pynomaly.observability.metrics import Metrics
 
         metrics = Metrics()
@@ -230,10 +234,9 @@ def _warm_up_scoring() -> None:
 
 async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
                           interceptors: list[grpc.aio.ServerInterceptor],
-                          extra_handlers: Iterable[grpc.GenericRpcHandler] = (),
-                          inner: Iterable[grpc.aio.ServerInterceptor] = ()) -> Running:
+                          extra_handlers: Iterable[grpc.GenericRpcHandler] = ()) -> Running:
     """The front of any engine: the four services, the Open Inference Protocol, health, reflection, metrics, and
-    the HTTP app on config.http_listen; bound and started. `inner`: interceptors after the token check."""
+    the HTTP app on config.http_listen; bound and started. `interceptors` come before the token check."""
     metrics = dataplane.metrics
     try:
         if config.primary_socket is None:  # a serving process shares the primary's port
@@ -245,7 +248,7 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
         raise
     server = grpc.aio.server(
         # Tokens are checked first; innermost, undecodable requests become INVALID_ARGUMENT.
-        interceptors=[*interceptors, *security.interceptors(), DecodeErrors(), *inner],
+        interceptors=[*interceptors, *security.interceptors(), DecodeErrors()],
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
@@ -276,10 +279,10 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
         await dataplane.jobs.stop()
         raise
     metrics_port = None
-    if metrics.enabled:
+    if metrics.enabled and config.metrics_port is not None:
         host = config.listen.rsplit(":", 1)[0]
         try:
-            metrics_port = metrics.serve(host, config.metrics_port)
+            metrics_port = metrics.serve(host, config.metrics_port, list(config.metrics_sources))
         except OSError as e:
             await dataplane.jobs.stop()
             if http is not None:

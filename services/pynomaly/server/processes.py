@@ -3,8 +3,9 @@ process can use (gRPC's Python front end runs on about one core).
 
 Every process binds --listen with SO_REUSEPORT, so the kernel spreads new connections over them. The first process
 (the primary) is the whole embedded server: it alone trains (so --train-workers bounds training for the machine),
-runs batch jobs, serves the REST API, the console and metrics. The others (serving processes) score: Detect,
-DetectStream, Explain, the Open Inference Protocol and health are theirs, over the same store (every call resolves
+runs batch jobs, serves the REST API, the console and metrics (its /metrics gathers every process's, labelled
+`worker`: pynomaly.observability.gathered). The others (serving processes) score: Detect, DetectStream, Explain,
+the Open Inference Protocol and health are theirs, over the same store (every call resolves
 its model reference in the store, so a version deleted or an alias moved anywhere is seen at once). Every other
 method — training and its jobs, batch jobs, the model registry — they forward as bytes to the primary over a
 private Unix socket, with the caller's metadata (tokens, trace context) and deadline; the primary's answer, errors
@@ -61,8 +62,8 @@ async def _abort(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError)
 
 class Forward(grpc.aio.ServerInterceptor):
     """Serves the primary's methods by forwarding each call to it over `channel` (bytes in, bytes out). The
-    innermost interceptor, after the token check: an interceptor, not a handler, since grpc looks the methods of
-    registered services up before any generic handler."""
+    outermost interceptor, before tracing, metrics and the token check (the primary runs those); an interceptor, not
+    a handler, since grpc looks the methods of registered services up before any generic handler."""
 
     def __init__(self, channel: grpc.aio.Channel):
         self._channel = channel
@@ -150,7 +151,13 @@ async def start_scoring(config: app.ServerConfig) -> app.Running:
     size = config.max_message_bytes
     channel = grpc.aio.insecure_channel(f"unix:{config.primary_socket}", options=[
         ("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)])
-    return await app.serve_dataplane(config, dataplane, interceptors, inner=[Forward(channel)])
+    # Forward comes first: a forwarded call is the primary's alone (its token check, its trace span, its metrics),
+    # so it is checked, traced and counted once.
+    running = await app.serve_dataplane(config, dataplane, [Forward(channel), *interceptors])
+    if config.metrics_socket is not None:  # the primary's /metrics reads this process's registry here
+        metrics.bind(sessions, None)
+        await metrics.serve_unix(config.metrics_socket)
+    return running
 
 
 PROCESS_NAME = b"pynomaly-serve"  # a serving process's name in ps and /proc/PID/comm (Linux)
@@ -182,8 +189,12 @@ class ServingProcesses:
         self._procs: list[Any] = []
         self._watch: asyncio.Task[None] | None = None
 
-    def _spawn(self) -> Any:
-        proc = self._ctx.Process(target=_run, args=(self._serving, os.getpid(), logging.getLogger().level),
+    def _spawn(self, slot: int) -> Any:
+        """Serving process `slot` (1 to N - 1): its number in the primary's metrics, kept across restarts."""
+        config = self._serving
+        if self._config.metrics_sources:
+            config = dataclasses.replace(config, metrics_socket=dict(self._config.metrics_sources)[str(slot)])
+        proc = self._ctx.Process(target=_run, args=(config, os.getpid(), logging.getLogger().level),
                                  name="pynomaly-serving", daemon=False)
         proc.start()
         return proc
@@ -192,7 +203,7 @@ class ServingProcesses:
         """Start them on the primary's port (from the event loop's thread, which lives as long as the server: see
         lifeline); the banner's line about them."""
         self._serving = serving_config(self._config, port)
-        self._procs = [self._spawn() for _ in range(self._count)]
+        self._procs = [self._spawn(slot) for slot in range(1, self._count + 1)]
         self._watch = asyncio.get_running_loop().create_task(self._restart_exited())
         return (f"  workers: {self._count + 1} processes share the port (SO_REUSEPORT); this one (pid {os.getpid()}) "
                 "trains, runs batch jobs and serves REST, the console and metrics\n")
@@ -203,7 +214,7 @@ class ServingProcesses:
             for i, proc in enumerate(self._procs):
                 if proc.exitcode is not None:
                     log.warning("serving process %d exited (code %s); starting another", proc.pid, proc.exitcode)
-                    self._procs[i] = self._spawn()
+                    self._procs[i] = self._spawn(i + 1)
 
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs]
@@ -228,7 +239,7 @@ def serving_config(config: app.ServerConfig, port: int) -> app.ServerConfig:
     host = config.listen.rpartition(":")[0]
     return dataclasses.replace(config, listen=f"{host}:{port}", http_listen=None, metrics_port=None,
                                health_listen=None, workers=1, warm_up=False, primary_socket=config.private_socket,
-                               private_socket=None)
+                               private_socket=None, metrics_sources=())
 
 
 async def serve(config: app.ServerConfig) -> None:
@@ -236,5 +247,9 @@ async def serve(config: app.ServerConfig) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="pynomaly-") as private:  # mode 0700: this user's processes only
-        primary = dataclasses.replace(config, private_socket=os.path.join(private, "primary.sock"))
+        # With metrics on, serving process i hands its registry to the primary's /metrics on metrics-i.sock.
+        sources = tuple((str(i), os.path.join(private, f"metrics-{i}.sock")) for i in range(1, config.workers)
+                        if config.metrics_port is not None)
+        primary = dataclasses.replace(config, private_socket=os.path.join(private, "primary.sock"),
+                                      metrics_sources=sources)
         await app.serve(primary, companions=ServingProcesses(primary, config.workers - 1))
