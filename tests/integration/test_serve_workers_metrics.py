@@ -1,9 +1,11 @@
 """`pynomaly serve --workers N --metrics-port P`: one /metrics counts the calls of every process, each sample
-labelled `worker` ("0" the primary), and a serving process that is down is left out of a scrape, not fatal to it."""
+labelled `worker` ("0" the primary), and a serving process that is down is left out of a scrape, not fatal to it.
+The web console's drift plot, on the primary, counts the rows every process served."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
@@ -38,19 +40,40 @@ def _by_worker(families: dict[str, Any], family: str, sample: str, **labels: str
     return counts
 
 
+def _console_rows(srv: ServerProcess, model: str) -> int:
+    """The rows the console's model page says were served ("Served since the server started: N rows")."""
+    with urllib.request.urlopen(f"http://{srv.http_address}/models/{model}", timeout=30) as response:
+        found = re.search(r"Served since the server started: (\d+) rows", response.read().decode())
+    assert found, "no served scores on the model page"
+    return int(found.group(1))
+
+
+def _detect_everywhere(srv: ServerProcess) -> None:
+    wait_serving(srv, 2)
+    with fresh(srv, timeout=120) as c:
+        c.train("m", X, algorithm="iforest", params={"random_state": 0})
+    for _ in range(CALLS):
+        with fresh(srv) as c:
+            c.detect("m", X[:5])
+            c.list_models()  # forwarded to the primary by the serving processes
+
+
+def test_the_console_alone_counts_every_processs_rows(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "store", "--workers", "3", "--http-listen", "127.0.0.1:0")
+    try:
+        _detect_everywhere(srv)
+        assert _console_rows(srv, "m") == 5 * CALLS
+    finally:
+        srv.stop()
+
+
 def test_metrics_gather_every_process(tmp_path: Path) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/metrics"
-    srv = ServerProcess(tmp_path / "store", "--workers", "3", "--metrics-port", str(port))
+    srv = ServerProcess(tmp_path / "store", "--workers", "3", "--metrics-port", str(port),
+                        "--http-listen", "127.0.0.1:0")
     try:
-        wait_serving(srv, 2)
-        with fresh(srv, timeout=120) as c:
-            c.train("m", X, algorithm="iforest", params={"random_state": 0})
-        for _ in range(CALLS):
-            with fresh(srv) as c:
-                c.detect("m", X[:5])
-                c.list_models()  # forwarded to the primary by the serving processes
-
+        _detect_everywhere(srv)
         families = _scrape(url)
         detect = _by_worker(families, "grpc_server_handled", "grpc_server_handled_total", grpc_method="Detect",
                             grpc_code="OK")
@@ -58,6 +81,7 @@ def test_metrics_gather_every_process(tmp_path: Path) -> None:
         assert len([w for w, n in detect.items() if n]) >= 2, detect  # the serving processes' calls are counted
         rows = _by_worker(families, "pynomaly_detect_rows", "pynomaly_detect_rows_total", model="m")
         assert sum(rows.values()) == 5 * CALLS and rows.keys() <= {"0", "1", "2"}
+        assert _console_rows(srv, "m") == 5 * CALLS
         assert {s.labels["worker"] for s in families["process_resident_memory_bytes"].samples} == {"0", "1", "2"}
         # A forwarded call is counted once, by the primary that served it (and that checked its token and traced it).
         listed = _by_worker(families, "grpc_server_handled", "grpc_server_handled_total", grpc_method="ListModels")

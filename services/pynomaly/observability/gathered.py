@@ -2,10 +2,11 @@
 
 Each serving process keeps a registry of its own (its RPCs, scored rows, served-score histograms, model cache,
 process_* figures) and hands it, as JSON, to whoever connects to its private Unix socket (in the primary's 0700
-directory). The primary's /metrics gathers those with its own at scrape time into one family per name, every sample
-labelled `worker`: "0" the primary, "1" to "N-1" the serving processes (a restarted one keeps its number; its
-counters start again from zero, which Prometheus' rate() takes as a reset). A serving process that does not answer
-within SCRAPE_TIMEOUT_S (all of them together) is left out of that scrape.
+directory), with its served-score histograms as the web console reads them. The primary's /metrics gathers those
+with its own at scrape time into one family per name, every sample labelled `worker`: "0" the primary, "1" to "N-1"
+the serving processes (a restarted one keeps its number; its counters start again from zero, which Prometheus'
+rate() takes as a reset); the console's drift plot adds up every process's histogram of the version. A serving
+process that does not answer within SCRAPE_TIMEOUT_S (all of them together) is left out of that read.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import logging
 import socket
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client.metrics_core import Metric
-from prometheus_client.samples import Sample
+if TYPE_CHECKING:  # imported where used: the console alone (metrics off) never imports prometheus_client
+    from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +28,22 @@ SCRAPE_TIMEOUT_S = 2.0
 WORKER_LABEL = "worker"
 
 
-def families_json(registry: Any) -> bytes:
-    """The registry's families now, as JSON (name, help, type, unit, samples as [name, labels, value])."""
-    return json.dumps([{"name": f.name, "help": f.documentation, "type": f.type, "unit": f.unit,
-                        "samples": [[s.name, s.labels, s.value] for s in f.samples]}
-                       for f in registry.collect()]).encode()
+def payload(metrics: Any) -> bytes:
+    """A serving process's metrics now, as JSON: "families" (name, help, type, unit, samples as [name, labels,
+    value]) and "served" ([name, version, the console's served() dict] per version it scored)."""
+    return json.dumps({
+        "families": [{"name": f.name, "help": f.documentation, "type": f.type, "unit": f.unit,
+                      "samples": [[s.name, s.labels, s.value] for s in f.samples]}
+                     for f in metrics.registry.collect()],
+        "served": [[name, version, metrics.own_served(name, version)] for name, version in list(metrics._scores)],
+    }).encode()
 
 
-async def serve_unix(registry: Any, path: str) -> asyncio.AbstractServer:
-    """Answer every connection on the Unix socket `path` with families_json(registry), then close it."""
+async def serve_unix(metrics: Any, path: str) -> asyncio.AbstractServer:
+    """Answer every connection on the Unix socket `path` with payload(metrics), then close it."""
     async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            writer.write(families_json(registry))
+            writer.write(payload(metrics))
             await writer.drain()
         finally:
             writer.close()
@@ -46,8 +51,8 @@ async def serve_unix(registry: Any, path: str) -> asyncio.AbstractServer:
     return await asyncio.start_unix_server(send, path=path)
 
 
-def read_families(path: str, deadline: float) -> list[Metric]:
-    """A serving process's families from its socket; OSError (refused, timed out at `deadline`) when it does not
+def read(path: str, deadline: float) -> dict[str, Any]:
+    """A serving process's payload from its socket; OSError (refused, timed out at `deadline`) when it does not
     answer in time."""
     chunks = []
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -56,8 +61,15 @@ def read_families(path: str, deadline: float) -> list[Metric]:
         while chunk := s.recv(1 << 16):
             chunks.append(chunk)
             s.settimeout(max(deadline - time.monotonic(), 0.001))
+    return dict(json.loads(b"".join(chunks)))
+
+
+def read_families(path: str, deadline: float) -> list[Metric]:
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.samples import Sample
+
     families = []
-    for f in json.loads(b"".join(chunks)):
+    for f in read(path, deadline)["families"]:
         family = Metric(f["name"], f["help"], f["type"], f["unit"])
         family.samples = [Sample(name, labels, value) for name, labels, value in f["samples"]]
         families.append(family)
@@ -73,6 +85,9 @@ class Gathered:
         self._others = others
 
     def collect(self) -> Iterable[Metric]:
+        from prometheus_client.metrics_core import Metric
+        from prometheus_client.samples import Sample
+
         deadline = time.monotonic() + SCRAPE_TIMEOUT_S
         sources: list[tuple[str, Iterable[Metric]]] = [("0", self._own.collect())]
         for worker, path in self._others:
@@ -101,6 +116,8 @@ class _Restricted:
         self._names = names
 
     def collect(self) -> Iterable[Metric]:
+        from prometheus_client.metrics_core import Metric
+
         out = []
         for f in self._gathered.collect():
             samples = [s for s in f.samples if s.name in self._names]
@@ -109,3 +126,23 @@ class _Restricted:
                 kept.samples = samples
                 out.append(kept)
         return out
+
+
+def served(own: dict[str, Any] | None, others: list[tuple[str, str]], name: str, version: int) -> dict[str, Any] | None:
+    """The console's served-score histogram of a version over every process: `own` (this process's) plus each
+    serving process's (the same bounds: the version's own), from their sockets; None when no process scored it."""
+    total = own
+    deadline = time.monotonic() + SCRAPE_TIMEOUT_S
+    for worker, path in others:
+        try:
+            theirs = next((h for n, v, h in read(path, deadline)["served"] if n == name and v == version), None)
+        except (OSError, ValueError) as e:
+            log.debug("served scores of serving process %s not read: %s", worker, e)
+            continue
+        if theirs is None or (total is not None and theirs["bounds"] != total["bounds"]):
+            continue
+        total = theirs if total is None else {
+            "bounds": total["bounds"], "rows": total["rows"] + theirs["rows"],
+            "counts": [a + b for a, b in zip(total["counts"], theirs["counts"], strict=True)],
+            "flagged": total["flagged"] + theirs["flagged"]}
+    return total

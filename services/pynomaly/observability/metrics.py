@@ -72,6 +72,7 @@ class _KeepsScores:
     ServedScores keeps them for the web console alone."""
 
     _scores: dict[tuple[str, int], _ScoreStats]
+    _others: list[tuple[str, str]]  # --workers: the serving processes' (worker label, metrics socket)
 
     def observe_scores(self, name: str, version: int, manifest: dict[str, Any], scores: np.ndarray) -> None:
         stats = self._scores.get((name, version))
@@ -80,6 +81,15 @@ class _KeepsScores:
         stats.observe(scores)
 
     def served(self, name: str, version: int) -> dict[str, Any] | None:
+        """This process's histogram, plus every serving process's under --workers (read from their sockets:
+        blocking, up to gathered.SCRAPE_TIMEOUT_S; call it off the event loop)."""
+        if not self._others:
+            return self.own_served(name, version)
+        from pynomaly.observability import gathered
+
+        return gathered.served(self.own_served(name, version), self._others, name, version)
+
+    def own_served(self, name: str, version: int) -> dict[str, Any] | None:
         stats = self._scores.get((name, version))
         if stats is None:
             return None
@@ -161,14 +171,17 @@ class RpcRecorder:
 class ServedScores(_KeepsScores, NoMetrics):
     """Metrics off, the web console on: only the served-score histograms are kept (a bisect and a lock per call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, others: list[tuple[str, str]] | None = None) -> None:
         self._scores = {}
+        self._others = others or []
 
 
 class Metrics(_KeepsScores):
     enabled = True
 
-    def __init__(self) -> None:
+    def __init__(self, others: list[tuple[str, str]] | None = None) -> None:
+        """`others`: under --workers, the serving processes' (worker label, metrics socket), gathered with this
+        process's own by /metrics and the console (pynomaly.observability.gathered)."""
         from prometheus_client import (
             CollectorRegistry,
             Counter,
@@ -193,6 +206,7 @@ class Metrics(_KeepsScores):
         self.training_seconds = Histogram("pynomaly_training_stage_seconds", "Duration of training job stages.",
                                           ["algorithm", "stage"], buckets=TRAINING_BUCKETS, registry=r)
         self._scores: dict[tuple[str, int], _ScoreStats] = {}
+        self._others = others or []
         self._http: Any = None
         self._unix: Any = None  # a serving process's socket for the primary's /metrics (--workers)
         r.register(_ScoreCollector(self._scores))
@@ -213,17 +227,15 @@ class Metrics(_KeepsScores):
         for stage, start_ns, end_ns in stages:
             self.training_seconds.labels(algorithm, stage).observe(max(end_ns - start_ns, 0) / 1e9)
 
-    def serve(self, host: str, port: int, others: list[tuple[str, str]] | None = None) -> int:
-        """Serve /metrics over HTTP on host:port (0 picks a free port); return the port. `others`: the serving
-        processes' (worker label, metrics socket) under --workers, gathered with this process's own
-        (pynomaly.observability.gathered)."""
+    def serve(self, host: str, port: int) -> int:
+        """Serve /metrics over HTTP on host:port (0 picks a free port); return the port."""
         from prometheus_client import start_http_server
 
         registry: Any = self.registry
-        if others:
+        if self._others:
             from pynomaly.observability.gathered import Gathered
 
-            registry = Gathered(self.registry, others)
+            registry = Gathered(self.registry, self._others)
         self._http, _ = start_http_server(port, addr=host.strip("[]"), registry=registry)
         return int(self._http.server_port)
 
@@ -231,7 +243,7 @@ class Metrics(_KeepsScores):
         """A serving process of --workers: hand this registry to the primary's /metrics on the Unix socket path."""
         from pynomaly.observability.gathered import serve_unix
 
-        self._unix = await serve_unix(self.registry, path)
+        self._unix = await serve_unix(self, path)
 
     def close(self) -> None:
         if self._unix is not None:

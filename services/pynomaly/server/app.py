@@ -179,11 +179,11 @@ def observability(config: ServerConfig, tracer: Any) -> tuple[Any, Any, list[grp
     if config.metrics_port is not None or config.metrics_socket is not None:
         from pynomaly.observability.metrics import Metrics
 
-        metrics = Metrics()
+        metrics = Metrics(list(config.metrics_sources))
     elif config.http_listen is not None:  # the web console plots the served-score histograms
         from pynomaly.observability.metrics import ServedScores
 
-        metrics = ServedScores()
+        metrics = ServedScores(list(config.metrics_sources))
     if not (tracer.enabled or metrics.enabled):
         return tracer, metrics, []
     from pynomaly.observability.interceptors import MetricsInterceptor, TracingInterceptor
@@ -282,7 +282,7 @@ async def serve_dataplane(config: ServerConfig, dataplane: DataPlane,
     if metrics.enabled and config.metrics_port is not None:
         host = config.listen.rsplit(":", 1)[0]
         try:
-            metrics_port = metrics.serve(host, config.metrics_port, list(config.metrics_sources))
+            metrics_port = metrics.serve(host, config.metrics_port)
         except OSError as e:
             await dataplane.jobs.stop()
             if http is not None:

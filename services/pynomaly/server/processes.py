@@ -247,9 +247,9 @@ async def serve(config: app.ServerConfig) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="pynomaly-") as private:  # mode 0700: this user's processes only
-        # With metrics on, serving process i hands its registry to the primary's /metrics on metrics-i.sock.
+        # With metrics or the console on, serving process i hands its metrics to the primary on metrics-i.sock.
         sources = tuple((str(i), os.path.join(private, f"metrics-{i}.sock")) for i in range(1, config.workers)
-                        if config.metrics_port is not None)
+                        if config.metrics_port is not None or config.http_listen is not None)
         primary = dataclasses.replace(config, private_socket=os.path.join(private, "primary.sock"),
                                       metrics_sources=sources)
         await app.serve(primary, companions=ServingProcesses(primary, config.workers - 1))

@@ -63,7 +63,7 @@ async def _card(request: Request, name: str, errors: dict[str, str], status: int
     if card is None:
         raise InvalidArgument(f"version: model {name!r} has no version {version}; its versions: "
                               f"{', '.join(str(c['version']) for c in reversed(cards))}", field="version")
-    served = dp.metrics.served(name, version)
+    served = await asyncio.to_thread(dp.metrics.served, name, version)  # under --workers: every process's
     buckets = plots.drift_buckets(card, served)
     aliases = await asyncio.to_thread(dp.store.aliases, name)
     return render(request, "model.html", {
