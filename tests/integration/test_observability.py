@@ -4,6 +4,7 @@ with the Prometheus text parser, the OTEL_* switch, and nothing imported when bo
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -113,6 +114,16 @@ def _one(spans: tuple[ReadableSpan, ...] | list[ReadableSpan], name: str, **wher
     return found[0]
 
 
+async def _ended(observed: Observed, name: str) -> ReadableSpan:
+    """The one finished span named `name`, once it has ended. An aborted call's server span ends just after its
+    status has gone to the client (grpc.aio's abort sends it, then raises through the interceptor that ends the
+    span), and this server runs on the test's own event loop: give it the turns it needs, up to 10 s."""
+    deadline = time.monotonic() + 10
+    while not any(s.name == name for s in observed.spans.get_finished_spans()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return _one(observed.spans.get_finished_spans(), name)
+
+
 def _children(spans: tuple[ReadableSpan, ...], parent: ReadableSpan) -> list[ReadableSpan]:
     kids = [s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id]
     return sorted(kids, key=lambda s: s.start_time)
@@ -201,7 +212,7 @@ async def test_failed_rpc_marks_its_span_error_with_the_code(observed: Observed,
     with pytest.raises(grpc.aio.AioRpcError) as e:
         await observed.detect.Detect(detect_pb2.DetectRequest(model=model, rows=rows))
     assert e.value.code() == code
-    rpc = _one(observed.spans.get_finished_spans(), DETECT)
+    rpc = await _ended(observed, DETECT)
     assert rpc.status.status_code == StatusCode.ERROR
     assert rpc.status.description == f"{code.name}: {e.value.details()}"
     assert rpc.attributes["rpc.grpc.status_code"] == code.value[0]

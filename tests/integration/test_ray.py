@@ -100,7 +100,9 @@ def test_training_is_a_ray_task_that_holds_a_cpu_and_cancel_stops_it(cluster):
     job = client.start_training("slow", X, params={"n_estimators": 3000})
     _wait_for(lambda: client.train_stub.GetTrainingJob(train_pb2.GetTrainingJobRequest(id=job.id)).job.state
               == train_pb2.TRAINING_JOB_STATE_RUNNING, what="the job to run")
-    assert ray.available_resources().get("CPU", 0) == pytest.approx(0.5), "the task holds train_cpus=1"
+    # Ray's view of the available resources lags the scheduler's (it is refreshed, not read live): wait for it.
+    _wait_for(lambda: ray.available_resources().get("CPU", 0) == pytest.approx(0.5), 30,
+              "the task to hold train_cpus=1")
     cancelled = client.train_stub.CancelTrainingJob(train_pb2.CancelTrainingJobRequest(id=job.id)).job
     assert cancelled.state == train_pb2.TRAINING_JOB_STATE_CANCELLED
     _wait_for(lambda: ray.available_resources().get("CPU", 0) == pytest.approx(1.5), 30, "the CPU to be released")
