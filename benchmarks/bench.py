@@ -359,7 +359,9 @@ def write_markdown(path: Path, summary: Any, lines: list[str], echo: list[str], 
     if echo:
         text += [*echo, "", f"Detect over gRPC against a bare echo RPC (same request, same server), {calls:,} calls "
                  f"each (1,000 rows: {calls // 10:,}), interleaved; {machine}.", ""]
-    text += [f"Per detector ([{floor_md.name}]({floor_md.name})): " + "; ".join(summary.lines()) + "."]
+    # Linked from the README (the repository's root) when written inside the repository.
+    link = floor_md.resolve().relative_to(ROOT) if floor_md.resolve().is_relative_to(ROOT) else floor_md.name
+    text += [f"Per detector ([{link}]({link})): " + "; ".join(summary.lines()) + "."]
     path.write_text("\n".join(text) + "\n")
 
 
