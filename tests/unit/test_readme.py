@@ -26,7 +26,7 @@ def test_the_performance_figures_are_the_benchmarks_output(capsys, tmp_path):
     from benchmarks import readme_results
 
     text = (REPO / "README.md").read_text()
-    assert {"peers", "memory", "workers"} <= {name for name, _ in readme_results.blocks(text)}
+    assert {"peers", "memory", "workers", "bench"} <= {name for name, _ in readme_results.blocks(text)}
     assert readme_results.main(["--check"]) == 0
     name, content = readme_results.blocks(text)[0]
     edited = tmp_path / "README.md"
