@@ -93,7 +93,7 @@ class Gathered:
         for worker, path in self._others:
             try:
                 sources.append((worker, read_families(path, deadline)))
-            except (OSError, ValueError) as e:  # restarting, stopped, or too slow: this scrape goes without it
+            except (OSError, ValueError, KeyError, TypeError) as e:  # restarting, stopped, too slow, or garbled
                 log.debug("metrics of serving process %s not read: %s", worker, e)
         merged: dict[str, Metric] = {}
         for worker, families in sources:
@@ -136,7 +136,7 @@ def served(own: dict[str, Any] | None, others: list[tuple[str, str]], name: str,
     for worker, path in others:
         try:
             theirs = next((h for n, v, h in read(path, deadline)["served"] if n == name and v == version), None)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, KeyError, TypeError) as e:
             log.debug("served scores of serving process %s not read: %s", worker, e)
             continue
         if theirs is None or (total is not None and theirs["bounds"] != total["bounds"]):
