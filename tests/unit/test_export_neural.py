@@ -224,9 +224,28 @@ def test_reference_is_pyods_network_in_float64(case_id: str) -> None:
 
 @pytest.mark.parametrize("case_id", ["ae1svm-default-normal", "lunar-default-normal"])
 def test_detects_planted_outliers(case_id: str) -> None:
-    """A quality floor, as PyOD's tests keep one (not for DevNet: PyOD 3.6.7's loss takes its arguments swapped,
-    see pynomaly.algorithms.neural)."""
+    """A quality floor, as PyOD's tests keep one (DevNet's, which learns from labels, is the next test)."""
     sess = checks.fitted(case_id).sess
     rng = np.random.default_rng(7)
     rows = np.vstack([rng.normal(size=(200, 6)), rng.uniform(-6, 6, size=(20, 6))])
     assert roc_auc_score(np.r_[np.zeros(200), np.ones(20)], checks.run(sess, rows)) >= 0.9
+
+
+def test_devnet_learns_from_the_labels_where_pyods_fit_does_not() -> None:
+    """DevNet's quality floor on held-out rows: anomalies of a kind labelled in training score above new normal
+    rows. PyOD 3.6.7's own fit (deviation_loss called with its arguments swapped and broadcast [B, 1] against
+    [B]) learns nothing from the labels: the same data, network and seed rank the new anomalies lowest."""
+    from pyod.models.devnet import DevNet
+
+    rng = np.random.default_rng(11)
+    x = np.vstack([rng.normal(size=(400, 5)), rng.normal(3.0, 0.5, size=(20, 5))])
+    y = np.r_[np.zeros(400, int), np.ones(20, int)]
+    new = np.vstack([rng.normal(size=(200, 5)), rng.normal(3.0, 0.5, size=(20, 5))])
+    truth = np.r_[np.zeros(200), np.ones(20)]
+    algo = algorithms.get("devnet")
+    det = algo.build(algo.resolve_params({"epochs": 20}), 0.1).fit(x, y)
+    assert roc_auc_score(truth, checks.run(checks.session(to_onnx(det, 5)), new)) >= 0.95
+    assert np.mean(det.detector_.labels_[y == 1]) == 1.0  # the threshold flags every labelled anomaly
+    torch.manual_seed(42)
+    pyod = DevNet(contamination=0.1, device="cpu", epochs=20).fit(x, y)
+    assert roc_auc_score(truth, pyod.decision_function(new)) < 0.5
