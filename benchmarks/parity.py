@@ -202,8 +202,29 @@ def summary(rows: list[ParityRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def coverage(rows: list[ParityRow]) -> str:
+    """What the table holds, in a sentence: the cases, the sets with every detector and those in part, the
+    verdicts."""
+    algos = {r.algorithm for r in rows}
+    per_set: dict[str, set[str]] = {}
+    for r in rows:
+        per_set.setdefault(r.dataset, set()).add(r.algorithm)
+    order = sorted(per_set, key=lambda d: (DATASETS.index(d) if d in DATASETS else len(DATASETS), d))
+    whole = [d for d in order if per_set[d] == algos]
+    part = [f"{d} ({len(per_set[d])} of {len(algos)})" for d in order if per_set[d] != algos]
+    exact = sum(r.ok and r.exact for r in rows)
+    refused = sum(r.ok and not r.exact for r in rows)
+    failed = len(rows) - exact - refused
+    sets = "whole set" if len(whole) == 1 else "whole sets"
+    return (f"{len(rows)} cases: {len(algos)} detectors on {len(whole)} {sets} ({', '.join(whole) or 'none'})"
+            + (f"; in part: {', '.join(part)}" if part else "")
+            + f". {exact + refused} of {len(rows)} ok: {exact} exact, {refused} refused as their detector declares"
+            + (f"; {failed} FAILED" if failed else "") + ".\n")
+
+
 def write(out: Path, rows: list[ParityRow]) -> None:
-    (out / "parity.md").write_text("# Parity: ONNX (served) vs native\n\n" + summary(rows) + "\n" + markdown(rows))
+    (out / "parity.md").write_text("# Parity: ONNX (served) vs native\n\n" + coverage(rows) + "\n" + summary(rows)
+                                   + "\n" + markdown(rows))
     with open(out / "parity.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(ParityRow)] + ["ok"])
         writer.writeheader()

@@ -40,6 +40,8 @@ def test_a_resumed_run_keeps_the_cases_done_and_runs_the_rest(datasets: Path, tm
     assert float(rows[1]["max_rel_error"]) <= 1e-5
     table = (out / "parity.md").read_text()
     assert "| wbc | hbos | 200 × 4 | all rows |" in table and "| wbc | iforest | 200 × 4 | all rows |" in table
+    assert table.splitlines()[2] == "2 cases: 2 detectors on 1 whole set (wbc). 2 of 2 ok: 2 exact, 0 refused as " \
+        "their detector declares."
     assert parity.read(out)[0].finite is True and parity.read(out)[0].rows == 200
 
 
@@ -55,3 +57,17 @@ def test_a_missing_datasets_directory_is_named(tmp_path: Path, capsys: pytest.Ca
     assert parity.main(["--datasets", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     missing = tmp_path / "nowhere"
     assert capsys.readouterr().err == f"error: datasets directory {missing} not found (give --datasets DIR)\n"
+
+
+def test_the_coverage_line_names_the_sets_in_part_and_what_failed() -> None:
+    def row(dataset: str, algorithm: str, **kw: object) -> parity.ParityRow:
+        return parity.ParityRow(dataset, algorithm, 10, 2, **kw)  # type: ignore[arg-type]
+
+    exact = {"finite": True, "max_rel_error": 0.0, "auc_native": 0.9, "auc_served": 0.9}
+    rows = [row("shuttle", "hbos", **exact), row("wbc", "hbos", **exact), row("wbc", "iforest", **exact),
+            row("breastw", "lof", refused=True), row("breastw", "hbos", error="ValueError: bad")]
+    assert parity.coverage(rows) == (
+        "5 cases: 3 detectors on 0 whole sets (none); in part: breastw (2 of 3), shuttle (1 of 3), wbc (2 of 3). "
+        "4 of 5 ok: 3 exact, 1 refused as their detector declares; 1 FAILED.\n")
+    assert parity.coverage(rows[1:3]) == ("2 cases: 2 detectors on 1 whole set (wbc). 2 of 2 ok: 2 exact, 0 refused "
+                                          "as their detector declares.\n")
