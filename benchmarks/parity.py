@@ -226,7 +226,7 @@ def write(out: Path, rows: list[ParityRow]) -> None:
     (out / "parity.md").write_text("# Parity: ONNX (served) vs native\n\n" + coverage(rows) + "\n" + summary(rows)
                                    + "\n" + markdown(rows))
     with open(out / "parity.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(ParityRow)] + ["ok"])
+        writer = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(ParityRow)] + ["ok"], lineterminator="\n")
         writer.writeheader()
         for r in rows:
             writer.writerow({**asdict(r), "ok": r.ok})
