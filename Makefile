@@ -75,9 +75,8 @@ test-clients: setup $(NODE_MODULES) ## install the interop tests' clients: trito
 	$(PY) -m benchmarks.tritonclient_env >/dev/null
 
 # TensorFlow, tf2onnx, JAX and jax2onnx (pyproject's `interop` extra) in .venv-interop/, never in .venv: about 2.5 GB,
-# which the server needs none of (tests/interop/interop_env.py). Not part of `make test` (nor CI): building that
-# environment (1-4 min, 2.5 GB from PyPI) and the tests (about 45 s) do not fit CI's 40 minutes beside the console's
-# browser suite.
+# which the server needs none of (tests/interop/interop_env.py). Not part of `make test`, whose users need not
+# download it; CI runs it after make test (about 3 minutes: docs/interop.md).
 test-interop: setup ## only the bring-your-own-model tests: Keras (tf2onnx) and JAX (jax2onnx) models imported and explained
 	$(PY) tests/interop/interop_env.py >/dev/null
 	RAY_USAGE_STATS_ENABLED=0 $(ISOLATED) $(PY) -m pytest -q -m interop tests/interop $(PYTEST_ARGS)

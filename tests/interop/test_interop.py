@@ -97,7 +97,10 @@ def test_kernel_shap_gives_the_frameworks_shapley_values(client, imported):
     assert np.isfinite(r.contributions).all() and np.isfinite(r.base_values).all()
     # Efficiency, as the project checks it (tests/integration/test_explain.py): Σφ = score − base value.
     np.testing.assert_allclose(r.base_values + r.contributions.sum(axis=1), r.anomaly_scores, rtol=1e-6)
-    assert_scores_close(r.anomaly_scores, client.detect(ref, X).anomaly_scores, rtol=BATCH_TOLERANCE)
+    # Explain's scores are Detect's, to the graph's precision: Kernel SHAP scores a row inside its 4,033-row batch
+    # of coalitions, and onnxruntime's float32 MatMul may round a row by the batch's shape (Keras: 6.6e-8 relative
+    # on one machine; the JAX graph is float64). ImportModel's batch check holds imported graphs to the same bound.
+    assert_scores_close(r.anomaly_scores, client.detect(ref, X).anomaly_scores, rtol=spec["rtol"])
     # The base value is the mean score of the background (the reference rows), as the framework scores them.
     np.testing.assert_allclose(r.base_values, data["shapley_base"], rtol=spec["rtol"])
     # With every coalition evaluated these are the exact Shapley values: those the framework computed by the
