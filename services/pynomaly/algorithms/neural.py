@@ -40,6 +40,7 @@ All three train on the CPU. pyod and torch are imported inside build/fit only.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import numpy as np
@@ -199,7 +200,9 @@ class DevNetDetector:
                     outputs = det.model(batch.to(torch.float32)).reshape(-1)
                     devnet.deviation_loss(labels.to(torch.float32), outputs).backward()
                     optimizer.step()
-            det.decision_scores_ = det.decision_function(X)
+            with warnings.catch_warnings():  # PyOD's scoring copies its tensor with torch.tensor(): torch warns
+                warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
+                det.decision_scores_ = det.decision_function(X)
             det._process_decision_scores()
         self.detector_ = det
         return self
