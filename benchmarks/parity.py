@@ -12,6 +12,7 @@ import argparse
 import csv
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -237,8 +238,8 @@ def read(out: Path) -> list[ParityRow]:
     path = out / "parity.csv"
     if not path.exists():
         return []
-    types = {fl.name: fl.type for fl in fields(ParityRow)}
-    parse = {"int": int, "float": float, "bool": lambda v: v == "True", "str": str}
+    types = {fl.name: str(fl.type) for fl in fields(ParityRow)}  # annotations are strings (__future__)
+    parse: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "bool": lambda v: v == "True", "str": str}
     with open(path, newline="") as f:
         return [ParityRow(**{k: parse[types[k]](v) for k, v in rec.items() if k in types}) for rec in csv.DictReader(f)]
 
