@@ -32,6 +32,16 @@ def _workers(text: str) -> int:
     return value
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def _seconds(text: str) -> float:
     """A number of seconds ≥ 0 (0: none)."""
     try:
@@ -55,6 +65,28 @@ def _missing_root(args: argparse.Namespace) -> str | None:
     return None
 
 
+# Flags that one engine reads and the other never would: given with the other engine, serve refuses to start
+# rather than run without them. Their parser default is None ("not given"); these are the values they stand for.
+_EMBEDDED_ONLY = {"train_workers": 1, "train_idle_s": 60.0}
+_RAY_ONLY = {"ray_address": None, "min_replicas": 1, "max_replicas": 2}
+
+
+def engine_problem(args: argparse.Namespace) -> str | None:
+    """A flag of the other engine, named; then every flag not given is set to its default."""
+    if args.engine == "ray" and args.workers != 1:
+        return "--workers is the embedded engine's: the Ray engine scales with replicas (--min-replicas, " \
+               "--max-replicas)"
+    other, why = ((_EMBEDDED_ONLY, "the embedded engine's: the Ray engine trains each job in a Ray task")
+                  if args.engine == "ray" else (_RAY_ONLY, "the Ray engine's (--engine ray)"))
+    for name in other:
+        if getattr(args, name) is not None:
+            return f"--{name.replace('_', '-')} is {why}"
+    for name, default in (_EMBEDDED_ONLY | _RAY_ONLY).items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    return None
+
+
 def _security_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the TLS files or the token file, checked before anything starts (both engines)."""
     from pynomaly.server.security import Security
@@ -72,24 +104,11 @@ def _security_settings(args: argparse.Namespace) -> dict[str, Any]:
             "auth_reflection": args.auth_reflection}
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from pynomaly.server.app import ServerConfig, serve
+def embedded_config(args: argparse.Namespace) -> Any:
+    """The embedded engine's ServerConfig from checked `serve` flags (engine_problem has filled the defaults)."""
+    from pynomaly.server.app import ServerConfig
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if problem := _missing_root(args) or _security_problem(args):
-        print(f"error: {problem}", file=sys.stderr)
-        return 1
-    if args.shutdown_delay_s >= args.grace_s:
-        print(f"error: --shutdown-delay-s {args.shutdown_delay_s:g} must be less than --grace-s {args.grace_s:g}",
-              file=sys.stderr)
-        return 1
-    if args.engine == "ray" and args.workers != 1:
-        print("error: --workers is the embedded engine's: the Ray engine scales with replicas (--min-replicas, "
-              "--max-replicas)", file=sys.stderr)
-        return 1
-    if args.engine == "ray":
-        return _serve_ray(args)
-    config = ServerConfig(
+    return ServerConfig(
         listen=args.listen,
         store=args.store,
         data_root=Path(args.data_root) if args.data_root else None,
@@ -105,7 +124,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         **cli_limits.fields(args),
         grace_s=args.grace_s, shutdown_delay_s=args.shutdown_delay_s,
         **_security_settings(args),
+        **({} if args.max_models is None else {"max_models": args.max_models}),
     )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pynomaly.server.app import serve
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if problem := _missing_root(args) or _security_problem(args):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    if args.shutdown_delay_s >= args.grace_s:
+        print(f"error: --shutdown-delay-s {args.shutdown_delay_s:g} must be less than --grace-s {args.grace_s:g}",
+              file=sys.stderr)
+        return 1
+    if problem := engine_problem(args):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    if args.engine == "ray":
+        return _serve_ray(args)
+    config = embedded_config(args)
     try:
         if config.workers > 1:
             from pynomaly.server import processes
@@ -129,8 +168,8 @@ def _serve_ray(args: argparse.Namespace) -> int:
     try:
         app_args = AppArgs(
             listen=args.listen, store=args.store, data_root=args.data_root, output_root=args.output_root,
-            min_replicas=args.min_replicas,
-            max_replicas=args.max_replicas, max_models_per_replica=args.max_models, ort_threads=args.threads,
+            min_replicas=args.min_replicas, max_replicas=args.max_replicas,
+            max_models_per_replica=16 if args.max_models is None else args.max_models, ort_threads=args.threads,
             max_message_mb=args.max_message_mb, metrics_port=args.metrics_port, http_listen=args.http_listen,
             store_check_seconds=args.store_check_seconds, **cli_limits.fields(args),
             grace_s=args.grace_s, shutdown_delay_s=args.shutdown_delay_s, **_security_settings(args),
@@ -155,15 +194,15 @@ def add_parser(sub: Any) -> None:
                    help="model store: a directory, or s3://bucket/prefix with the AWS_* variables (default var/store)")
     p.add_argument("--data-root", help="directory that training data_uri and batch input_uri may read (default: none)")
     p.add_argument("--output-root", help="directory that batch jobs may write their outputs under (default: none)")
-    p.add_argument("--train-workers", type=int, default=1, help="training worker processes (default 1)")
+    p.add_argument("--train-workers", type=int, help="training worker processes (default 1; the embedded engine's)")
     p.add_argument("--workers", type=_workers, default=1, metavar="N",
                    help="processes serving --listen (SO_REUSEPORT; the kernel spreads connections over them), for "
                         "machines with more cores: the first also trains, runs batch jobs and serves --http-listen "
                         "and metrics, the others score (Detect, Explain, OIP) and forward the rest to it (default 1)")
-    p.add_argument("--train-idle-s", type=_seconds, default=60.0, metavar="SECONDS",
+    p.add_argument("--train-idle-s", type=_seconds, metavar="SECONDS",
                    help="training workers (each holds the training stack, ~400 MB) exit after this many seconds "
                         "without a job, and the next job starts them again (~3 s more for it); 0 keeps them "
-                        "running (default 60)")
+                        "running (default 60; the embedded engine's)")
     p.add_argument("--threads", type=int, default=2, help="threads scoring one large batch in parallel (default 2)")
     p.add_argument("--max-message-mb", type=float, default=64, help="largest request in MiB (default 64)")
     p.add_argument("--metrics-port", type=int, metavar="PORT",
@@ -197,7 +236,9 @@ def add_parser(sub: Any) -> None:
                           help="with --auth-tokens: server reflection open to all, or for a valid token (default open)")
     ray = p.add_argument_group("Ray engine")
     ray.add_argument("--ray-address", help="join this Ray cluster (default: start a private one on 127.0.0.1)")
-    ray.add_argument("--min-replicas", type=int, default=1, help="Scorer replicas kept up (default 1)")
-    ray.add_argument("--max-replicas", type=int, default=2, help="Scorer replicas at most (default 2)")
-    ray.add_argument("--max-models", type=int, default=16, help="model versions per Scorer replica (default 16)")
+    ray.add_argument("--min-replicas", type=int, help="Scorer replicas kept up (default 1)")
+    ray.add_argument("--max-replicas", type=int, help="Scorer replicas at most (default 2)")
+    ray.add_argument("--max-models", type=_at_least_one,
+                     help="model versions kept loaded, the least recently used evicted beyond them: per Scorer "
+                          "replica (default 16); the embedded engine's processes each (default 64)")
     p.set_defaults(func=cmd_serve)

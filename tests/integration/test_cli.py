@@ -132,6 +132,14 @@ def test_console_script_end_to_end(server, files):
     (["serve", "--engine", "ray", "--output-root", "/nonexistent/out"],
      "error: --output-root '/nonexistent/out' does not exist"),
     (["serve", "--data-root", "FILE"], "is not a directory"),
+    # A flag the chosen engine never reads is refused, not ignored.
+    (["serve", "--engine", "ray", "--train-idle-s", "5"],
+     "error: --train-idle-s is the embedded engine's: the Ray engine trains each job in a Ray task"),
+    (["serve", "--engine", "ray", "--train-workers", "1"],
+     "error: --train-workers is the embedded engine's: the Ray engine trains each job in a Ray task"),
+    (["serve", "--min-replicas", "2"], "error: --min-replicas is the Ray engine's (--engine ray)"),
+    (["serve", "--max-replicas", "2"], "error: --max-replicas is the Ray engine's (--engine ray)"),
+    (["serve", "--ray-address", "127.0.0.1:6379"], "error: --ray-address is the Ray engine's (--engine ray)"),
 ])
 def test_serve_rejects_bad_settings_before_starting(capsys, tmp_path, argv, message):
     """Checked before any server or Ray cluster starts: exit status 1 and the setting named."""
@@ -141,3 +149,30 @@ def test_serve_rejects_bad_settings_before_starting(capsys, tmp_path, argv, mess
     argv = [str(tmp_path / "file") if a == "FILE" else a for a in argv]
     assert main([*argv, "--listen", "127.0.0.1:0"]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0", "argument --max-models: must be 1 or more, got 0"),
+    ("many", "argument --max-models: not a whole number: 'many'"),
+])
+def test_serve_rejects_a_bad_max_models(capsys, value, message):
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--max-models", value])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(message)
+
+
+def test_serve_flags_reach_the_embedded_config():
+    """Flags not given stand for their defaults; --max-models holds the embedded server's cache too."""
+    from pynomaly.cli import build_parser
+    from pynomaly.cli_serve import embedded_config, engine_problem
+
+    def config(*flags: str):
+        args = build_parser().parse_args(["serve", *flags])
+        assert engine_problem(args) is None
+        return embedded_config(args)
+
+    default = config()
+    assert (default.train_workers, default.train_idle_s, default.max_models) == (1, 60.0, 64)
+    given = config("--train-workers", "3", "--train-idle-s", "0", "--max-models", "5")
+    assert (given.train_workers, given.train_idle_s, given.max_models) == (3, 0.0, 5)
