@@ -7,9 +7,12 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynomaly import cli_limits
+
+if TYPE_CHECKING:
+    from pynomaly.server.app import ServerConfig
 
 
 def _positive_seconds(text: str) -> float:
@@ -66,25 +69,25 @@ def _missing_root(args: argparse.Namespace) -> str | None:
 
 
 # Flags that one engine reads and the other never would: given with the other engine, serve refuses to start
-# rather than run without them. Their parser default is None ("not given"); these are the values they stand for.
-_EMBEDDED_ONLY = {"train_workers": 1, "train_idle_s": 60.0}
-_RAY_ONLY = {"ray_address": None, "min_replicas": 1, "max_replicas": 2}
+# rather than run without them. Their parser default is None ("not given"): ServerConfig and AppArgs hold the
+# defaults.
+_EMBEDDED_ONLY = ("train_workers", "train_idle_s")
+_RAY_ONLY = ("ray_address", "min_replicas", "max_replicas")
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def engine_problem(args: argparse.Namespace) -> str | None:
-    """A flag of the other engine, named; then every flag not given is set to its default."""
+    """A flag given that the chosen engine never reads, named."""
     if args.engine == "ray" and args.workers != 1:
         return "--workers is the embedded engine's: the Ray engine scales with replicas (--min-replicas, " \
                "--max-replicas)"
     other, why = ((_EMBEDDED_ONLY, "the embedded engine's: the Ray engine trains each job in a Ray task")
                   if args.engine == "ray" else (_RAY_ONLY, "the Ray engine's (--engine ray)"))
-    for name in other:
-        if getattr(args, name) is not None:
-            return f"--{name.replace('_', '-')} is {why}"
-    for name, default in (_EMBEDDED_ONLY | _RAY_ONLY).items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
-    return None
+    given = list(_given(args, *other))
+    return f"--{given[0].replace('_', '-')} is {why}" if given else None
 
 
 def _security_problem(args: argparse.Namespace) -> str | None:
@@ -104,8 +107,8 @@ def _security_settings(args: argparse.Namespace) -> dict[str, Any]:
             "auth_reflection": args.auth_reflection}
 
 
-def embedded_config(args: argparse.Namespace) -> Any:
-    """The embedded engine's ServerConfig from checked `serve` flags (engine_problem has filled the defaults)."""
+def embedded_config(args: argparse.Namespace) -> ServerConfig:
+    """The embedded engine's ServerConfig from `serve`'s flags; a flag not given keeps ServerConfig's default."""
     from pynomaly.server.app import ServerConfig
 
     return ServerConfig(
@@ -113,8 +116,6 @@ def embedded_config(args: argparse.Namespace) -> Any:
         store=args.store,
         data_root=Path(args.data_root) if args.data_root else None,
         output_root=Path(args.output_root) if args.output_root else None,
-        train_workers=args.train_workers,
-        train_idle_s=args.train_idle_s,
         workers=args.workers,
         threads=args.threads,
         max_message_bytes=int(args.max_message_mb * 1024 * 1024),
@@ -124,7 +125,7 @@ def embedded_config(args: argparse.Namespace) -> Any:
         **cli_limits.fields(args),
         grace_s=args.grace_s, shutdown_delay_s=args.shutdown_delay_s,
         **_security_settings(args),
-        **({} if args.max_models is None else {"max_models": args.max_models}),
+        **_given(args, "train_workers", "train_idle_s", "max_models"),
     )
 
 
@@ -168,8 +169,8 @@ def _serve_ray(args: argparse.Namespace) -> int:
     try:
         app_args = AppArgs(
             listen=args.listen, store=args.store, data_root=args.data_root, output_root=args.output_root,
-            min_replicas=args.min_replicas, max_replicas=args.max_replicas,
-            max_models_per_replica=16 if args.max_models is None else args.max_models, ort_threads=args.threads,
+            **_given(args, "min_replicas", "max_replicas"), ort_threads=args.threads,
+            **({} if args.max_models is None else {"max_models_per_replica": args.max_models}),
             max_message_mb=args.max_message_mb, metrics_port=args.metrics_port, http_listen=args.http_listen,
             store_check_seconds=args.store_check_seconds, **cli_limits.fields(args),
             grace_s=args.grace_s, shutdown_delay_s=args.shutdown_delay_s, **_security_settings(args),
@@ -194,7 +195,8 @@ def add_parser(sub: Any) -> None:
                    help="model store: a directory, or s3://bucket/prefix with the AWS_* variables (default var/store)")
     p.add_argument("--data-root", help="directory that training data_uri and batch input_uri may read (default: none)")
     p.add_argument("--output-root", help="directory that batch jobs may write their outputs under (default: none)")
-    p.add_argument("--train-workers", type=int, help="training worker processes (default 1; the embedded engine's)")
+    p.add_argument("--train-workers", type=_at_least_one,
+                   help="training worker processes (default 1; the embedded engine's)")
     p.add_argument("--workers", type=_workers, default=1, metavar="N",
                    help="processes serving --listen (SO_REUSEPORT; the kernel spreads connections over them), for "
                         "machines with more cores: the first also trains, runs batch jobs and serves --http-listen "

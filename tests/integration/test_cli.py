@@ -154,10 +154,13 @@ def test_serve_rejects_bad_settings_before_starting(capsys, tmp_path, argv, mess
 @pytest.mark.parametrize("value, message", [
     ("0", "argument --max-models: must be 1 or more, got 0"),
     ("many", "argument --max-models: not a whole number: 'many'"),
+    ("-1", "argument --train-workers: must be 1 or more, got -1"),
+    ("0", "argument --train-workers: must be 1 or more, got 0"),
 ])
-def test_serve_rejects_a_bad_max_models(capsys, value, message):
+def test_serve_rejects_a_count_below_one(capsys, value, message):
+    flag = message.split(":")[0].removeprefix("argument ")
     with pytest.raises(SystemExit) as e:
-        main(["serve", "--max-models", value])
+        main(["serve", flag, value])
     assert e.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].endswith(message)
 
@@ -171,6 +174,10 @@ def test_serve_flags_reach_the_embedded_config():
         args = build_parser().parse_args(["serve", *flags])
         assert engine_problem(args) is None
         return embedded_config(args)
+
+    # The Ray engine's flags are Ray's alone; --max-models is both engines'.
+    ray = build_parser().parse_args(["serve", "--engine", "ray", "--min-replicas", "0", "--max-models", "3"])
+    assert engine_problem(ray) is None
 
     default = config()
     assert (default.train_workers, default.train_idle_s, default.max_models) == (1, 60.0, 64)
