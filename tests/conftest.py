@@ -115,11 +115,24 @@ class ServerProcess:
              *([] if "--shutdown-delay-s" in extra else ["--shutdown-delay-s", "0"]), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        assert self.proc.stdout is not None
-        lines = []
         self.address: str | None = None
         self.http_address: str | None = None
         self.health_address: str | None = None
+        try:
+            self._read_banner(extra)
+            assert self.address is not None
+            self.channel = (grpc.secure_channel(self.address, credentials) if credentials is not None
+                            else grpc.insecure_channel(self.address))
+            status = health_pb2_grpc.HealthStub(self.channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert status.status == health_pb2.HealthCheckResponse.SERVING
+        except BaseException:  # a server that did not come up is not left running (with its Ray cluster)
+            self.proc.kill()
+            self.proc.communicate()
+            raise
+
+    def _read_banner(self, extra: tuple[str, ...]) -> None:
+        assert self.proc.stdout is not None
+        lines = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
@@ -134,13 +147,8 @@ class ServerProcess:
                 self.health_address = m.group(1)
             if self.address and (self.http_address or "--http-listen" not in extra) and (
                     self.health_address or not any(f.startswith("--health-listen") for f in extra)):
-                break
-        else:
-            raise RuntimeError("server did not start in 60 s:\n" + "".join(lines))
-        self.channel = (grpc.secure_channel(self.address, credentials) if credentials is not None
-                        else grpc.insecure_channel(self.address))
-        status = health_pb2_grpc.HealthStub(self.channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status
-        assert status == health_pb2.HealthCheckResponse.SERVING
+                return
+        raise RuntimeError("server did not start in 60 s:\n" + "".join(lines))
 
     def alive(self) -> bool:
         check = health_pb2_grpc.HealthStub(self.channel).Check(health_pb2.HealthCheckRequest(), timeout=5)

@@ -95,24 +95,27 @@ def wait_running(client: Client, job_id: str, seconds: float = 120) -> train_pb2
     raise AssertionError(f"job {job_id} did not start in {seconds} s")
 
 
-def kill_9(srv: ServerProcess) -> tuple[dict[int, int], str]:
-    """SIGKILL the server process; returns the processes that were below it, and their command lines."""
+def kill_9(srv: ServerProcess) -> tuple[dict[int, int], str, str]:
+    """SIGKILL the server process; returns the processes that were below it, their command lines, and what the
+    server's output pipe carried until every writer had closed it (the Ray watchdog's report among them)."""
     tree = descendants(srv.proc.pid)
     names = "\n".join(cmdline(p) for p in tree)
     srv.channel.close()
     srv.proc.kill()
-    srv.proc.communicate()
-    return tree, names
+    out, _ = srv.proc.communicate()
+    return tree, names, out
 
 
-def assert_all_gone(tree: dict[int, int], seconds: float = 15) -> float:
-    """Every process of `tree` ends within `seconds` (they are killed afterwards either way); returns how long."""
+def assert_all_gone(tree: dict[int, int], seconds: float = 15, log: str = "") -> float:
+    """Every process of `tree` ends within `seconds` (they are killed afterwards either way); returns how long.
+    `log`, the server's last output, goes into the message."""
     start = time.monotonic()
     while (left := survivors(tree)) and time.monotonic() - start < seconds:
         time.sleep(0.1)
     for pid in left:
         os.kill(pid, signal.SIGKILL)
-    assert not left, "still running after the server was killed:\n" + "\n".join(f"{p}: {cmdline(p)}" for p in left)
+    assert not left, ("still running after the server was killed:\n" + "\n".join(f"{p}: {cmdline(p)}" for p in left)
+                      + "\nthe server's last output:\n" + log[-3000:])
     return time.monotonic() - start
 
 
@@ -144,12 +147,13 @@ def test_kill_9_during_a_fit_leaves_no_process_and_no_half_version(tmp_path, eng
             job_id = c.start_training("slow", SLOW_X, **SLOW).id
             wait_running(c, job_id)
         time.sleep(1)  # into the fit
-        tree, names = kill_9(srv)
+        tree, names, log = kill_9(srv)
         if engine == "embedded":
             assert "resource_tracker" in names and "multiprocessing.spawn" in names, names
         else:
-            assert "raylet" in names and "gcs_server" in names, names
-        took = assert_all_gone(tree)
+            assert "raylet" in names and "gcs_server" in names and "pynomaly.ray_engine.watchdog" in names, names
+            assert f"pynomaly watchdog: server {srv.proc.pid} is gone; SIGKILLed" in log, log[-3000:]
+        took = assert_all_gone(tree, log=log)
         print(f"{engine}: {len(tree)} processes gone {took:.1f} s after kill -9")
     finally:
         if srv.proc.poll() is None:
@@ -183,7 +187,7 @@ def test_kill_9_during_registration_keeps_every_acknowledged_version(tmp_path):
             for event in c.train_stub.WatchTrainingJob(train_pb2.WatchTrainingJobRequest(id=job.id)):
                 if event.job.stage == train_pb2.TRAINING_STAGE_REGISTER:
                     break
-        tree, _ = kill_9(srv)
+        tree, _, _ = kill_9(srv)
         assert_all_gone(tree)
     finally:
         if srv.proc.poll() is None:
@@ -245,7 +249,7 @@ def test_kill_9_during_alias_moves_and_deletes_loses_no_acknowledged_write(tmp_p
     writer.start()
     time.sleep(2)
     try:
-        tree, _ = kill_9(srv)
+        tree, _, _ = kill_9(srv)
         assert_all_gone(tree)
     finally:
         stop.set()

@@ -156,7 +156,7 @@ def test_stopping_the_primary_stops_them_all(tmp_path: Path) -> None:
 def test_a_primary_killed_with_sigkill_leaves_no_process(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "store", "--workers", "3")
     wait_serving(server, 2)
-    tree, names = kill_9(server)
+    tree, names, _ = kill_9(server)
     assert sum("spawn_main" in line for line in names.splitlines()) >= 2, names
     assert_all_gone(tree)
 
