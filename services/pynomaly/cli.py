@@ -47,6 +47,12 @@ def _candidate(c: Any) -> str:
     return f"{what}: {outcome} ({c.fit_seconds:.2f} s)" + (f": {c.message}" if c.message else "")
 
 
+def _bar(p: Any, width: int = 30) -> str:
+    """A fit's progress: `    epoch 3/10 [#########.....................]`."""
+    filled = width * p.done // p.total
+    return f"    {p.unit} {p.done}/{p.total} [{'#' * filled}{'.' * (width - filled)}]"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pynomaly.data import read_labelled
 
@@ -58,18 +64,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         if not args.json:
             print(f"training job {job.id}: {args.algorithm} on {len(X)} rows × {X.shape[1]} features", file=sys.stderr)
-        last, shown = "", 0
+        last, shown, tenth, tty = "", 0, -1, sys.stderr.isatty()
 
         def show(j: Any) -> None:
-            nonlocal last, shown
+            nonlocal last, shown, tenth
             if args.json:
                 return
             if _stage(j) != last:
                 last = _stage(j)
-                print(f"  {last}", file=sys.stderr)
+                print(("\n" if tty and tenth >= 0 else "") + f"  {last}", file=sys.stderr)
+                tenth = -1
             for c in j.candidates[shown:]:
                 print(f"    {_candidate(c)}", file=sys.stderr)
             shown = len(j.candidates)
+            if j.HasField("fit_progress"):  # a bar redrawn in a terminal; a line per tenth of the fit in a log
+                p = j.fit_progress
+                if tty or 10 * p.done // p.total != tenth:
+                    tenth = 10 * p.done // p.total
+                    print(("\r" if tty else "") + _bar(p), end="" if tty else "\n", file=sys.stderr, flush=True)
 
         job = client.wait(job.id, show)
         card = client.get_model(f"{job.model_name}@{job.model_version}")

@@ -194,7 +194,8 @@ class Client:
         return job
 
     def cancel_training(self, job_id: str) -> train_pb2.TrainingJob:
-        """Cancel a training job (a running one stops at its next stage or "auto" candidate); returns the job."""
+        """Cancel a training job (a running one stops at its next stage, "auto" candidate or reported epoch);
+        returns the job."""
         cancel = train_pb2.CancelTrainingJobRequest(id=job_id)
         return self.train_stub.CancelTrainingJob(cancel, timeout=self.timeout).job
 

@@ -106,10 +106,12 @@ class JobManager:
             return
         if what == training.CANDIDATE:
             self._update(job, candidates=[*job.get("candidates", []), detail])
+        elif what == training.FIT_PROGRESS:
+            self._update(job, fit_progress=detail)
         elif what == "start":
             self._update(job, state=RUNNING, start_time=time.time())
         else:
-            self._update(job, stage=what)
+            self._update(job, stage=what, fit_progress=None)
 
     def _update(self, job: dict[str, Any], **changes: Any) -> None:
         job.update(changes)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pynomaly import algorithms, verification
+from pynomaly import algorithms, fit_progress, verification
 
 QUANTILE_LEVELS = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
@@ -24,6 +24,9 @@ QUANTILE_LEVELS = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 FIT, EXPORT, VERIFY = "fit", "export", "verify"
 # Reported through `progress(CANDIDATE, record)` during FIT by algorithm "auto", once per candidate detector.
 CANDIDATE = "candidate"
+# Reported through `progress(FIT_PROGRESS, {"done": d, "total": t, "unit": "epoch"})` during FIT by detectors
+# trained in epochs (Algorithm.epochs; pynomaly.fit_progress).
+FIT_PROGRESS = "fit_progress"
 
 
 class TrainingFailed(Exception):
@@ -31,8 +34,9 @@ class TrainingFailed(Exception):
 
 
 class Cancelled(BaseException):
-    """Raised by a job's `progress` once a client has cancelled it: the worker stops at the next stage or "auto"
-    candidate. A BaseException, so that no library's or candidate's `except Exception` swallows it."""
+    """Raised by a job's `progress` once a client has cancelled it: the worker stops at the next stage, "auto"
+    candidate or reported epoch. A BaseException, so that no library's or candidate's `except Exception` swallows
+    it."""
 
 
 @dataclass
@@ -84,7 +88,8 @@ def _libraries(implementation: str) -> str:
 def train(spec: TrainSpec, X: np.ndarray, progress: Callable[..., None] = lambda stage, detail=None: None,
           ) -> TrainedModel:
     """Fit the detector on X (rows × features), export it, verify the export, and return graph + manifest.
-    `progress(stage)` at each stage; `progress(CANDIDATE, record)` for each candidate of algorithm "auto"."""
+    `progress(stage)` at each stage; `progress(CANDIDATE, record)` for each candidate of algorithm "auto";
+    `progress(FIT_PROGRESS, {...})` as a fit trained in epochs moves."""
     from pynomaly import export
 
     algo = algorithms.get(spec.algorithm)
@@ -100,12 +105,15 @@ def train(spec: TrainSpec, X: np.ndarray, progress: Callable[..., None] = lambda
         import torch
 
         torch.set_num_threads(1)
+    plan = algo.epochs(spec.params, len(X)) if algo.epochs else None
     try:
-        if spec.labels is not None and (spec.algorithm == "auto" or algo.needs_labels):
-            # "auto": labels choose among candidates (no detector trains on them); XGBOD, DevNet learn from them
-            detector.fit(X, spec.labels)
-        else:
-            detector.fit(X)
+        with fit_progress.epochs(plan, lambda done, total: progress(
+                FIT_PROGRESS, {"done": done, "total": total, "unit": "epoch"})):
+            if spec.labels is not None and (spec.algorithm == "auto" or algo.needs_labels):
+                # "auto": labels choose among candidates (no detector trains on them); XGBOD, DevNet learn from them
+                detector.fit(X, spec.labels)
+            else:
+                detector.fit(X)
     except Exception as e:  # libraries fail fits with ValueError, TypeError, even UnboundLocalError (pyod AE)
         raise TrainingFailed(f"{algo.implementation} could not fit the data: {type(e).__name__}: {e}") from e
 

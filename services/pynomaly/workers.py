@@ -52,7 +52,7 @@ def run_job(job_id: str, spec: training.TrainSpec, X: np.ndarray) -> tuple[train
 
     def progress(stage: str, detail: Any = None) -> None:
         _check_cancelled(job_id)
-        if stage == training.CANDIDATE:  # a candidate of algorithm "auto" decided: news, not a stage
+        if stage in (training.CANDIDATE, training.FIT_PROGRESS):  # news within the fit, not a stage
             _progress.put((job_id, stage, detail))
             return
         now = time.time_ns()
@@ -177,7 +177,8 @@ class ProcessPool:
             self._run(_warm_up)
 
     def cancel(self, future: Future[Any]) -> None:
-        """A queued job never starts; a running one stops at its next stage or candidate (training.Cancelled)."""
+        """A queued job never starts; a running one stops at its next stage, candidate or reported epoch
+        (training.Cancelled)."""
         job_id = self._job_ids.get(id(future))
         if future.cancel() or job_id is None:
             return

@@ -57,6 +57,26 @@ def test_train_text_shows_progress_and_prints_the_reference(server, files, capsy
     assert err.index("running: verify") < err.index("running: register") < err.index("succeeded")
 
 
+def test_train_text_shows_a_fit_in_epochs_a_line_per_tenth(server, files, capsys):
+    code, out, err = _run(capsys, "train", "--server", server.address, "--name", "cli-epochs", "--algorithm",
+                          "auto_encoder", "--data", str(files / "train.csv"), "--param", "epoch_num=3")
+    assert code == 0, err
+    assert out.strip() == "cli-epochs@1"
+    last = "    epoch 3/3 [" + "#" * 30 + "]\n"
+    assert err.count(last) == 1 and err.index("running: fit") < err.index(last) < err.index("running: export"), err
+    bars = [line for line in err.splitlines() if line.startswith("    epoch ")]
+    assert bars == sorted(set(bars)) and all(b.startswith("    epoch ") and b.endswith("]") for b in bars), err
+
+
+def test_the_fit_bar_fills_in_proportion():
+    from pynomaly.cli import _bar
+    from pynomaly.v1 import train_pb2
+
+    assert _bar(train_pb2.FitProgress(done=3, total=10, unit="epoch")) == "    epoch 3/10 [" + "#" * 9 + "." * 21 + "]"
+    assert _bar(train_pb2.FitProgress(done=1, total=100_000, unit="epoch"), width=10) == (
+        "    epoch 1/100000 [" + "." * 10 + "]")
+
+
 def test_detect_csv_output_aligns_columns_by_name(server, files, capsys, tmp_path):
     assert _run(capsys, "train", "--server", server.address, "--name", "cli-detect", "--algorithm", "hbos",
                 "--data", str(files / "train.csv"))[0] == 0

@@ -209,6 +209,23 @@ def test_job_page_shows_progress_and_the_model(console, trained_here):
     assert status.lstrip().startswith('<div id="job-status"') and "hx-trigger" not in status  # finished: no polling
 
 
+def test_job_page_shows_the_epoch_of_a_fit_in_epochs(console, client):
+    X = np.random.default_rng(8).normal(size=(5000, 4))
+    job = client.start_training("console-epochs", X, algorithm="auto_encoder",
+                                params={"epoch_num": 100_000, "batch_size": 5000})
+    try:
+        deadline = time.monotonic() + 120
+        while not (m := re.search(r'in progress: fit the detector <span id="fit-progress">\(epoch (\d+) of 100000\)',
+                                  page := console.get(f"/jobs/{job.id}", headers={"HX-Request": "true"}).text)):
+            assert time.monotonic() < deadline, page
+            time.sleep(0.5)
+        assert 1 <= int(m.group(1)) < 100_000
+    finally:
+        client.cancel_training(job.id)
+    page = console.get(f"/jobs/{job.id}").text
+    assert 'id="job-state">cancelled<' in page and "fit-progress" not in page
+
+
 def test_cancel_a_queued_and_a_running_job(console, client):
     rng = np.random.default_rng(3)
     X = rng.normal(size=(3000, 8))

@@ -1,5 +1,7 @@
 """The embedded server through the SDK and the raw stubs: train, detect, registry, jobs, standard services."""
 
+import time
+
 import grpc
 import numpy as np
 import pytest
@@ -133,6 +135,51 @@ def test_cancel_queued_job(client, blobs):
     client.wait(first.id)
     with pytest.raises(grpc.RpcError) as e:
         client.get_model("cancelled")
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _fit_progress(client, job_id, until):
+    """The jobs WatchTrainingJob sends while the fit reports progress, up to the first for which `until` holds."""
+    seen = []
+    for event in client.train_stub.WatchTrainingJob(train_pb2.WatchTrainingJobRequest(id=job_id), timeout=120):
+        if event.job.HasField("fit_progress"):
+            assert event.job.stage == train_pb2.TRAINING_STAGE_FIT, event.job
+            seen.append(event.job.fit_progress)
+            if until(seen):
+                break
+        assert event.job.state not in (train_pb2.TRAINING_JOB_STATE_FAILED, train_pb2.TRAINING_JOB_STATE_SUCCEEDED), (
+            event.job)
+    return seen
+
+
+def test_a_fit_in_epochs_streams_its_progress(client, blobs):
+    job = client.start_training("epochs", blobs[0], algorithm="auto_encoder", params={"epoch_num": 4})
+    seen = _fit_progress(client, job.id, lambda s: s[-1].done == s[-1].total)
+    assert [(p.total, p.unit) for p in seen] == [(4, "epoch")] * len(seen)
+    assert [p.done for p in seen] == sorted({p.done for p in seen}) and seen[-1].done == 4
+    final = client.wait(job.id)
+    assert final.state == train_pb2.TRAINING_JOB_STATE_SUCCEEDED and not final.HasField("fit_progress")
+
+
+def test_a_cancel_during_a_fit_in_epochs_stops_the_fit(client, blobs):
+    """100,000 epochs over 20,000 rows (most of an hour of fit) stop at the next reported epoch: the job after it,
+    which needs the training worker (one in the embedded engine; Ray gives the cancelled task's CPU back), trains
+    within a minute."""
+    X = np.random.default_rng(5).normal(size=(20000, 5))
+    job = client.start_training("endless", X, algorithm="auto_encoder",
+                                params={"epoch_num": 100_000, "batch_size": 20000})
+    seen = _fit_progress(client, job.id, lambda s: len(s) >= 2)
+    assert seen[1].done > seen[0].done and seen[0].total == 100_000
+    cancelled = client.train_stub.CancelTrainingJob(train_pb2.CancelTrainingJobRequest(id=job.id)).job
+    assert cancelled.state == train_pb2.TRAINING_JOB_STATE_CANCELLED and not cancelled.HasField("fit_progress")
+    after = client.start_training("after-endless", blobs[0], algorithm="hbos")
+    deadline = time.monotonic() + 60
+    while (state := client.train_stub.GetTrainingJob(train_pb2.GetTrainingJobRequest(id=after.id)).job.state) in (
+            train_pb2.TRAINING_JOB_STATE_QUEUED, train_pb2.TRAINING_JOB_STATE_RUNNING) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert state == train_pb2.TRAINING_JOB_STATE_SUCCEEDED, "the cancelled fit still holds the training worker"
+    with pytest.raises(grpc.RpcError) as e:
+        client.get_model("endless")
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 

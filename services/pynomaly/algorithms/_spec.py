@@ -54,6 +54,9 @@ class Algorithm:
     max_training_rows: int = 0
     # Trains on exactly this many features (MAD: one); training refuses other widths (WRONG_WIDTH). 0: any.
     n_features: int = 0
+    # Trains in epochs of torch optimizer steps: (params, training rows) -> (epochs, steps per epoch), which the
+    # job reports as its fit's progress (pynomaly.fit_progress). None: the fit reports no progress of its own.
+    epochs: Callable[[dict[str, Any], int], tuple[int, int]] | None = None
 
     @property
     def serving(self) -> str:

@@ -248,6 +248,15 @@ def _build_deep_svdd(p: dict[str, Any], contamination: float) -> Any:
     return DeepSVDDDetector(contamination, **p)
 
 
+def _pyod_dl_epochs(p: dict[str, Any], rows: int) -> tuple[int, int]:
+    """AutoEncoder, VAE: PyOD's BaseDeepLearningDetector drops the last partial batch (drop_last=True)."""
+    return p["epoch_num"], rows // p["batch_size"]
+
+
+def _svdd_epochs(p: dict[str, Any], rows: int) -> tuple[int, int]:
+    return p["epochs"], -(-rows // p["batch_size"])
+
+
 ALGORITHMS = [
     Algorithm(
         name="auto_encoder",
@@ -259,6 +268,7 @@ ALGORITHMS = [
         score=pyod_score,
         export_note="torch.onnx export of standardize (float64) + eval-mode network + Euclidean error (float32).",
         exact_explanation=True,
+        epochs=_pyod_dl_epochs,
     ),
     Algorithm(
         name="vae",
@@ -271,6 +281,7 @@ ALGORITHMS = [
         export_note="torch.onnx export of standardize + encoder -> latent mean -> decoder + Euclidean error; "
         "the score is the mean-path reconstruction error, not PyOD's sampled decision_function.",
         exact_explanation=True,
+        epochs=_pyod_dl_epochs,
     ),
     Algorithm(
         name="deep_svdd",
@@ -281,5 +292,6 @@ ALGORITHMS = [
         build=_build_deep_svdd,
         score=pyod_score,
         export_note="torch.onnx export of standardize (float64) + eval-mode network + squared distance to c.",
+        epochs=_svdd_epochs,
     ),
 ]

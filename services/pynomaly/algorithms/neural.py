@@ -256,5 +256,6 @@ ALGORITHMS = [
         "float64. The reference is that network in torch (float64): PyOD's float32 scores, which near 0 move with "
         "the batch, differ from it by their own rounding (~1e-7 of the largest score).",
         needs_labels=True,
+        epochs=lambda p, rows: (p["epochs"], -(-rows // p["batch_size"])),
     ),
 ]

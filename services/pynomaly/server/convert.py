@@ -129,6 +129,8 @@ def job_to_proto(job: dict[str, Any]) -> train_pb2.TrainingJob:
         end_time=_timestamp(job["end_time"]),
         description=job.get("description", ""),  # records written before the field existed have none
         candidates=[candidate_to_proto(c) for c in job.get("candidates", [])],
+        fit_progress=train_pb2.FitProgress(**job["fit_progress"])
+        if job["stage"] == "fit" and job.get("fit_progress") else None,
     )
 
 

@@ -52,7 +52,7 @@ SERVING_FROZEN: Serving
 SERVING_REFUSED: Serving
 
 class TrainingJob(_message.Message):
-    __slots__ = ("id", "model_name", "algorithm", "params", "state", "stage", "message", "model_version", "rows", "columns", "create_time", "start_time", "end_time", "description", "candidates")
+    __slots__ = ("id", "model_name", "algorithm", "params", "state", "stage", "message", "model_version", "rows", "columns", "create_time", "start_time", "end_time", "description", "candidates", "fit_progress")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class TrainingJob(_message.Message):
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    FIT_PROGRESS_FIELD_NUMBER: _ClassVar[int]
     id: str
     model_name: str
     algorithm: str
@@ -90,7 +91,18 @@ class TrainingJob(_message.Message):
     end_time: _timestamp_pb2.Timestamp
     description: str
     candidates: _containers.RepeatedCompositeFieldContainer[_common_pb2.Candidate]
-    def __init__(self, id: _Optional[str] = ..., model_name: _Optional[str] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., state: _Optional[_Union[TrainingJobState, str]] = ..., stage: _Optional[_Union[TrainingStage, str]] = ..., message: _Optional[str] = ..., model_version: _Optional[int] = ..., rows: _Optional[int] = ..., columns: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., description: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ...) -> None: ...
+    fit_progress: FitProgress
+    def __init__(self, id: _Optional[str] = ..., model_name: _Optional[str] = ..., algorithm: _Optional[str] = ..., params: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., state: _Optional[_Union[TrainingJobState, str]] = ..., stage: _Optional[_Union[TrainingStage, str]] = ..., message: _Optional[str] = ..., model_version: _Optional[int] = ..., rows: _Optional[int] = ..., columns: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., description: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., fit_progress: _Optional[_Union[FitProgress, _Mapping]] = ...) -> None: ...
+
+class FitProgress(_message.Message):
+    __slots__ = ("done", "total", "unit")
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    done: int
+    total: int
+    unit: str
+    def __init__(self, done: _Optional[int] = ..., total: _Optional[int] = ..., unit: _Optional[str] = ...) -> None: ...
 
 class CreateTrainingJobRequest(_message.Message):
     __slots__ = ("model_name", "algorithm", "params", "contamination", "matrix", "data_uri", "feature_names", "description", "label_column", "labels", "threshold_method")
