@@ -1,4 +1,5 @@
-"""The progress of a fit trained in epochs of torch optimizer steps (AutoEncoder, VAE, DeepSVDD, DevNet).
+"""The progress of a fit trained in epochs of torch optimizer steps (AutoEncoder, VAE, DeepSVDD, DevNet, AE-1SVM,
+LUNAR).
 
 PyOD's training loops have no callback, but every step goes through `torch.optim.Optimizer.step`, and each of
 these detectors declares how many steps an epoch takes (`Algorithm.epochs`). A global step hook, registered for

@@ -1,6 +1,6 @@
-"""A fit trained in epochs reports its progress (pynomaly.fit_progress): each detector's declared epoch plan matches
-the optimizer steps its library takes, the reports are throttled but always include the last epoch, and a cancel
-raised from a report stops the fit there."""
+"""A fit trained in epochs (AutoEncoder, VAE, DeepSVDD, DevNet, AE-1SVM, LUNAR) reports its progress
+(pynomaly.fit_progress): each detector's declared epoch plan matches the optimizer steps its library takes, the
+reports are throttled but always include the last epoch, and a cancel raised from a report stops the fit there."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from pynomaly import algorithms, fit_progress, training
 X = np.random.default_rng(0).normal(size=(301, 5))
 Y = (np.arange(301) % 10 == 0).astype(np.int64)
 EPOCHED = sorted(a.name for a in algorithms.ALGORITHMS.values() if a.epochs is not None)
-SHORT = {"auto_encoder": {"epoch_num": 3}, "vae": {"epoch_num": 3}, "deep_svdd": {"epochs": 3}, "devnet": {"epochs": 3}}
+SHORT = {"auto_encoder": {"epoch_num": 3}, "vae": {"epoch_num": 3}, "deep_svdd": {"epochs": 3}, "devnet": {"epochs": 3},
+         "ae1svm": {"epochs": 3}, "lunar": {"n_epochs": 3}}
 
 
 def test_the_detectors_trained_in_epochs_declare_it():
-    assert EPOCHED == ["auto_encoder", "deep_svdd", "devnet", "vae"]
+    assert EPOCHED == ["ae1svm", "auto_encoder", "deep_svdd", "devnet", "lunar", "vae"]
 
 
 def _spec(name: str) -> training.TrainSpec:

@@ -227,6 +227,7 @@ ALGORITHMS = [
         export_note="torch.onnx export of standardize (float64) + eval-mode encoder and decoder + Euclidean error, "
         "as PyOD's decision_function (the SVM head is not part of the score); float32 network, ~1e-7 relative.",
         exact_explanation=True,
+        epochs=lambda p, rows: (p["epochs"], -(-rows // p["batch_size"])),
     ),
     Algorithm(
         name="lunar",
@@ -241,6 +242,7 @@ ALGORITHMS = [
         "distances recomputed exactly, sorted and rounded to float32; the eval-mode network in float64. The "
         "reference is that network in torch (float64): PyOD's float32 scores, which near 0 move with the batch, "
         "differ from it by their own rounding (~1e-7 of the largest score).",
+        epochs=lambda p, rows: (p["n_epochs"], 1),  # full batch: one step an epoch
     ),
     Algorithm(
         name="devnet",

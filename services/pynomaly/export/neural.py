@@ -149,8 +149,8 @@ def _weighted_sum(g: _Graph, network: Any, d: str) -> str:
     total = g.op("ReduceSum", [g.op("Mul", [weights, d]), g.axes(1)], keepdims=0)
     bn = network.final_norm
     mean, var = float(bn.running_mean[0]), float(bn.running_var[0])
-    weight = float(bn.weight[0]) if bn.affine else 1.0
-    bias = float(bn.bias[0]) if bn.affine else 0.0
+    weight = float(bn.weight[0].detach()) if bn.affine else 1.0
+    bias = float(bn.bias[0].detach()) if bn.affine else 0.0
     alpha = 1.0 / np.sqrt(var + bn.eps) * weight
     return g.op("Add", [g.op("Mul", [total, g.const(alpha)]), g.const(bias - mean * alpha)])
 
