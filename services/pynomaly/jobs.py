@@ -106,8 +106,10 @@ class JobManager:
             return
         if what == training.CANDIDATE:
             self._update(job, candidates=[*job.get("candidates", []), detail])
-        elif what == training.FIT_PROGRESS:
-            self._update(job, fit_progress=detail)
+        elif what == training.FIT_PROGRESS:  # watchers only: up to twice a second, and a restart ends the fit
+            # anyway, so not worth a record write (an fsync, or an object store PUT) on the serving event loop
+            job["fit_progress"] = detail
+            self._watchers.notify(job)
         elif what == "start":
             self._update(job, state=RUNNING, start_time=time.time())
         else:

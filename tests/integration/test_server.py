@@ -10,6 +10,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pyod.models.iforest import IForest
 
 from pynomaly import TrainingError
+from pynomaly.store import LocalStore
 from pynomaly.v1 import common_pb2, detect_pb2, detect_pb2_grpc, train_pb2
 
 from conftest import assert_scores_close
@@ -161,7 +162,7 @@ def test_a_fit_in_epochs_streams_its_progress(client, blobs):
     assert final.state == train_pb2.TRAINING_JOB_STATE_SUCCEEDED and not final.HasField("fit_progress")
 
 
-def test_a_cancel_during_a_fit_in_epochs_stops_the_fit(client, blobs):
+def test_a_cancel_during_a_fit_in_epochs_stops_the_fit(server, client, blobs):
     """100,000 epochs over 20,000 rows (most of an hour of fit) stop at the next reported epoch: the job after it,
     which needs the training worker (one in the embedded engine; Ray gives the cancelled task's CPU back), trains
     within a minute."""
@@ -170,6 +171,8 @@ def test_a_cancel_during_a_fit_in_epochs_stops_the_fit(client, blobs):
                                 params={"epoch_num": 100_000, "batch_size": 20000})
     seen = _fit_progress(client, job.id, lambda s: len(s) >= 2)
     assert seen[1].done > seen[0].done and seen[0].total == 100_000
+    record = LocalStore(server.store).load_job(job.id)  # progress is not written to the store at each report
+    assert record["stage"] == "fit" and record.get("fit_progress") is None, record
     cancelled = client.train_stub.CancelTrainingJob(train_pb2.CancelTrainingJobRequest(id=job.id)).job
     assert cancelled.state == train_pb2.TRAINING_JOB_STATE_CANCELLED and not cancelled.HasField("fit_progress")
     after = client.start_training("after-endless", blobs[0], algorithm="hbos")

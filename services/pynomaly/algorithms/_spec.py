@@ -182,6 +182,15 @@ def fraction_or_count(v: Any) -> Any:
     return integer(2)(v)
 
 
+def batch_epochs(epochs: str, drop_last: bool = False) -> Callable[[dict[str, Any], int], tuple[int, int]]:
+    """`Algorithm.epochs` of a detector taking one optimizer step per batch of `batch_size` rows, for the number of
+    epochs in its parameter `epochs`; `drop_last`: the last partial batch is dropped (a DataLoader's drop_last)."""
+    def plan(p: dict[str, Any], rows: int) -> tuple[int, int]:
+        return p[epochs], rows // p["batch_size"] if drop_last else math.ceil(rows / p["batch_size"])
+
+    return plan
+
+
 def pyod_score(det: Any, X: np.ndarray) -> np.ndarray:
     """PyOD's own convention: decision_function, higher = more anomalous."""
     return np.asarray(det.decision_function(X), dtype=np.float64)

@@ -16,7 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from pynomaly.algorithms._spec import Algorithm, Check, Param, boolean, integer, literal, number, pyod_score
+from pynomaly.algorithms._spec import (
+    Algorithm,
+    Check,
+    Param,
+    batch_epochs,
+    boolean,
+    integer,
+    literal,
+    number,
+    pyod_score,
+)
 
 # pyod.utils.torch_utility.get_activation_by_name
 _ACTIVATIONS = ("elu", "identity", "leaky_relu", "relu", "sigmoid", "softplus", "tanh")
@@ -248,13 +258,8 @@ def _build_deep_svdd(p: dict[str, Any], contamination: float) -> Any:
     return DeepSVDDDetector(contamination, **p)
 
 
-def _pyod_dl_epochs(p: dict[str, Any], rows: int) -> tuple[int, int]:
-    """AutoEncoder, VAE: PyOD's BaseDeepLearningDetector drops the last partial batch (drop_last=True)."""
-    return p["epoch_num"], rows // p["batch_size"]
-
-
-def _svdd_epochs(p: dict[str, Any], rows: int) -> tuple[int, int]:
-    return p["epochs"], -(-rows // p["batch_size"])
+# AutoEncoder, VAE: PyOD's BaseDeepLearningDetector drops the last partial batch (drop_last=True).
+_PYOD_DL_EPOCHS = batch_epochs("epoch_num", drop_last=True)
 
 
 ALGORITHMS = [
@@ -268,7 +273,7 @@ ALGORITHMS = [
         score=pyod_score,
         export_note="torch.onnx export of standardize (float64) + eval-mode network + Euclidean error (float32).",
         exact_explanation=True,
-        epochs=_pyod_dl_epochs,
+        epochs=_PYOD_DL_EPOCHS,
     ),
     Algorithm(
         name="vae",
@@ -281,7 +286,7 @@ ALGORITHMS = [
         export_note="torch.onnx export of standardize + encoder -> latent mean -> decoder + Euclidean error; "
         "the score is the mean-path reconstruction error, not PyOD's sampled decision_function.",
         exact_explanation=True,
-        epochs=_pyod_dl_epochs,
+        epochs=_PYOD_DL_EPOCHS,
     ),
     Algorithm(
         name="deep_svdd",
@@ -292,6 +297,6 @@ ALGORITHMS = [
         build=_build_deep_svdd,
         score=pyod_score,
         export_note="torch.onnx export of standardize (float64) + eval-mode network + squared distance to c.",
-        epochs=_svdd_epochs,
+        epochs=batch_epochs("epochs"),
     ),
 ]

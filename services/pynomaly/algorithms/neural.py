@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from pynomaly.algorithms._spec import Algorithm, Param, boolean, integer, literal, number, pyod_score
+from pynomaly.algorithms._spec import Algorithm, Param, batch_epochs, boolean, integer, literal, number, pyod_score
 from pynomaly.algorithms.deep import _activation, layer_sizes
 from pynomaly.algorithms.neighbors import _METRIC, _P
 
@@ -227,7 +227,7 @@ ALGORITHMS = [
         export_note="torch.onnx export of standardize (float64) + eval-mode encoder and decoder + Euclidean error, "
         "as PyOD's decision_function (the SVM head is not part of the score); float32 network, ~1e-7 relative.",
         exact_explanation=True,
-        epochs=lambda p, rows: (p["epochs"], -(-rows // p["batch_size"])),
+        epochs=batch_epochs("epochs"),
     ),
     Algorithm(
         name="lunar",
@@ -258,6 +258,6 @@ ALGORITHMS = [
         "float64. The reference is that network in torch (float64): PyOD's float32 scores, which near 0 move with "
         "the batch, differ from it by their own rounding (~1e-7 of the largest score).",
         needs_labels=True,
-        epochs=lambda p, rows: (p["epochs"], -(-rows // p["batch_size"])),
+        epochs=batch_epochs("epochs"),
     ),
 ]
